@@ -1,0 +1,58 @@
+"""confstore: async, multi-tenant, versioned configuration with pluggable storage backends."""
+
+from ._errors import BackendError as BackendError
+from ._errors import BackendTimeoutError as BackendTimeoutError
+from ._errors import BackendUnavailableError as BackendUnavailableError
+from ._errors import ConfigStoreError as ConfigStoreError
+from ._errors import ImportConflictError as ImportConflictError
+from ._errors import ImportFormatError as ImportFormatError
+from ._errors import InvalidConfigError as InvalidConfigError
+from ._errors import InvalidIdentifierError as InvalidIdentifierError
+from ._errors import NoSuchBackendError as NoSuchBackendError
+from ._errors import VersionConflictError as VersionConflictError
+from ._export import plan_restore as plan_restore
+from ._models import ChangeBatch as ChangeBatch
+from ._models import ChangeKind as ChangeKind
+from ._models import ConfigChange as ConfigChange
+from ._models import ConfigEntry as ConfigEntry
+from ._models import ConfigKey as ConfigKey
+from ._models import ConfigScope as ConfigScope
+from ._options import StoreOptions as StoreOptions
+from ._registry import open_store as open_store
+from ._registry import register_backend as register_backend
+from ._store import ConfigStore as ConfigStore
+from ._store import StoreCapabilities as StoreCapabilities
+from ._url import StoreURL as StoreURL
+from ._url import default_store_url as default_store_url
+from .backends.memory import MemoryConfigStore as MemoryConfigStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "ChangeBatch",
+    "ChangeKind",
+    "ConfigChange",
+    "ConfigEntry",
+    "ConfigKey",
+    "ConfigScope",
+    "ConfigStore",
+    "ConfigStoreError",
+    "ImportConflictError",
+    "ImportFormatError",
+    "InvalidConfigError",
+    "InvalidIdentifierError",
+    "MemoryConfigStore",
+    "NoSuchBackendError",
+    "StoreCapabilities",
+    "StoreOptions",
+    "StoreURL",
+    "VersionConflictError",
+    "__version__",
+    "default_store_url",
+    "open_store",
+    "plan_restore",
+    "register_backend",
+]

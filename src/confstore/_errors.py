@@ -1,0 +1,111 @@
+"""Every exception confstore raises.
+
+Driver exceptions (sqlite3, aiosqlite, aiohttp) never escape a store: backends translate them
+at their boundary and chain the original with ``raise ... from exc``.
+
+Hierarchy::
+
+    ConfigStoreError
+    ├── InvalidIdentifierError      (also ValueError)
+    ├── InvalidConfigError          (also ValueError)
+    ├── VersionConflictError        .expected, .actual
+    ├── ImportFormatError
+    ├── ImportConflictError         .key, .version
+    ├── NoSuchBackendError          (also LookupError)  .scheme, .package
+    └── BackendError
+        ├── BackendUnavailableError
+        └── BackendTimeoutError
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigStoreError(Exception):
+    """Root of every confstore exception."""
+
+
+class InvalidIdentifierError(ConfigStoreError, ValueError):
+    """A tenant_id, scope, service or config_key is not a valid identifier.
+
+    Raised before any I/O, so nothing was read or written.
+    """
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid {field} {_short_repr(value)}: {reason}")
+
+
+class InvalidConfigError(ConfigStoreError, ValueError):
+    """A config value (or a typed config) is not acceptable; nothing was written.
+
+    ``field`` names the offending field when there is one (dotted path for nested fields).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class VersionConflictError(ConfigStoreError):
+    """A compare-and-set write found another latest version; nothing was written.
+
+    ``expected`` is the version the caller asked for (0 = the key must not exist),
+    ``actual`` the latest version found (0 when the key does not exist).
+    """
+
+    def __init__(self, expected: int, actual: int, *, key: Any = None) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.key = key
+        where = f" for {key}" if key is not None else ""
+        super().__init__(f"version conflict{where}: expected {expected}, found {actual}")
+
+
+class ImportFormatError(ConfigStoreError):
+    """An import document is malformed; nothing was written."""
+
+
+class ImportConflictError(ConfigStoreError):
+    """A restore import found a stored version with a different value; nothing was written."""
+
+    def __init__(self, message: str, *, key: Any = None, version: int | None = None) -> None:
+        self.key = key
+        self.version = version
+        super().__init__(message)
+
+
+class NoSuchBackendError(ConfigStoreError, LookupError):
+    """No backend is registered for a store URL's scheme.
+
+    ``package`` names the distribution to install when the scheme belongs to a known plugin.
+    """
+
+    def __init__(self, scheme: str, *, package: str | None = None, known: list[str] | None = None) -> None:
+        self.scheme = scheme
+        self.package = package
+        if package is not None:
+            hint = f"install it with: pip install {package}"
+        else:
+            hint = f"registered schemes: {', '.join(sorted(known or [])) or 'none'}"
+        super().__init__(f"no confstore backend for scheme {scheme!r}; {hint}")
+
+
+class BackendError(ConfigStoreError):
+    """The storage backend failed to carry out an operation."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend cannot be reached or refuses service; the outcome is not "absent"."""
+
+
+class BackendTimeoutError(BackendError):
+    """The backend did not answer in time; a write may or may not have been applied."""
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,112 @@
+"""The export document: building it, and validating one before an import writes anything."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Literal
+
+from ._errors import ImportConflictError, ImportFormatError, InvalidConfigError, InvalidIdentifierError
+from ._models import ConfigEntry, format_timestamp, utc_now
+from ._validation import encode_value, validate_identifier
+
+EXPORT_FORMAT = "confstore-export"
+EXPORT_FORMAT_VERSION = 1
+
+ImportMode = Literal["restore", "append"]
+IMPORT_MODES: tuple[ImportMode, ...] = ("restore", "append")
+
+
+def export_header(tenant_id: str, include_history: bool) -> dict[str, Any]:
+    """The export document without its ``configs`` list."""
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "tenant_id": tenant_id,
+        "include_history": include_history,
+        "exported_at": format_timestamp(utc_now()),
+    }
+
+
+def build_export_document(
+    tenant_id: str, include_history: bool, entries: Iterable[ConfigEntry]
+) -> dict[str, Any]:
+    document = export_header(tenant_id, include_history)
+    document["configs"] = [entry.to_dict() for entry in entries]
+    return document
+
+
+def parse_import_document(
+    tenant_id: str, document: object, *, max_value_bytes: int
+) -> list[ConfigEntry]:
+    """Validate a whole import document and return its entries, moved into ``tenant_id``.
+
+    Accepts the confstore export format, the original system's shape (a mapping with ``configs``
+    and no ``format`` key) and a bare list of entries. Entries come back ordered by key, then version.
+    Raises ImportFormatError for anything malformed, so callers write nothing on failure.
+    """
+    raw_entries = _raw_entries(document)
+    entries: dict[tuple[Any, ...], ConfigEntry] = {}
+    for position, raw in enumerate(raw_entries):
+        try:
+            entry = _checked_entry(tenant_id, raw, max_value_bytes)
+        except (ImportFormatError, InvalidIdentifierError, InvalidConfigError) as exc:
+            raise ImportFormatError(f"configs[{position}]: {exc}") from exc
+        identity = (entry.key, entry.version)
+        if identity in entries:
+            raise ImportFormatError(f"configs[{position}]: version {entry.version} of {entry.key} appears twice")
+        entries[identity] = entry
+    return [entries[identity] for identity in sorted(entries)]
+
+
+def plan_restore(
+    incoming: Iterable[ConfigEntry], existing: Mapping[int, ConfigEntry]
+) -> list[ConfigEntry]:
+    """For one key: the incoming versions a restore must write, given the versions already stored.
+
+    A stored version equal in value and deletion to the incoming one is skipped (so re-importing an
+    export writes nothing); a stored version that differs raises ImportConflictError.
+    """
+    to_write = []
+    for entry in incoming:
+        stored = existing.get(entry.version)
+        if stored is None:
+            to_write.append(entry)
+        elif stored.config_value != entry.config_value or stored.deleted != entry.deleted:
+            raise ImportConflictError(
+                f"version {entry.version} of {entry.key} is already stored with a different value",
+                key=entry.key,
+                version=entry.version,
+            )
+    return to_write
+
+
+def _raw_entries(document: object) -> list[Any]:
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, Mapping):
+        raise ImportFormatError(f"an import document must be a JSON object, got {type(document).__name__}")
+    if "format" in document:
+        if document["format"] != EXPORT_FORMAT:
+            raise ImportFormatError(f"unknown format {document['format']!r}; expected {EXPORT_FORMAT!r}")
+        if document.get("format_version") != EXPORT_FORMAT_VERSION:
+            raise ImportFormatError(
+                f"unsupported format_version {document.get('format_version')!r}; "
+                f"this confstore reads version {EXPORT_FORMAT_VERSION}"
+            )
+    configs = document.get("configs")
+    if not isinstance(configs, list):
+        raise ImportFormatError("an import document needs a 'configs' list")
+    return configs
+
+
+def _checked_entry(tenant_id: str, raw: object, max_value_bytes: int) -> ConfigEntry:
+    entry = ConfigEntry.from_dict(raw)  # type: ignore[arg-type]
+    validate_identifier("service", entry.service)
+    validate_identifier("config_key", entry.config_key)
+    value, _ = encode_value(entry.config_value, max_value_bytes)
+    if entry.deleted and value:
+        raise ImportFormatError(f"version {entry.version} is a tombstone but has a value")
+    if entry.updated_at < entry.created_at:
+        raise ImportFormatError(f"version {entry.version} has updated_at before created_at")
+    return replace(entry, tenant_id=tenant_id, config_value=value)

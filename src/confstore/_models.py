@@ -1,0 +1,196 @@
+"""The data model: scopes, keys, stored versions and change-feed records."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from ._errors import ImportFormatError
+
+
+class ConfigScope(enum.StrEnum):
+    """The four kinds of configuration a tenant has."""
+
+    SYSTEM = "system"
+    AGENT = "agent"
+    ROUTING = "routing"
+    TELEMETRY = "telemetry"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ConfigKey:
+    """The identity of a config: (tenant_id, scope, service, config_key).
+
+    Instances are built by the store after validation; ordering is by scope, service, config_key
+    within a tenant, the order listings and exports use.
+    """
+
+    tenant_id: str
+    scope: ConfigScope
+    service: str
+    config_key: str
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.scope.value}/{self.service}/{self.config_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One stored version of a config. Immutable; timestamps are timezone-aware UTC.
+
+    ``created_at`` is when the key was first created and is the same for every version;
+    ``updated_at`` is when this version was written. A tombstone (``deleted=True``) has an empty value.
+    """
+
+    tenant_id: str
+    scope: ConfigScope
+    service: str
+    config_key: str
+    config_value: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str | None = None
+    comment: str | None = None
+    deleted: bool = False
+
+    @property
+    def key(self) -> ConfigKey:
+        return ConfigKey(self.tenant_id, self.scope, self.service, self.config_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used in export documents."""
+        return {
+            "tenant_id": self.tenant_id,
+            "scope": self.scope.value,
+            "service": self.service,
+            "config_key": self.config_key,
+            "config_value": self.config_value,
+            "version": self.version,
+            "created_at": format_timestamp(self.created_at),
+            "updated_at": format_timestamp(self.updated_at),
+            "updated_by": self.updated_by,
+            "comment": self.comment,
+            "deleted": self.deleted,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build an entry from its JSON form; raises ImportFormatError when it is malformed.
+
+        Identifiers are checked for type only here; stores validate them before writing.
+        Entries of the original system's export (no updated_by, comment or deleted) are accepted.
+        """
+        if not isinstance(data, Mapping):
+            raise ImportFormatError(f"an entry must be a JSON object, got {type(data).__name__}")
+        try:
+            return cls(
+                tenant_id=_require(data, "tenant_id", str),
+                scope=_parse_scope(data.get("scope")),
+                service=_require(data, "service", str),
+                config_key=_require(data, "config_key", str),
+                config_value=_require(data, "config_value", dict),
+                version=_parse_version(data.get("version")),
+                created_at=parse_timestamp(data.get("created_at"), "created_at"),
+                updated_at=parse_timestamp(data.get("updated_at"), "updated_at"),
+                updated_by=_optional(data, "updated_by", str),
+                comment=_optional(data, "comment", str),
+                deleted=_optional(data, "deleted", bool) or False,
+            )
+        except ImportFormatError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ImportFormatError(f"malformed entry: {exc}") from exc
+
+
+class ChangeKind(enum.StrEnum):
+    """What a change-feed record reports."""
+
+    SET = "set"
+    DELETE = "delete"
+    PURGE = "purge"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """One committed write, as the change feed reports it.
+
+    ``version`` is the version written (SET, DELETE); for PURGE it is the last version the key had,
+    or 0 when the backend cannot tell.
+    """
+
+    key: ConfigKey
+    kind: ChangeKind
+    version: int
+
+    @property
+    def tenant_id(self) -> str:
+        return self.key.tenant_id
+
+    @property
+    def scope(self) -> ConfigScope:
+        return self.key.scope
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """A page of the change feed: the changes after a cursor, and the cursor to ask from next."""
+
+    changes: tuple[ConfigChange, ...]
+    cursor: str
+    has_more: bool = field(default=False)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, e.g. ``2026-01-02T03:04:05.000006+00:00``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_timestamp(value: object, name: str = "timestamp") -> datetime:
+    """Parse an ISO 8601 timestamp; naive ones (the original system wrote those) are taken as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ImportFormatError(f"{name} is not an ISO 8601 timestamp: {value!r}") from exc
+    else:
+        raise ImportFormatError(f"{name} must be an ISO 8601 string, got {type(value).__name__}")
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _require(data: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind):
+        raise ImportFormatError(f"entry field {name!r} must be {kind.__name__}, got {value!r:.80}")
+    return value
+
+
+def _optional(data: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise ImportFormatError(f"entry field {name!r} must be {kind.__name__} or null")
+    return value
+
+
+def _parse_scope(value: object) -> ConfigScope:
+    try:
+        return ConfigScope(value)
+    except ValueError as exc:
+        raise ImportFormatError(f"unknown scope {value!r}") from exc
+
+
+def _parse_version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImportFormatError(f"entry field 'version' must be a positive integer, got {value!r}")
+    return value

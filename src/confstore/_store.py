@@ -1,0 +1,304 @@
+"""The store contract: ``ConfigStore``, the async ABC every backend implements.
+
+Public methods validate their arguments before any I/O (so every backend rejects the same bad input
+with the same typed error) and then call a protected abstract method that does the backend's work.
+A backend author implements the abstract methods; each one's docstring is its contract.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from ._errors import InvalidConfigError
+from ._export import IMPORT_MODES, ImportMode, build_export_document, parse_import_document
+from ._models import ChangeBatch, ConfigEntry, ConfigKey, ConfigScope
+from ._validation import (
+    DEFAULT_MAX_VALUE_BYTES,
+    encode_value,
+    validate_identifier,
+    validate_key,
+    validate_limit,
+    validate_optional_text,
+    validate_scope,
+    validate_version,
+)
+
+DEFAULT_CHANGE_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    """What a store offers beyond the core contract (which is never optional).
+
+    persistent: data survives ``close()`` and a reopen of the same URL.
+    shared: several handles (processes, hosts) opened on the same URL see one another's writes.
+    """
+
+    persistent: bool = False
+    shared: bool = False
+
+
+class ConfigStore(abc.ABC):
+    """Async, versioned, multi-tenant config storage. Constructors do no I/O.
+
+    Use ``async with store:`` (initialize, then close) or call ``initialize()``/``close()``.
+    Every method raises only confstore exceptions; a backend that cannot be reached raises
+    BackendUnavailableError (or BackendTimeoutError), never reports a config as absent.
+    """
+
+    backend_name: ClassVar[str] = "unknown"
+
+    def __init__(self, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
+        self.max_value_bytes = validate_version(max_value_bytes, name="max_value_bytes")
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """What this store offers beyond the core contract; see StoreCapabilities."""
+        return StoreCapabilities()
+
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """Create tables, indexes or schemas, or check them; idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and sessions; idempotent. The store may be initialised again."""
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def set_config(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str,
+        service: str,
+        config_key: str,
+        config_value: dict[str, Any],
+        *,
+        expected_version: int | None = None,
+        updated_by: str | None = None,
+        comment: str | None = None,
+    ) -> ConfigEntry:
+        """Append a new version of a config and return it.
+
+        With ``expected_version=N`` the write happens only if the latest version is N (0: the key
+        must not exist; a tombstoned key exists), else VersionConflictError and nothing is written.
+        Raises InvalidIdentifierError or InvalidConfigError before any I/O.
+        """
+        key = validate_key(tenant_id, scope, service, config_key)
+        value, value_json = encode_value(config_value, self.max_value_bytes)
+        if expected_version is not None:
+            validate_version(expected_version, name="expected_version", allow_zero=True)
+        return await self._set_config(
+            key,
+            value,
+            value_json,
+            expected_version=expected_version,
+            updated_by=validate_optional_text("updated_by", updated_by),
+            comment=validate_optional_text("comment", comment),
+        )
+
+    async def get_config(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str,
+        service: str,
+        config_key: str,
+        version: int | None = None,
+    ) -> ConfigEntry | None:
+        """The latest live version, or exactly ``version`` (tombstones included).
+
+        None when the key or that version does not exist, or (latest) when the key is deleted.
+        """
+        key = validate_key(tenant_id, scope, service, config_key)
+        if version is not None:
+            validate_version(version)
+        return await self._get_config(key, version)
+
+    async def get_config_history(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str,
+        service: str,
+        config_key: str,
+        limit: int = 10,
+    ) -> list[ConfigEntry]:
+        """Up to ``limit`` versions of a key, newest first, tombstones included."""
+        key = validate_key(tenant_id, scope, service, config_key)
+        return await self._get_config_history(key, validate_limit(limit))
+
+    async def list_configs(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str | None = None,
+        service: str | None = None,
+    ) -> list[ConfigEntry]:
+        """The latest live version of each matching key, ordered by scope, service, config_key."""
+        validate_identifier("tenant_id", tenant_id)
+        checked_scope = None if scope is None else validate_scope(scope)
+        if service is not None:
+            validate_identifier("service", service)
+        return await self._list_configs(tenant_id, checked_scope, service)
+
+    async def delete_config(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str,
+        service: str,
+        config_key: str,
+        *,
+        purge: bool = False,
+        updated_by: str | None = None,
+        comment: str | None = None,
+    ) -> bool:
+        """Delete a key: write a tombstone version, or with ``purge=True`` remove every version.
+
+        Returns True if a live key was tombstoned or anything was purged. Deleting a key that is
+        absent or already deleted writes nothing and returns False.
+        """
+        key = validate_key(tenant_id, scope, service, config_key)
+        return await self._delete_config(
+            key,
+            purge=bool(purge),
+            updated_by=validate_optional_text("updated_by", updated_by),
+            comment=validate_optional_text("comment", comment),
+        )
+
+    @abc.abstractmethod
+    async def list_tenants(self) -> list[str]:
+        """Tenants with at least one live key, sorted."""
+
+    async def iter_configs(
+        self, tenant_id: str, *, include_history: bool = False
+    ) -> AsyncIterator[ConfigEntry]:
+        """Stream a tenant's entries in export order (scope, service, config_key, version).
+
+        Without history: the latest live version of each key. With history: every version,
+        tombstones included. Memory stays bounded however many versions there are.
+        """
+        validate_identifier("tenant_id", tenant_id)
+        async for entry in self._iter_configs(tenant_id, bool(include_history)):
+            yield entry
+
+    async def export_configs(self, tenant_id: str, include_history: bool = False) -> dict[str, Any]:
+        """The export document of a tenant (see schemas/export.schema.json)."""
+        entries = [entry async for entry in self.iter_configs(tenant_id, include_history=include_history)]
+        return build_export_document(tenant_id, include_history, entries)
+
+    async def import_configs(
+        self,
+        tenant_id: str,
+        configs: Mapping[str, Any] | list[Any],
+        *,
+        mode: ImportMode = "restore",
+    ) -> int:
+        """Import an export document into ``tenant_id`` and return how many versions were written.
+
+        restore: versions, timestamps and audit fields are kept; versions already stored with the
+        same value are skipped (re-importing writes nothing); a stored version with another value
+        raises ImportConflictError. append: each entry, in version order, becomes a new version.
+        The whole document is validated first: ImportFormatError and nothing written if malformed.
+        """
+        validate_identifier("tenant_id", tenant_id)
+        if mode not in IMPORT_MODES:
+            raise InvalidConfigError(f"mode must be one of {', '.join(IMPORT_MODES)}, got {mode!r}", field="mode")
+        entries = parse_import_document(tenant_id, configs, max_value_bytes=self.max_value_bytes)
+        if not entries:
+            return 0
+        return await self._import_entries(tenant_id, entries, mode)
+
+    @abc.abstractmethod
+    async def get_stats(self) -> dict[str, Any]:
+        """Counts for operators: ``total_configs`` (live keys), ``total_versions`` (all stored
+        versions, tombstones included), ``total_tenants`` (tenants with a live key),
+        ``configs_per_scope`` ({scope value: live keys}, every scope present) and ``backend``."""
+
+    @abc.abstractmethod
+    async def health_check(self) -> bool:
+        """True when the backend answers. Never raises; bounded by a timeout."""
+
+    async def changes_since(
+        self, cursor: str | None = None, *, limit: int = DEFAULT_CHANGE_LIMIT
+    ) -> ChangeBatch:
+        """Committed writes after ``cursor`` (None: from the beginning), oldest first.
+
+        Every committed write, from any handle, process or host, appears at least once, in version
+        order per key. Pass the returned ``cursor`` back to continue; ``has_more`` says another
+        page is ready now. Raises InvalidConfigError for a cursor this store did not issue.
+        """
+        return await self._changes_since(cursor, validate_limit(limit))
+
+    @abc.abstractmethod
+    async def current_cursor(self) -> str:
+        """A cursor at the present end of the change feed: changes_since(it) reports only later writes."""
+
+    @abc.abstractmethod
+    async def _set_config(
+        self,
+        key: ConfigKey,
+        value: dict[str, Any],
+        value_json: str,
+        *,
+        expected_version: int | None,
+        updated_by: str | None,
+        comment: str | None,
+    ) -> ConfigEntry:
+        """Append the next version of ``key`` (value already validated, ``value_json`` its JSON).
+
+        The version must be unique even with concurrent writers on other handles and hosts:
+        latest + 1, and ``created_at`` taken from version 1 (now for a new key). Honour
+        ``expected_version`` atomically with the write, raising VersionConflictError(expected, actual).
+        """
+
+    @abc.abstractmethod
+    async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
+        """Latest version unless it is a tombstone (then None), or exactly ``version``."""
+
+    @abc.abstractmethod
+    async def _get_config_history(self, key: ConfigKey, limit: int) -> list[ConfigEntry]:
+        """Up to ``limit`` versions, newest first, tombstones included."""
+
+    @abc.abstractmethod
+    async def _list_configs(
+        self, tenant_id: str, scope: ConfigScope | None, service: str | None
+    ) -> list[ConfigEntry]:
+        """Latest live version of each matching key, ordered by scope, service, config_key."""
+
+    @abc.abstractmethod
+    async def _delete_config(
+        self, key: ConfigKey, *, purge: bool, updated_by: str | None, comment: str | None
+    ) -> bool:
+        """Tombstone (a new version, empty value, ``deleted=True``) if the key is live, or purge
+        every version. True if something was deleted or purged; must not race with writers."""
+
+    @abc.abstractmethod
+    def _iter_configs(self, tenant_id: str, include_history: bool) -> AsyncIterator[ConfigEntry]:
+        """An async generator of entries in export order (see iter_configs)."""
+
+    @abc.abstractmethod
+    async def _import_entries(
+        self, tenant_id: str, entries: list[ConfigEntry], mode: ImportMode
+    ) -> int:
+        """Write validated entries (already moved into ``tenant_id``, ordered by key and version).
+
+        restore: use confstore's ``plan_restore`` per key, then write what it returns with the
+        entries' own versions and timestamps; conflicts found before anything is written.
+        append: each entry becomes latest + 1 with the current time. Return versions written.
+        """
+
+    @abc.abstractmethod
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        """See changes_since; ``limit`` is already validated."""

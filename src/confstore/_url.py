@@ -1,0 +1,103 @@
+"""``StoreURL``: a store URL parsed once into the parts backends need."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from ._errors import InvalidConfigError
+
+DEFAULT_STORE_URL = "sqlite:///data/config/config.db"
+STORE_URL_ENVIRONMENT_VARIABLE = "CONFSTORE_URL"
+
+
+def default_store_url() -> str:
+    """``$CONFSTORE_URL``, else the SQLite file ``data/config/config.db`` under the working directory."""
+    return os.environ.get(STORE_URL_ENVIRONMENT_VARIABLE) or DEFAULT_STORE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    """A parsed store URL: ``scheme://[user[:password]@]host[:port][/path][?options]``.
+
+    ``scheme`` is the whole scheme (``vespa+https``); ``backend`` the part before ``+`` and
+    ``transport`` the part after it (``http`` or ``https``), or None. The password never
+    appears in ``repr`` or ``str``.
+    """
+
+    scheme: str
+    host: str | None = None
+    port: int | None = None
+    path: str = ""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def parse(cls, url: str) -> StoreURL:
+        """Parse ``url``; raises InvalidConfigError when it is not a store URL."""
+        if not isinstance(url, str) or "://" not in url:
+            raise InvalidConfigError(f"not a store URL (expected scheme://...): {url!r}", field="url")
+        scheme, rest = url.split("://", 1)
+        scheme = scheme.lower()
+        if not scheme or not all(c.isalnum() or c in "+-." for c in scheme):
+            raise InvalidConfigError(f"invalid scheme in store URL: {scheme!r}", field="url")
+        rest, _, query = rest.partition("?")
+        options = MappingProxyType(dict(parse_qsl(query, keep_blank_values=True)))
+        if rest == ":memory:" or rest.startswith(":memory:/"):
+            return cls(scheme=scheme, host=":memory:", options=options)
+        parts = urlsplit(f"{scheme}://{rest}")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise InvalidConfigError(f"invalid port in store URL: {exc}", field="url") from exc
+        path = unquote(parts.path)
+        # sqlite:///relative.db and sqlite:////absolute.db, as in SQLAlchemy: drop one slash.
+        path = path[1:] if path.startswith("/") else path
+        return cls(
+            scheme=scheme,
+            host=parts.hostname or None,
+            port=port,
+            path=path,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            options=options,
+        )
+
+    @property
+    def backend(self) -> str:
+        return self.scheme.split("+", 1)[0]
+
+    @property
+    def transport(self) -> str | None:
+        _, plus, transport = self.scheme.partition("+")
+        return transport if plus else None
+
+    @property
+    def base_url(self) -> str:
+        """``transport://host:port`` for HTTP backends (credentials and path left out)."""
+        host = f"[{self.host}]" if self.host and ":" in self.host else (self.host or "localhost")
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.transport or 'http'}://{host}{port}"
+
+    def render(self, *, hide_password: bool = True) -> str:
+        """The URL as text; the password is shown as ``***`` unless ``hide_password=False``."""
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                auth += ":" + ("***" if hide_password else quote(self.password, safe=""))
+            auth += "@"
+        host = self.host or ""
+        if ":" in host and host != ":memory:":
+            host = f"[{host}]"
+        port = f":{self.port}" if self.port is not None else ""
+        path = f"/{quote(self.path, safe='/:')}" if self.path else ""
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.options.items())
+        return f"{self.scheme}://{auth}{host}{port}{path}{'?' + query if query else ''}"
+
+    def __str__(self) -> str:
+        return self.render()

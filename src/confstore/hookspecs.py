@@ -1,0 +1,79 @@
+"""Hook specifications for confstore plugins: the plugin author's reference.
+
+A plugin is a module (or object) exposing hook implementations, published under the
+``confstore`` entry-point group::
+
+    # pyproject.toml of a plugin distribution
+    [project.entry-points.confstore]
+    mystore = "mystore_confstore.plugin"
+
+    # mystore_confstore/plugin.py
+    from confstore.hookspecs import hookimpl
+
+    @hookimpl
+    def confstore_register_backends(register):
+        register("mystore", MyStore.from_url, package="mystore-confstore")
+
+Hooks only register; they never do I/O. confstore's own backends register through the same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._store import ConfigStore
+    from ._url import StoreURL
+
+PROJECT_NAME = "confstore"
+ENTRY_POINT_GROUP = "confstore"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class StoreFactory(Protocol):
+    """Builds a store from a parsed URL and options, without I/O."""
+
+    def __call__(self, url: StoreURL, /, **options: Any) -> ConfigStore: ...
+
+
+class BackendRegistrar(Protocol):
+    """What ``confstore_register_backends`` receives."""
+
+    def __call__(self, scheme: str, factory: StoreFactory, *, package: str | None = None) -> None:
+        """Serve URLs whose scheme is ``scheme`` (for example ``vespa+https``) with ``factory``.
+
+        ``package`` is the distribution that provides it, shown to users in messages.
+        Registering a scheme twice raises ValueError.
+        """
+
+
+class SchemaRegistrar(Protocol):
+    """What ``confstore_register_schemas`` receives."""
+
+    def __call__(
+        self,
+        model: type[Any],
+        *,
+        scope: str,
+        config_key: str,
+        default_service: str | None = None,
+    ) -> None:
+        """Make the pydantic model ``model`` a typed config stored at (scope, service, config_key).
+
+        ``default_service`` is the service used when the caller gives none; without one the
+        caller must always name the service (as for agents, where the service is the agent name).
+        """
+
+
+@hookspec
+def confstore_register_backends(register: BackendRegistrar) -> None:
+    """Register store backends by URL scheme. Called once, when the registry first loads."""
+
+
+@hookspec
+def confstore_register_schemas(register: SchemaRegistrar) -> None:
+    """Register typed config schemas for ConfigManager.get()/set() and the CLI."""
