@@ -1,0 +1,55 @@
+"""Shared timing helpers and the result row every benchmark returns."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the table: confstore's figure against a baseline measured in the same run.
+
+    ``ratio`` is always "how many times better than the baseline" (higher is better), so a
+    throughput row divides confstore by baseline and a latency row divides baseline by confstore.
+    ``target`` is the ratio the issue asks for (None when the row is informational).
+    """
+
+    name: str
+    value: float
+    baseline: float
+    unit: str
+    higher_is_better: bool = True
+    target: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        if self.higher_is_better:
+            return self.value / self.baseline if self.baseline else float("inf")
+        return self.baseline / self.value if self.value else float("inf")
+
+    @property
+    def meets_target(self) -> bool | None:
+        return None if self.target is None else self.ratio >= self.target
+
+
+async def measure_rate(operation: Callable[[], Awaitable[object]], count: int) -> float:
+    """Operations per second of ``count`` sequential awaits of ``operation``."""
+    started = time.perf_counter()
+    for _ in range(count):
+        await operation()
+    return count / (time.perf_counter() - started)
+
+
+async def median_seconds(operation: Callable[[], Awaitable[object]], count: int, *, batch: int = 100) -> float:
+    """Median seconds per call, timing batches of ``batch`` calls to keep timer overhead out."""
+    samples = []
+    for _ in range(max(1, count // batch)):
+        started = time.perf_counter()
+        for _ in range(batch):
+            await operation()
+        samples.append((time.perf_counter() - started) / batch)
+    return statistics.median(samples)
