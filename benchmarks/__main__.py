@@ -41,7 +41,10 @@ def _format(results: list[Result]) -> str:
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     notes = [f"  {result.name}: {result.note}" for result in results if result.note]
     return "\n".join(lines + (["", "notes:", *notes] if notes else []))
@@ -50,10 +53,14 @@ def _format(results: list[Result]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
-    parser.add_argument("names", nargs="*", help="run only benchmarks whose module name contains one of these")
+    parser.add_argument(
+        "names", nargs="*", help="run only benchmarks whose module name contains one of these"
+    )
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-          f"{__import__('os').cpu_count()} cores; quick={args.quick}")
+    print(
+        f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
+        f"{__import__('os').cpu_count()} cores; quick={args.quick}"
+    )
     results: list[Result] = []
     for name in _modules(args.names):
         module = importlib.import_module(f"benchmarks.{name}")

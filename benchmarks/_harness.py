@@ -44,7 +44,9 @@ async def measure_rate(operation: Callable[[], Awaitable[object]], count: int) -
     return count / (time.perf_counter() - started)
 
 
-async def median_seconds(operation: Callable[[], Awaitable[object]], count: int, *, batch: int = 100) -> float:
+async def median_seconds(
+    operation: Callable[[], Awaitable[object]], count: int, *, batch: int = 100
+) -> float:
     """Median seconds per call, timing batches of ``batch`` calls to keep timer overhead out."""
     samples = []
     for _ in range(max(1, count // batch)):

@@ -84,7 +84,9 @@ class NoSuchBackendError(ConfigStoreError, LookupError):
     ``package`` names the distribution to install when the scheme belongs to a known plugin.
     """
 
-    def __init__(self, scheme: str, *, package: str | None = None, known: list[str] | None = None) -> None:
+    def __init__(
+        self, scheme: str, *, package: str | None = None, known: list[str] | None = None
+    ) -> None:
         self.scheme = scheme
         self.package = package
         if package is not None:
@@ -103,7 +105,10 @@ class BackendUnavailableError(BackendError):
 
 
 class BackendTimeoutError(BackendError):
-    """The backend did not answer in time; a write may or may not have been applied."""
+    """The backend did not answer: it timed out, or the connection dropped after the request was sent.
+
+    The outcome is unknown: a write may or may not have been applied.
+    """
 
 
 def _short_repr(value: object, limit: int = 60) -> str:

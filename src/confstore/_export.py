@@ -6,7 +6,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from ._errors import ImportConflictError, ImportFormatError, InvalidConfigError, InvalidIdentifierError
+from ._errors import (
+    ImportConflictError,
+    ImportFormatError,
+    InvalidConfigError,
+    InvalidIdentifierError,
+)
 from ._models import ConfigEntry, format_timestamp, utc_now
 from ._validation import encode_value, validate_identifier
 
@@ -54,7 +59,9 @@ def parse_import_document(
             raise ImportFormatError(f"configs[{position}]: {exc}") from exc
         identity = (entry.key, entry.version)
         if identity in entries:
-            raise ImportFormatError(f"configs[{position}]: version {entry.version} of {entry.key} appears twice")
+            raise ImportFormatError(
+                f"configs[{position}]: version {entry.version} of {entry.key} appears twice"
+            )
         entries[identity] = entry
     return [entries[identity] for identity in sorted(entries)]
 
@@ -85,10 +92,14 @@ def _raw_entries(document: object) -> list[Any]:
     if isinstance(document, list):
         return document
     if not isinstance(document, Mapping):
-        raise ImportFormatError(f"an import document must be a JSON object, got {type(document).__name__}")
+        raise ImportFormatError(
+            f"an import document must be a JSON object, got {type(document).__name__}"
+        )
     if "format" in document:
         if document["format"] != EXPORT_FORMAT:
-            raise ImportFormatError(f"unknown format {document['format']!r}; expected {EXPORT_FORMAT!r}")
+            raise ImportFormatError(
+                f"unknown format {document['format']!r}; expected {EXPORT_FORMAT!r}"
+            )
         if document.get("format_version") != EXPORT_FORMAT_VERSION:
             raise ImportFormatError(
                 f"unsupported format_version {document.get('format_version')!r}; "

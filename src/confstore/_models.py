@@ -184,10 +184,9 @@ def _optional(data: Mapping[str, Any], name: str, kind: type) -> Any:
 
 
 def _parse_scope(value: object) -> ConfigScope:
-    try:
+    if isinstance(value, str) and value in ConfigScope._value2member_map_:
         return ConfigScope(value)
-    except ValueError as exc:
-        raise ImportFormatError(f"unknown scope {value!r}") from exc
+    raise ImportFormatError(f"unknown scope {value!r}")
 
 
 def _parse_version(value: object) -> int:

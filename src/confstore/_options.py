@@ -64,9 +64,12 @@ class StoreOptions:
         """Raise InvalidConfigError if an option was given that no ``take_*`` call read."""
         if self._options:
             unknown = ", ".join(sorted(self._options))
-            raise InvalidConfigError(f"unknown option(s) for the {self._backend} store: {unknown}", field=unknown)
+            raise InvalidConfigError(
+                f"unknown option(s) for the {self._backend} store: {unknown}", field=unknown
+            )
 
     def _error(self, name: str, value: object, expected: str) -> InvalidConfigError:
         return InvalidConfigError(
-            f"option {name!r} of the {self._backend} store must be {expected}, got {value!r}", field=name
+            f"option {name!r} of the {self._backend} store must be {expected}, got {value!r}",
+            field=name,
         )

@@ -108,4 +108,6 @@ def open_store(url: str | StoreURL | None = None, **options: Any) -> ConfigStore
     try:
         return factory(parsed, **merged)
     except TypeError as exc:
-        raise InvalidConfigError(f"bad options for {parsed.scheme} store: {exc}", field="url") from exc
+        raise InvalidConfigError(
+            f"bad options for {parsed.scheme} store: {exc}", field="url"
+        ) from exc

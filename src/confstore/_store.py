@@ -195,7 +195,9 @@ class ConfigStore(abc.ABC):
 
     async def export_configs(self, tenant_id: str, include_history: bool = False) -> dict[str, Any]:
         """The export document of a tenant (see schemas/export.schema.json)."""
-        entries = [entry async for entry in self.iter_configs(tenant_id, include_history=include_history)]
+        entries = [
+            entry async for entry in self.iter_configs(tenant_id, include_history=include_history)
+        ]
         return build_export_document(tenant_id, include_history, entries)
 
     async def import_configs(
@@ -214,7 +216,9 @@ class ConfigStore(abc.ABC):
         """
         validate_identifier("tenant_id", tenant_id)
         if mode not in IMPORT_MODES:
-            raise InvalidConfigError(f"mode must be one of {', '.join(IMPORT_MODES)}, got {mode!r}", field="mode")
+            raise InvalidConfigError(
+                f"mode must be one of {', '.join(IMPORT_MODES)}, got {mode!r}", field="mode"
+            )
         entries = parse_import_document(tenant_id, configs, max_value_bytes=self.max_value_bytes)
         if not entries:
             return 0

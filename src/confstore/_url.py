@@ -40,7 +40,9 @@ class StoreURL:
     def parse(cls, url: str) -> StoreURL:
         """Parse ``url``; raises InvalidConfigError when it is not a store URL."""
         if not isinstance(url, str) or "://" not in url:
-            raise InvalidConfigError(f"not a store URL (expected scheme://...): {url!r}", field="url")
+            raise InvalidConfigError(
+                f"not a store URL (expected scheme://...): {url!r}", field="url"
+            )
         scheme, rest = url.split("://", 1)
         scheme = scheme.lower()
         if not scheme or not all(c.isalnum() or c in "+-." for c in scheme):
@@ -96,7 +98,9 @@ class StoreURL:
             host = f"[{host}]"
         port = f":{self.port}" if self.port is not None else ""
         path = f"/{quote(self.path, safe='/:')}" if self.path else ""
-        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.options.items())
+        query = "&".join(
+            f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.options.items()
+        )
         return f"{self.scheme}://{auth}{host}{port}{path}{'?' + query if query else ''}"
 
     def __str__(self) -> str:

@@ -25,7 +25,9 @@ def validate_identifier(field: str, value: object) -> str:
     if not value:
         raise InvalidIdentifierError(field, value, "must not be empty")
     if len(value) > IDENTIFIER_MAX_LENGTH:
-        raise InvalidIdentifierError(field, value, f"longer than {IDENTIFIER_MAX_LENGTH} characters")
+        raise InvalidIdentifierError(
+            field, value, f"longer than {IDENTIFIER_MAX_LENGTH} characters"
+        )
     if _IDENTIFIER.fullmatch(value) is None:
         raise InvalidIdentifierError(
             field,
@@ -48,7 +50,9 @@ def validate_scope(value: object) -> ConfigScope:
     raise InvalidIdentifierError("scope", value, f"must be one of {allowed}")
 
 
-def validate_key(tenant_id: object, scope: object, service: object, config_key: object) -> ConfigKey:
+def validate_key(
+    tenant_id: object, scope: object, service: object, config_key: object
+) -> ConfigKey:
     return ConfigKey(
         validate_identifier("tenant_id", tenant_id),
         validate_scope(scope),
@@ -60,7 +64,9 @@ def validate_key(tenant_id: object, scope: object, service: object, config_key: 
 def validate_version(version: object, *, name: str = "version", allow_zero: bool = False) -> int:
     lowest = 0 if allow_zero else 1
     if isinstance(version, bool) or not isinstance(version, int) or version < lowest:
-        raise InvalidConfigError(f"{name} must be an integer >= {lowest}, got {version!r}", field=name)
+        raise InvalidConfigError(
+            f"{name} must be an integer >= {lowest}, got {version!r}", field=name
+        )
     return version
 
 
@@ -80,7 +86,9 @@ def validate_optional_text(name: str, value: object, max_length: int = 4096) -> 
     return value
 
 
-def encode_value(value: object, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> tuple[dict[str, Any], str]:
+def encode_value(
+    value: object, max_bytes: int = DEFAULT_MAX_VALUE_BYTES
+) -> tuple[dict[str, Any], str]:
     """Validate a config value and return ``(a private copy, its canonical JSON text)``.
 
     A value is a JSON object: a dict with str keys whose contents survive a JSON round trip
@@ -94,7 +102,9 @@ def encode_value(value: object, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> tup
         raise InvalidConfigError(f"config_value is not JSON-serialisable: {exc}") from exc
     size = len(text.encode("utf-8"))
     if size > max_bytes:
-        raise InvalidConfigError(f"config_value is {size} bytes serialised; the limit is {max_bytes}")
+        raise InvalidConfigError(
+            f"config_value is {size} bytes serialised; the limit is {max_bytes}"
+        )
     decoded = json.loads(text)
     if decoded != value:
         raise InvalidConfigError(
@@ -102,4 +112,3 @@ def encode_value(value: object, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> tup
             "(use lists, not tuples or sets, and str keys at every level)"
         )
     return decoded, text
-

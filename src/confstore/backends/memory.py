@@ -134,7 +134,9 @@ class MemoryConfigStore(ConfigStore):
     async def list_tenants(self) -> list[str]:
         return sorted({key.tenant_id for key, _ in self._latest_live()})
 
-    async def _iter_configs(self, tenant_id: str, include_history: bool) -> AsyncIterator[ConfigEntry]:
+    async def _iter_configs(
+        self, tenant_id: str, include_history: bool
+    ) -> AsyncIterator[ConfigEntry]:
         keys = sorted(key for key in list(self._data.versions) if key.tenant_id == tenant_id)
         for key in keys:
             history = list(self._data.versions.get(key, []))
@@ -144,12 +146,18 @@ class MemoryConfigStore(ConfigStore):
             elif history and not history[-1].deleted:
                 yield _detached(history[-1])
 
-    async def _import_entries(self, tenant_id: str, entries: list[ConfigEntry], mode: ImportMode) -> int:
+    async def _import_entries(
+        self, tenant_id: str, entries: list[ConfigEntry], mode: ImportMode
+    ) -> int:
         with self._data.lock:
             if mode == "append":
                 for entry in entries:
                     self._append(
-                        entry.key, entry.config_value, entry.updated_by, entry.comment, deleted=entry.deleted
+                        entry.key,
+                        entry.config_value,
+                        entry.updated_by,
+                        entry.comment,
+                        deleted=entry.deleted,
                     )
                 return len(entries)
             planned = []
@@ -236,4 +244,6 @@ def _parse_cursor(cursor: str | None) -> int:
         return 0
     if isinstance(cursor, str) and cursor.isdigit():
         return int(cursor)
-    raise InvalidConfigError(f"not a change-feed cursor of the memory store: {cursor!r}", field="cursor")
+    raise InvalidConfigError(
+        f"not a change-feed cursor of the memory store: {cursor!r}", field="cursor"
+    )

@@ -1,0 +1,287 @@
+"""HTTP plumbing shared by HTTP backends (our Vespa and Elasticsearch plugins, and third parties).
+
+``HttpClient`` owns one aiohttp session per store, puts a timeout on every call, retries what is
+safe to retry with capped exponential backoff and full jitter, and translates aiohttp errors into
+confstore errors once::
+
+    connection refused, DNS failure             -> BackendUnavailableError  (request not sent)
+    timeout, connection dropped after sending   -> BackendTimeoutError      (outcome unknown)
+    429/5xx still failing after the retries     -> BackendUnavailableError
+    any other aiohttp error                     -> BackendError
+
+Whether a request may be repeated is the caller's call (``idempotent=``): a conditional write whose
+connection dropped must be resolved by reading back, never by sending it again. Note that aiohttp
+itself re-sends a PUT or DELETE once when a kept-alive connection fails, so a backend must expect a
+412/409 answer to a write that did apply (see the notes on conditional writes in each plugin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import ssl
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+from ._errors import BackendError, BackendTimeoutError, BackendUnavailableError
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_BODY_EXCERPT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times to try a request and how long to wait between tries.
+
+    ``retry_statuses`` are retried for idempotent requests; ``unapplied_statuses`` (the server
+    refused the request before acting on it, e.g. 429) are retried for every request.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.05
+    max_delay: float = 2.0
+    retry_statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    unapplied_statuses: frozenset[int] = frozenset({429})
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Full-jitter backoff for the ``attempt``-th retry (1-based), capped; honours Retry-After."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        if retry_after is not None:
+            with contextlib.suppress(ValueError):
+                return min(self.max_delay, max(0.0, float(retry_after)))
+        return random.uniform(0, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What a request hook sees before every attempt."""
+
+    method: str
+    url: str
+    attempt: int
+
+
+RequestHook = Callable[[RequestInfo], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A fully read response."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    method: str = ""
+    url: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; BackendError if it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise BackendError(
+                f"{self.method} {self.url}: answer is not JSON: {self.text[:_BODY_EXCERPT]!r}"
+            ) from exc
+
+    def error(self, what: str = "unexpected answer") -> BackendError:
+        """A confstore error describing this response: 429/5xx unavailable, anything else BackendError."""
+        message = (
+            f"{what}: {self.method} {self.url} -> HTTP {self.status}: {self.text[:_BODY_EXCERPT]}"
+        )
+        if self.status == 429 or self.status >= 500:
+            return BackendUnavailableError(message)
+        return BackendError(message)
+
+
+@dataclass
+class HttpClient:
+    """One aiohttp session to one server, opened lazily, reused for every call, closed by ``close()``."""
+
+    base_url: str
+    timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ssl_context: ssl.SSLContext | None = None
+    connection_limit: int = 64
+    request_hooks: list[RequestHook] = field(default_factory=list)
+    _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def url(self, path: str) -> str:
+        """``base_url`` joined with ``path``; the path must already be percent-encoded."""
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: bytes | str | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        """Send a request and return the response, whatever its status, once retries are done.
+
+        ``path`` must be percent-encoded by the caller (it is sent as given); ``params`` are
+        encoded here. ``idempotent`` defaults to True for GET, HEAD and OPTIONS only: a request
+        that is not idempotent is re-sent only after an answer that proves it was not applied.
+        """
+        method = method.upper()
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        body, request_headers = _encode_body(json_body, data, content_type, headers)
+        url = URL(self.url(path), encoded=True)
+        if params:
+            url = url.update_query(params)
+        statuses = self.retry.retry_statuses if safe else self.retry.unapplied_statuses
+        for attempt in range(1, self.retry.attempts + 1):
+            for hook in self.request_hooks:
+                hook(RequestInfo(method, str(url), attempt))
+            last_attempt = attempt == self.retry.attempts
+            try:
+                response = await self._send(method, url, body, request_headers, timeout)
+            except BackendUnavailableError:
+                if last_attempt:
+                    raise
+            except BackendTimeoutError:
+                if last_attempt or not safe:
+                    raise
+            else:
+                if response.status not in statuses or last_attempt:
+                    return response
+                await asyncio.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                continue
+            await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout: float | None,
+    ) -> HttpResponse:
+        session = self._get_session()
+        client_timeout = aiohttp.ClientTimeout(total=self.timeout if timeout is None else timeout)
+        with map_exceptions(method, str(url)):
+            async with session.request(
+                method, url, data=body, headers=headers, timeout=client_timeout
+            ) as response:
+                payload = await response.read()
+                return HttpResponse(response.status, response.headers, payload, method, str(url))
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.connection_limit, ssl=self.ssl_context or True
+            )
+            self._session = aiohttp.ClientSession(headers=dict(self.headers), connector=connector)
+        return self._session
+
+
+@contextlib.contextmanager
+def map_exceptions(method: str, url: str) -> Iterator[None]:
+    """Translate aiohttp and timeout errors into confstore errors, chaining the original."""
+    where = f"{method} {url}"
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise BackendUnavailableError(f"{where}: cannot connect: {exc}") from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise BackendTimeoutError(f"{where}: no answer in time; the outcome is unknown") from exc
+    except (
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientOSError,
+        aiohttp.ClientPayloadError,
+    ) as exc:
+        raise BackendTimeoutError(
+            f"{where}: connection dropped ({exc}); the outcome is unknown"
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise BackendError(f"{where}: {exc}") from exc
+
+
+def auth_headers(
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    api_key: str | None = None,
+    bearer_token: str | None = None,
+) -> dict[str, str]:
+    """The Authorization header for basic auth, an API key (``ApiKey``) or a bearer token."""
+    if bearer_token:
+        return {"Authorization": f"Bearer {bearer_token}"}
+    if api_key:
+        return {"Authorization": f"ApiKey {api_key}"}
+    if username is not None:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+def make_ssl_context(
+    *,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    verify: bool = True,
+) -> ssl.SSLContext:
+    """A client TLS context: a custom CA, an optional client certificate (mTLS), or no verification."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _encode_body(
+    json_body: Any,
+    data: bytes | str | None,
+    content_type: str | None,
+    headers: Mapping[str, str] | None,
+) -> tuple[bytes | None, dict[str, str]]:
+    request_headers = dict(headers or {})
+    body: bytes | None = None
+    if json_body is not None:
+        body = json.dumps(
+            json_body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+        request_headers.setdefault("Content-Type", content_type or "application/json")
+    elif data is not None:
+        body = data.encode() if isinstance(data, str) else data
+        if content_type:
+            request_headers.setdefault("Content-Type", content_type)
+    return body, request_headers
