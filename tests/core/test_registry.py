@@ -53,7 +53,7 @@ def test_known_plugin_scheme_names_the_package(url: str, package: str) -> None:
 
 
 def test_unknown_scheme_lists_the_registered_ones() -> None:
-    with pytest.raises(NoSuchBackendError, match="registered schemes: .*memory.*sqlite"):
+    with pytest.raises(NoSuchBackendError, match=r"registered schemes: .*memory.*sqlite"):
         open_store("nosuch://x")
 
 

@@ -64,7 +64,8 @@ def test_any_accepted_identifier_uses_only_the_safe_alphabet(value: str) -> None
     except InvalidIdentifierError:
         return
     assert 1 <= len(value) <= 128
-    assert value[0].isascii() and value[0].isalnum()
+    assert value[0].isascii()
+    assert value[0].isalnum()
     assert all(c.isascii() and (c.isalnum() or c in "_-.:") for c in value)
 
 
