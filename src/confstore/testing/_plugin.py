@@ -1,0 +1,58 @@
+"""The pytest side of the suite: default optional fixtures and strict xfail for known gaps."""
+
+from __future__ import annotations
+
+import pytest
+
+from .._store import ConfigStore
+from ._base import ReopenConfigStore, StoreTestsBase
+
+
+@pytest.fixture
+def config_store_peer() -> ConfigStore:
+    """A second handle on ``config_store``'s storage. Override it to run the several-handles tests."""
+    pytest.skip(
+        "no config_store_peer fixture: define one yielding a second, initialised handle "
+        "on the same storage as config_store"
+    )
+
+
+@pytest.fixture
+def reopen_config_store() -> ReopenConfigStore:
+    """An async callable opening a new handle on ``config_store``'s storage after it was closed."""
+    pytest.skip(
+        "no reopen_config_store fixture: define one returning an async callable that opens "
+        "a new, initialised handle on the same storage as config_store"
+    )
+
+
+def known_gap_marks(test_class: type[StoreTestsBase]) -> dict[str, pytest.MarkDecorator]:
+    """Strict xfail marks for the class's ``known_gaps``; a gap naming no test is an error."""
+    unknown = sorted(name for name in test_class.known_gaps if not name.startswith("test_"))
+    unknown += sorted(
+        name
+        for name in test_class.known_gaps
+        if name.startswith("test_") and not callable(getattr(test_class, name, None))
+    )
+    if unknown:
+        raise pytest.UsageError(
+            f"{test_class.__qualname__}.known_gaps names no test of the suite: {', '.join(unknown)}"
+        )
+    return {
+        name: pytest.mark.xfail(reason=f"known gap: {reason}", strict=True)
+        for name, reason in test_class.known_gaps.items()
+    }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    marks_by_class: dict[type[StoreTestsBase], dict[str, pytest.MarkDecorator]] = {}
+    for item in items:
+        test_class = getattr(item, "cls", None)
+        if not (isinstance(test_class, type) and issubclass(test_class, StoreTestsBase)):
+            continue
+        if test_class not in marks_by_class:
+            marks_by_class[test_class] = known_gap_marks(test_class)
+        name = getattr(item, "originalname", item.name)
+        mark = marks_by_class[test_class].get(name)
+        if mark is not None:
+            item.add_marker(mark)

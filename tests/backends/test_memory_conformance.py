@@ -1,0 +1,61 @@
+"""The memory store runs the conformance suite exactly as a third-party store would."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from confstore import ConfigStore, open_store
+from confstore.testing import ConfigStoreTests, ReopenConfigStore
+
+pytest_plugins = ["confstore.testing"]
+
+
+@pytest.fixture
+def memory_url() -> str:
+    """A named memory store: every handle opened with this URL shares its data."""
+    return f"memory://conformance-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def config_store(memory_url: str) -> AsyncIterator[ConfigStore]:
+    async with open_store(memory_url) as store:
+        yield store
+
+
+@pytest.fixture
+async def config_store_peer(memory_url: str) -> AsyncIterator[ConfigStore]:
+    async with open_store(memory_url) as store:
+        yield store
+
+
+@pytest.fixture
+async def reopen_config_store(memory_url: str) -> AsyncIterator[ReopenConfigStore]:
+    opened: list[ConfigStore] = []
+
+    async def reopen() -> ConfigStore:
+        store = open_store(memory_url)
+        await store.initialize()
+        opened.append(store)
+        return store
+
+    yield reopen
+    for store in opened:
+        await store.close()
+
+
+class TestNamedMemoryStore(ConfigStoreTests):
+    """memory://NAME: shared by handles in this process, so the peer and reopen tests run."""
+
+
+class TestPrivateMemoryStore(ConfigStoreTests):
+    """memory://: private and not persistent, so the peer and reopen tests skip, with reasons."""
+
+    hypothesis_max_examples = 10
+
+    @pytest.fixture
+    async def config_store(self) -> AsyncIterator[ConfigStore]:
+        async with open_store("memory://") as store:
+            yield store
