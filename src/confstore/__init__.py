@@ -1,5 +1,6 @@
 """confstore: async, multi-tenant, versioned configuration with pluggable storage backends."""
 
+from ._diff import ConfigDiff as ConfigDiff
 from ._errors import BackendError as BackendError
 from ._errors import BackendTimeoutError as BackendTimeoutError
 from ._errors import BackendUnavailableError as BackendUnavailableError
@@ -25,30 +26,47 @@ from ._store import StoreCapabilities as StoreCapabilities
 from ._url import StoreURL as StoreURL
 from ._url import default_store_url as default_store_url
 from .backends.memory import MemoryConfigStore as MemoryConfigStore
+from .schemas import AgentConfig as AgentConfig
+from .schemas import DSPyModuleType as DSPyModuleType
+from .schemas import ModuleConfig as ModuleConfig
+from .schemas import OptimizerConfig as OptimizerConfig
+from .schemas import OptimizerType as OptimizerType
+from .schemas import RoutingConfig as RoutingConfig
+from .schemas import SystemConfig as SystemConfig
+from .schemas import TelemetryConfig as TelemetryConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentConfig",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "ChangeBatch",
     "ChangeKind",
     "ConfigChange",
+    "ConfigDiff",
     "ConfigEntry",
     "ConfigKey",
     "ConfigScope",
     "ConfigStore",
     "ConfigStoreError",
+    "DSPyModuleType",
     "ImportConflictError",
     "ImportFormatError",
     "InvalidConfigError",
     "InvalidIdentifierError",
     "MemoryConfigStore",
+    "ModuleConfig",
     "NoSuchBackendError",
+    "OptimizerConfig",
+    "OptimizerType",
+    "RoutingConfig",
     "StoreCapabilities",
     "StoreOptions",
     "StoreURL",
+    "SystemConfig",
+    "TelemetryConfig",
     "VersionConflictError",
     "__version__",
     "default_store_url",

@@ -25,11 +25,12 @@ KNOWN_PLUGIN_PACKAGES = {
 @functools.cache
 def plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, with built-ins and installed plugins loaded."""
-    from . import backends
+    from . import _typed, backends
 
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     manager.register(backends, name="confstore.backends")
+    manager.register(_typed, name="confstore.schemas")
     manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
     manager.check_pending()
     return manager
