@@ -1,0 +1,5 @@
+"""``python -m confstore.cli``: the same as the ``confstore`` command."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""The ``confstore`` command: argument parsing, dispatch, and errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NoReturn
+
+from .. import __version__
+from .._errors import (
+    BackendError,
+    ConfigStoreError,
+    ImportConflictError,
+    ImportFormatError,
+    InvalidConfigError,
+    InvalidIdentifierError,
+    NoSuchBackendError,
+    VersionConflictError,
+)
+from .._models import ConfigScope
+from . import _commands, _demo, _transfer
+from ._common import CliError, ExitCode
+from ._output import Console
+
+Command = Callable[[argparse.Namespace, Console], Awaitable[int]]
+
+DESCRIPTION = """\
+confstore keeps application configuration for many tenants, with every change kept as a
+numbered version. A config is named by a tenant, a scope (system, agent, routing or
+telemetry), a service and a config key; its value is a JSON object. This command reads,
+writes, compares, rolls back, exports, imports and migrates configs in any confstore
+backend, chosen by URL (--url, else $CONFSTORE_URL, else sqlite:///data/config/config.db).
+Start with `confstore demo`.
+"""
+
+EPILOG = """\
+examples:
+  confstore demo                                      a guided tour on the default store
+  confstore set system system system_config '{"llm_model": "gpt-4o"}' --by alice
+  confstore get system system system_config           the latest version (secrets masked)
+  confstore list --tenant acme                        every live config of a tenant
+  confstore history system system system_config       all versions, newest first
+  confstore diff system system system_config 1 2      what changed between two versions
+  confstore rollback system system system_config 1    write version 1 again as a new version
+  confstore export --history -o backup.json           a tenant's configs, every version
+  confstore import backup.json --dry-run              what an import would write
+  confstore migrate --from sqlite:///old.db --to vespa+http://vespa:8080
+  confstore --url sqlite:///tmp/c.db watch            print changes as they happen
+
+Add --json to any command for machine-readable output; --show-secrets to reveal secrets.
+
+exit status:
+  0  success
+  1  failure, or an unhealthy backend (health)
+  2  usage error (bad command line)
+  3  conflict: the version changed underneath (--expected-version) or an import disagrees
+  4  not found: no such config, version or typed config name
+  5  backend unavailable, timed out, or not installed
+  6  invalid input: bad identifier, config value, JSON or import document
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    # Subcommands accept the global options too; SUPPRESS keeps them from resetting a value
+    # given before the subcommand.
+    def default(value: object) -> object:
+        return value if top_level else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url",
+        default=default(None),
+        help="store URL (default: $CONFSTORE_URL, else sqlite:///data/config/config.db)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="machine-readable output"
+    )
+    parser.add_argument(
+        "--show-secrets",
+        action="store_true",
+        default=default(False),
+        help="show secret values (API keys, passwords, tokens) instead of ***",
+    )
+
+
+def _add_key(parser: argparse.ArgumentParser) -> None:
+    _add_tenant(parser)
+    parser.add_argument("scope", choices=[scope.value for scope in ConfigScope])
+    parser.add_argument("service", help="e.g. system, routing_agent, or an agent's name")
+    parser.add_argument("config_key", help="e.g. system_config, agent_config")
+
+
+def _add_tenant(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
+    shown = f" (default: {default})" if default else ""
+    parser.add_argument("-t", "--tenant", default=default, help=f"tenant id{shown}")
+
+
+def _add_audit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--by", help="who makes the change (kept in the history)")
+    parser.add_argument("--comment", help="why (kept in the history)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
+
+
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="confstore",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"confstore {__version__}")
+    _add_global_options(parser, top_level=True)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        _add_global_options(sub, top_level=False)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("get", _commands.get, "Show a config: the latest version, or --version N.")
+    _add_key(sub)
+    sub.add_argument("--version", type=_positive_int, help="a specific version")
+
+    sub = command("set", _commands.set_, "Write a new version of a config.")
+    _add_key(sub)
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("value", nargs="?", help="the value as inline JSON, or - to read stdin")
+    source.add_argument("-f", "--file", help="read the value from this JSON file")
+    sub.add_argument(
+        "--expected-version",
+        type=_non_negative_int,
+        help="write only if the latest version is this one (0: only if the key is new)",
+    )
+    sub.add_argument(
+        "--type",
+        help="validate the value as this typed config (see `confstore schema`); configs "
+        "stored where a typed config lives are validated anyway",
+    )
+    _add_audit(sub)
+
+    sub = command("delete", _commands.delete, "Delete a config (a tombstone version).")
+    _add_key(sub)
+    sub.add_argument("--purge", action="store_true", help="remove every version instead")
+    _add_audit(sub)
+
+    sub = command("list", _commands.list_, "List a tenant's live configs.")
+    _add_tenant(sub)
+    sub.add_argument("--scope", choices=[scope.value for scope in ConfigScope])
+    sub.add_argument("--service")
+
+    command("tenants", _commands.tenants, "List the tenants that have configs.")
+
+    sub = command("history", _commands.history, "Show the versions of a config, newest first.")
+    _add_key(sub)
+    sub.add_argument("--limit", type=_positive_int, default=10, help="default: 10")
+
+    sub = command("diff", _commands.diff, "Show what changed between two versions of a config.")
+    _add_key(sub)
+    sub.add_argument("from_version", nargs="?", type=_positive_int, help="default: TO - 1")
+    sub.add_argument("to_version", nargs="?", type=_positive_int, help="default: the latest")
+
+    sub = command(
+        "rollback", _commands.rollback, "Write an old version of a config as its newest version."
+    )
+    _add_key(sub)
+    sub.add_argument("version", type=_positive_int, help="the version to bring back")
+    _add_audit(sub)
+
+    sub = command("export", _transfer.export, "Write a tenant's configs as an export document.")
+    _add_tenant(sub)
+    sub.add_argument("--history", action="store_true", help="every version, not only the latest")
+    sub.add_argument("-o", "--output", help="write to this file (default: stdout)")
+
+    sub = command("import", _transfer.import_, "Load an export document into a tenant.")
+    sub.add_argument("file", help="the export document, or - for stdin")
+    _add_tenant(sub, default=None)
+    sub.add_argument(
+        "--mode",
+        choices=["restore", "append"],
+        default="restore",
+        help="restore (default): keep versions and timestamps, skip what is already stored; "
+        "append: add every entry as a new version",
+    )
+    sub.add_argument(
+        "--dry-run", action="store_true", help="show what would be written; write nothing"
+    )
+
+    sub = command(
+        "migrate",
+        _transfer.migrate,
+        "Copy every tenant, version and timestamp from one store to another. Safe to re-run: "
+        "an interrupted migration continues where it stopped.",
+    )
+    sub.add_argument("--from", dest="source", required=True, metavar="URL")
+    sub.add_argument("--to", dest="target", required=True, metavar="URL")
+    sub.add_argument(
+        "--batch-size", type=_positive_int, default=500, help="versions per write (default: 500)"
+    )
+
+    command("stats", _commands.stats, "Show counts of tenants, configs and versions.")
+    command("health", _commands.health, "Check that the backend answers (exit status 0 or 1).")
+
+    sub = command("watch", _commands.watch, "Print changes as they happen, until Ctrl-C.")
+    _add_tenant(sub, default=None)
+    sub.add_argument("--scope", choices=[scope.value for scope in ConfigScope])
+    sub.add_argument(
+        "--interval", type=_positive_float, default=1.0, help="seconds between polls (default: 1)"
+    )
+
+    sub = command("schema", _commands.schema, "List the typed configs, or show one's JSON Schema.")
+    sub.add_argument("name", nargs="?", help="e.g. system, agent, routing, telemetry")
+
+    command("demo", _demo.demo, "A short walk-through: set, get, history, diff and export.")
+    return parser
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    if isinstance(error, CliError):
+        return error.exit_code
+    if isinstance(error, VersionConflictError | ImportConflictError):
+        return ExitCode.CONFLICT
+    if isinstance(error, BackendError | NoSuchBackendError):
+        return ExitCode.UNAVAILABLE
+    if isinstance(error, InvalidIdentifierError | InvalidConfigError | ImportFormatError):
+        return ExitCode.INVALID_INPUT
+    return ExitCode.FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``confstore`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version and usage errors, when called in-process
+        return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    console = Console(json_mode=args.json, show_secrets=args.show_secrets)
+    try:
+        exit_code: int = asyncio.run(args.run(args, console))
+        return exit_code
+    except (CliError, ConfigStoreError) as error:
+        console.note(f"confstore: error: {error}")
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        console.note("confstore: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `confstore export | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILURE

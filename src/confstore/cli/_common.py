@@ -1,0 +1,69 @@
+"""What every CLI command shares: exit codes, the CLI's own errors, opening the store, reading input.
+
+The CLI runs one command per event loop, so reading a local input file there holds up no other task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._registry import open_store
+from .._store import ConfigStore
+from .._url import default_store_url
+
+
+class ExitCode(enum.IntEnum):
+    """The documented exit statuses of ``confstore`` (see ``confstore --help``)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFLICT = 3
+    NOT_FOUND = 4
+    UNAVAILABLE = 5
+    INVALID_INPUT = 6
+
+
+class CliError(Exception):
+    """A failure the CLI reports as one line on stderr, exiting with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.FAILURE) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
+def not_found(what: str) -> CliError:
+    return CliError(f"not found: {what}", ExitCode.NOT_FOUND)
+
+
+def store_url(args: argparse.Namespace) -> str:
+    """--url, else $CONFSTORE_URL, else the default SQLite file."""
+    return str(args.url or default_store_url())
+
+
+def open_cli_store(args: argparse.Namespace) -> ConfigStore:
+    """The store named by --url (no I/O yet: use ``async with``)."""
+    return open_store(store_url(args))
+
+
+def read_json_text(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{source} is not valid JSON: {exc}", ExitCode.INVALID_INPUT) from exc
+
+
+def read_json_source(path: str) -> Any:
+    """Parse JSON from a file, or from stdin when ``path`` is ``-``."""
+    if path == "-":
+        return read_json_text(sys.stdin.read(), "stdin")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}", ExitCode.INVALID_INPUT) from exc
+    return read_json_text(text, path)
