@@ -150,12 +150,14 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         timeout: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> HttpResponse:
         """Send a request and return the response, whatever its status, once retries are done.
 
         ``path`` must be percent-encoded by the caller (it is sent as given); ``params`` are
         encoded here. ``idempotent`` defaults to True for GET, HEAD and OPTIONS only: a request
         that is not idempotent is re-sent only after an answer that proves it was not applied.
+        ``retry`` overrides the client's policy for this call (e.g. one attempt for a health probe).
         """
         method = method.upper()
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
@@ -163,11 +165,12 @@ class HttpClient:
         url = URL(self.url(path), encoded=True)
         if params:
             url = url.update_query(params)
-        statuses = self.retry.retry_statuses if safe else self.retry.unapplied_statuses
-        for attempt in range(1, self.retry.attempts + 1):
+        policy = retry or self.retry
+        statuses = policy.retry_statuses if safe else policy.unapplied_statuses
+        for attempt in range(1, policy.attempts + 1):
             for hook in self.request_hooks:
                 hook(RequestInfo(method, str(url), attempt))
-            last_attempt = attempt == self.retry.attempts
+            last_attempt = attempt == policy.attempts
             try:
                 response = await self._send(method, url, body, request_headers, timeout)
             except BackendUnavailableError:
@@ -179,9 +182,9 @@ class HttpClient:
             else:
                 if response.status not in statuses or last_attempt:
                     return response
-                await asyncio.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                await asyncio.sleep(policy.delay(attempt, response.headers.get("Retry-After")))
                 continue
-            await asyncio.sleep(self.retry.delay(attempt))
+            await asyncio.sleep(policy.delay(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _send(

@@ -195,3 +195,14 @@ def test_backoff_is_capped_and_honours_retry_after() -> None:
     assert all(0 <= policy.delay(attempt) <= 0.5 for attempt in range(1, 20))
     assert policy.delay(1, retry_after="0.3") == 0.3
     assert policy.delay(1, retry_after="99") == 0.5
+
+
+async def test_per_call_retry_policy_overrides_the_client_policy(
+    server: tuple[Script, str],
+) -> None:
+    script, url = server
+    script.statuses = [503, 503]
+    async with HttpClient(url, retry=FAST_RETRY) as client:
+        response = await client.request("GET", "/probe", retry=RetryPolicy(attempts=1))
+    assert response.status == 503
+    assert len(script.calls) == 1
