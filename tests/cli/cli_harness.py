@@ -1,0 +1,112 @@
+"""Driving the installed ``confstore`` command as a subprocess, on pipes or a pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confstore import ConfigStore, open_store
+
+T = TypeVar("T")
+
+
+def confstore_command() -> list[str]:
+    """The console script installed next to this interpreter, else ``python -m confstore.cli``."""
+    script = Path(sys.executable).with_name("confstore")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "confstore.cli"]
+
+
+def cli_environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CONFSTORE_URL", "NO_COLOR")}
+    env.update(TERM="xterm", **extra)
+    return env
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Cli:
+    """Runs ``confstore --url <url> ...`` against one SQLite file per test."""
+
+    url: str
+    cwd: Path
+
+    def __call__(self, *args: str, stdin: str | None = None, url: str | None = None) -> Result:
+        argv = [*confstore_command(), "--url", url or self.url, *args]
+        return self.run_raw(argv, stdin=stdin)
+
+    def run_raw(self, argv: list[str], *, stdin: str | None = None, **env: str) -> Result:
+        done = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=cli_environment(**env),
+            cwd=self.cwd,
+            timeout=60,
+            check=False,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def in_pty(self, *args: str, url: str | None = None, **env: str) -> tuple[int, str]:
+        """Run ``confstore`` on a pseudo-terminal (stdin, stdout and stderr): exit code, output."""
+        argv = [*confstore_command(), "--url", url or self.url, *args]
+        return run_in_pty(argv, cwd=self.cwd, **env)
+
+    def store(self, url: str | None = None) -> ConfigStore:
+        return open_store(url or self.url)
+
+    def call(self, action: Callable[[ConfigStore], Awaitable[T]], url: str | None = None) -> T:
+        """Run ``action`` on an initialised store at ``url`` (default: this test's store)."""
+
+        async def run() -> T:
+            async with self.store(url) as store:
+                return await action(store)
+
+        return asyncio.run(run())
+
+
+def run_in_pty(argv: list[str], *, cwd: Path, timeout: float = 60, **env: str) -> tuple[int, str]:
+    """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal; its exit code and output."""
+    import pty  # POSIX only, like the behaviour under test
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        argv, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd, env=cli_environment(**env)
+    )
+    os.close(terminal)
+    output = read_until_closed(controller, timeout)
+    os.close(controller)
+    return process.wait(timeout=timeout), output
+
+
+def read_until_closed(descriptor: int, timeout: float) -> str:
+    chunks = []
+    while True:
+        ready, _, _ = select.select([descriptor], [], [], timeout)
+        if not ready:
+            raise TimeoutError("the command produced no output in time")
+        try:
+            data = os.read(descriptor, 65536)
+        except OSError:  # EIO: every writer of the terminal has gone
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks).decode("utf-8", "replace")
