@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import json
 import random
 import ssl
@@ -35,6 +36,8 @@ from ._errors import BackendError, BackendTimeoutError, BackendUnavailableError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_EXCERPT = 300
+# aiohttp warns (ResourceWarning) about bodies over 1 MiB given as bytes; stream those instead.
+_LARGE_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +201,11 @@ class HttpClient:
         session = self._get_session()
         client_timeout = aiohttp.ClientTimeout(total=self.timeout if timeout is None else timeout)
         with map_exceptions(method, str(url)):
+            request_body: bytes | io.BytesIO | None = body
+            if body is not None and len(body) > _LARGE_BODY:
+                request_body = io.BytesIO(body)  # a fresh stream per attempt
             async with session.request(
-                method, url, data=body, headers=headers, timeout=client_timeout
+                method, url, data=request_body, headers=headers, timeout=client_timeout
             ) as response:
                 payload = await response.read()
                 return HttpResponse(response.status, response.headers, payload, method, str(url))

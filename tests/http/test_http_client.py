@@ -206,3 +206,27 @@ async def test_per_call_retry_policy_overrides_the_client_policy(
         response = await client.request("GET", "/probe", retry=RetryPolicy(attempts=1))
     assert response.status == 503
     assert len(script.calls) == 1
+
+
+async def test_a_body_over_one_mib_is_sent_whole_without_a_warning() -> None:
+    received: list[bytes] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(status=200)
+
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_post("/big", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    big = b"x" * (1024 * 1024 + 10)
+    try:
+        async with HttpClient(f"http://127.0.0.1:{port}", retry=FAST_RETRY) as client:
+            response = await client.request("POST", "/big", data=big)
+    finally:
+        await runner.cleanup()
+    assert response.status == 200
+    assert received == [big]
