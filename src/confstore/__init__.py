@@ -12,6 +12,11 @@ from ._errors import InvalidIdentifierError as InvalidIdentifierError
 from ._errors import NoSuchBackendError as NoSuchBackendError
 from ._errors import VersionConflictError as VersionConflictError
 from ._export import plan_restore as plan_restore
+from ._manager import ConfigChangeEvent as ConfigChangeEvent
+from ._manager import ConfigManager as ConfigManager
+from ._manager import ConfigWatch as ConfigWatch
+from ._manager import get_config_manager as get_config_manager
+from ._manager import reset_config_manager as reset_config_manager
 from ._models import ChangeBatch as ChangeBatch
 from ._models import ChangeKind as ChangeKind
 from ._models import ConfigChange as ConfigChange
@@ -45,12 +50,15 @@ __all__ = [
     "ChangeBatch",
     "ChangeKind",
     "ConfigChange",
+    "ConfigChangeEvent",
     "ConfigDiff",
     "ConfigEntry",
     "ConfigKey",
+    "ConfigManager",
     "ConfigScope",
     "ConfigStore",
     "ConfigStoreError",
+    "ConfigWatch",
     "DSPyModuleType",
     "ImportConflictError",
     "ImportFormatError",
@@ -70,7 +78,9 @@ __all__ = [
     "VersionConflictError",
     "__version__",
     "default_store_url",
+    "get_config_manager",
     "open_store",
     "plan_restore",
     "register_backend",
+    "reset_config_manager",
 ]

@@ -1,0 +1,907 @@
+"""ConfigManager: typed configs over a ConfigStore, served from a cache the change feed keeps current.
+
+Cache rules, in short:
+
+- A read is served from memory once the key has been read (or written) by this manager; the first
+  read of a key goes to the store. A miss never turns into defaults unless the store answered
+  "absent": a backend that is down raises BackendUnavailableError.
+- The manager's own writes update the cache at once. A background task (one per manager, started
+  on first use, cancelled by ``close()``) follows ``store.changes_since()`` every ``poll_interval``
+  seconds and re-reads the cached keys other writers changed; ``watch()`` yields those changes.
+- While the backend is down, values already cached keep being served (the last ones seen), and the
+  poller retries; keys never read raise BackendUnavailableError.
+- A cached read returns the cached model itself, sealed (see ``_sealing``): the caller may change
+  it (``cfg.llm_model = ...``) and the change only detaches it from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import inspect
+import logging
+import random
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
+
+from pydantic import BaseModel
+
+from ._diff import ConfigDiff, diff_values, secret_paths_for
+from ._errors import InvalidConfigError, VersionConflictError
+from ._models import ChangeKind, ConfigChange, ConfigEntry, ConfigKey, ConfigScope
+from ._registry import open_store
+from ._sealing import Seal, seal
+from ._store import ConfigStore
+from ._typed import (
+    TypedConfigSpec,
+    dump_for_storage,
+    load_from_storage,
+    spec_for,
+    typed_config_specs,
+)
+from ._url import StoreURL, default_store_url
+from ._validation import validate_scope
+from .schemas import AgentConfig, RoutingConfig, SystemConfig, TelemetryConfig
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+logger = logging.getLogger("confstore.manager")
+
+DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_UPDATE_ATTEMPTS = 64
+_MAX_BACKOFF_SECONDS = 0.05
+
+# A slot whose model must be (re)built from the stored value before it is handed out.
+_UNBUILT: Final = object()
+# What ``_peek`` returns for a key the cache does not hold.
+NOT_CACHED: Final = object()
+
+_TableKey = tuple[ConfigScope, str, str]
+
+
+class WriteOptions(TypedDict, total=False):
+    """Keyword options of every write: compare-and-set and audit fields (see ``set``)."""
+
+    expected_version: int | None
+    updated_by: str | None
+    comment: str | None
+
+
+class _Slot:
+    """What the cache knows of one key: the stored entry (None: absent) and its built model."""
+
+    __slots__ = ("entry", "model", "seal", "spec", "stamp", "value")
+
+    def __init__(self, spec: TypedConfigSpec) -> None:
+        self.spec = spec
+        self.entry: ConfigEntry | None = None
+        # What a read returns: the sealed model, None (absent, no defaults), or _UNBUILT.
+        self.value: Any = _UNBUILT
+        # A built model that could not be sealed; reads hand out copies of it.
+        self.model: BaseModel | None = None
+        self.seal: Seal | None = None
+        # Bumped by every write through this manager, so the poller can tell it raced one.
+        self.stamp = 0
+
+    @property
+    def version(self) -> int:
+        return 0 if self.entry is None else self.entry.version
+
+    def hold(self, entry: ConfigEntry | None) -> None:
+        """Forget the built model and keep ``entry`` (None: the key is absent)."""
+        self.drop_model()
+        self.entry = entry
+
+    def drop_model(self) -> None:
+        if self.seal is not None:
+            self.seal.release()
+            self.seal = None
+        self.value = _UNBUILT
+        self.model = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChangeEvent:
+    """A committed write, as ``ConfigManager.watch()`` reports it.
+
+    ``entry`` is the version written (a tombstone for DELETE, whose ``deleted`` is True), or None
+    for PURGE. Secrets in ``entry.config_value`` are in clear, as stored: do not log them.
+    """
+
+    key: ConfigKey
+    kind: ChangeKind
+    version: int
+    entry: ConfigEntry | None
+
+    @property
+    def tenant_id(self) -> str:
+        return self.key.tenant_id
+
+    @property
+    def scope(self) -> ConfigScope:
+        return self.key.scope
+
+
+class ConfigWatch:
+    """``async for event in manager.watch(...)``: the changes committed after the watch began.
+
+    It begins when ``watch()`` is called (once the manager follows the feed, which the first
+    iteration starts), ends when the manager closes or ``aclose()`` is called, and can be used as
+    ``async with manager.watch() as changes:``. Events are kept until read.
+    """
+
+    def __init__(
+        self, manager: ConfigManager, tenant_id: str | None, scope: ConfigScope | None
+    ) -> None:
+        self._manager = manager
+        self.tenant_id = tenant_id
+        self.scope = scope
+        self._events: asyncio.Queue[ConfigChangeEvent | None] = asyncio.Queue()
+        self._closed = False
+
+    def matches(self, key: ConfigKey) -> bool:
+        return (self.tenant_id is None or key.tenant_id == self.tenant_id) and (
+            self.scope is None or key.scope == self.scope
+        )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> ConfigChangeEvent:
+        if not self._closed:
+            await self._manager.initialize()
+        if self._closed and self._events.empty():
+            raise StopAsyncIteration
+        event = await self._events.get()
+        if event is None:
+            self._closed = True
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        self._manager._forget_watch(self)
+        self.end()
+
+    def end(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._events.put_nowait(None)
+
+    def deliver(self, event: ConfigChangeEvent) -> None:
+        if not self._closed:
+            self._events.put_nowait(event)
+
+    async def __aenter__(self) -> Self:
+        await self._manager.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class ConfigManager:
+    """Typed, cached access to a ConfigStore; see the module docstring for the cache rules.
+
+    ``ConfigManager(store)`` uses ``store`` (and leaves closing it to the caller);
+    ``ConfigManager(url=...)`` or ``ConfigManager()`` opens the store of that URL (default:
+    ``$CONFSTORE_URL``, else the SQLite default) and closes it on ``close()``. The manager
+    initialises the store on first use; ``async with ConfigManager(...) as m:`` does it upfront.
+    A manager belongs to one event loop at a time.
+    """
+
+    def __init__(
+        self,
+        store: ConfigStore | None = None,
+        *,
+        url: str | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        cache: bool = True,
+    ) -> None:
+        if store is not None and url is not None:
+            raise InvalidConfigError("pass a store or a url, not both", field="store")
+        if not isinstance(poll_interval, int | float) or not poll_interval > 0:
+            raise InvalidConfigError(
+                f"poll_interval must be a positive number of seconds, got {poll_interval!r}",
+                field="poll_interval",
+            )
+        self._owns_store = store is None
+        self._store = store if store is not None else open_store(url)
+        self.poll_interval = float(poll_interval)
+        self.cache_enabled = bool(cache)
+        self._tables: dict[_TableKey, dict[str, _Slot]] = {}
+        self._system_spec = spec_for(SystemConfig)
+        self._system_slots = self._table(self._system_spec, "system")
+        self._watches: set[ConfigWatch] = set()
+        self._cursor: str | None = None
+        self._started = False
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._poll_lock: asyncio.Lock | None = None
+        self._wake: asyncio.Event | None = None
+        self._poller: asyncio.Task[None] | None = None
+        # Bumped whenever the poller changes the cache; a miss that raced it does not fill.
+        self._epoch = 0
+
+    @property
+    def store(self) -> ConfigStore:
+        """The underlying store, for history, specific versions, export/import, health, stats."""
+        return self._store
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def initialize(self) -> None:
+        """Initialise the store and start following its change feed; idempotent, optional."""
+        loop = asyncio.get_running_loop()
+        if self._started and self._loop is loop:
+            return
+        if self._start_lock is None or self._loop is not loop:
+            self._start_lock = asyncio.Lock()
+            self._poll_lock = asyncio.Lock()
+            self._loop = loop
+            self._started = False
+        async with self._start_lock:
+            if self._started:
+                return
+            await self._store.initialize()
+            if self._cursor is None:
+                self._cursor = await self._store.current_cursor()
+            self._wake = asyncio.Event()
+            self._poller = loop.create_task(self._follow_feed(), name="confstore-manager-feed")
+            self._started = True
+
+    async def close(self) -> None:
+        """Stop following the feed, end every watch, empty the cache, close an owned store."""
+        self._closing = True
+        try:
+            await self._stop_poller()
+            self._forget_cache()
+            self._cursor = None
+            for watch in list(self._watches):
+                watch.end()
+            self._watches.clear()
+            if self._owns_store:
+                await self._store.close()
+        finally:
+            self._started = False
+            self._closing = False
+
+    async def refresh(self) -> None:
+        """Apply every change the feed reports now, without waiting for the next poll."""
+        await self.initialize()
+        await self._poll_once()
+
+    async def get_system_config(self, tenant_id: str = "default") -> SystemConfig:
+        """The tenant's system config, or the defaults (with ``tenant_id``) when none is stored."""
+        slot = self._system_slots.get(tenant_id)
+        if slot is not None:
+            value: SystemConfig = slot.value
+            if value is not _UNBUILT:
+                return value
+        config = await self._read(self._system_spec, tenant_id, "system")
+        assert isinstance(config, SystemConfig)
+        return config
+
+    async def set_system_config(
+        self,
+        config: SystemConfig,
+        tenant_id: str | None = None,
+        **options: Unpack[WriteOptions],
+    ) -> ConfigEntry:
+        """Store ``config`` for ``tenant_id`` (default: ``config.tenant_id``) as a new version."""
+        return await self.set(_expect(config, SystemConfig), tenant_id, **options)
+
+    async def get_agent_config(self, tenant_id: str, agent_name: str) -> AgentConfig | None:
+        """The agent's config, or None when none is stored."""
+        return await self.get(AgentConfig, tenant_id, agent_name)
+
+    async def set_agent_config(
+        self,
+        tenant_id: str,
+        agent_name: str,
+        agent_config: AgentConfig,
+        **options: Unpack[WriteOptions],
+    ) -> ConfigEntry:
+        """Store ``agent_config`` as a new version; its ``agent_name`` must be ``agent_name``."""
+        if _expect(agent_config, AgentConfig).agent_name != agent_name:
+            raise InvalidConfigError(
+                f"agent_config.agent_name is {agent_config.agent_name!r}, not {agent_name!r}",
+                field="agent_name",
+            )
+        return await self.set(agent_config, tenant_id, agent_name, **options)
+
+    async def get_agent_config_history(
+        self, tenant_id: str, agent_name: str, limit: int = 10
+    ) -> list[ConfigEntry]:
+        """Up to ``limit`` stored versions of the agent's config, newest first."""
+        spec = spec_for(AgentConfig)
+        await self.initialize()
+        return await self._store.get_config_history(
+            tenant_id, spec.scope, agent_name, spec.config_key, limit
+        )
+
+    async def get_routing_config(
+        self, tenant_id: str = "default", service: str = "routing_agent"
+    ) -> RoutingConfig:
+        """The routing config of ``service``, or the defaults when none is stored."""
+        return await self._get_with_defaults(RoutingConfig, tenant_id, service)
+
+    async def set_routing_config(
+        self,
+        config: RoutingConfig,
+        tenant_id: str | None = None,
+        service: str = "routing_agent",
+        **options: Unpack[WriteOptions],
+    ) -> ConfigEntry:
+        """Store a routing config for ``tenant_id`` (default: ``config.tenant_id``)."""
+        return await self.set(_expect(config, RoutingConfig), tenant_id, service, **options)
+
+    async def get_telemetry_config(
+        self, tenant_id: str = "default", service: str = "telemetry"
+    ) -> TelemetryConfig:
+        """The telemetry config of ``service``, or the defaults when none is stored."""
+        return await self._get_with_defaults(TelemetryConfig, tenant_id, service)
+
+    async def set_telemetry_config(
+        self,
+        config: TelemetryConfig,
+        tenant_id: str | None = None,
+        service: str = "telemetry",
+        **options: Unpack[WriteOptions],
+    ) -> ConfigEntry:
+        """Store a telemetry config for ``tenant_id`` (default: ``config.tenant_id``)."""
+        return await self.set(_expect(config, TelemetryConfig), tenant_id, service, **options)
+
+    async def get(
+        self, model: type[ModelT], tenant_id: str, service: str | None = None
+    ) -> ModelT | None:
+        """The stored config of a registered schema; absent: its defaults, or None without any.
+
+        ``service`` defaults to the schema's default service.
+        """
+        spec = spec_for(model)
+        service = spec.service_for(service)
+        table = self._tables.get((spec.scope, service, spec.config_key))
+        if table is not None:
+            slot = table.get(tenant_id)
+            if slot is not None:
+                value: ModelT | None = slot.value
+                if value is not _UNBUILT:
+                    return value
+        return await self._read(spec, tenant_id, service)  # type: ignore[return-value]
+
+    async def set(
+        self,
+        config: BaseModel,
+        tenant_id: str | None = None,
+        service: str | None = None,
+        *,
+        expected_version: int | None = None,
+        updated_by: str | None = None,
+        comment: str | None = None,
+    ) -> ConfigEntry:
+        """Validate ``config`` and store it as a new version; the cache sees it at once.
+
+        ``tenant_id`` defaults to ``config.tenant_id`` (schemas that have one), ``service`` to the
+        schema's default service. With ``expected_version`` the write is a compare-and-set
+        (VersionConflictError). A bad value raises InvalidConfigError and nothing is written.
+        """
+        spec = spec_for(type(config))
+        return await self._write(
+            spec,
+            config,
+            _tenant_of(spec, config, tenant_id),
+            spec.service_for(service),
+            expected_version=expected_version,
+            updated_by=updated_by,
+            comment=comment,
+        )
+
+    async def update(
+        self,
+        model: type[ModelT],
+        tenant_id: str,
+        fn: Callable[[ModelT], ModelT | Awaitable[ModelT | None] | None],
+        service: str | None = None,
+        *,
+        default: ModelT | None = None,
+        updated_by: str | None = None,
+        comment: str | None = None,
+        max_attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+    ) -> ConfigEntry:
+        """Read-modify-write with compare-and-set: ``fn`` gets a private copy of the latest config
+        (absent: ``default``, else the schema's defaults) and returns the new one (or None after
+        changing it in place); it may be async. On a concurrent write the whole cycle runs again,
+        so ``fn`` may be called more than once. VersionConflictError after ``max_attempts``.
+        """
+        spec = spec_for(model)
+        service = spec.service_for(service)
+        await self.initialize()
+        conflict: VersionConflictError | None = None
+        for attempt in range(max(1, max_attempts)):
+            current, expected_version = await self._latest_for_update(
+                spec, tenant_id, service, default
+            )
+            outcome = fn(current)  # type: ignore[arg-type]
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+            new = current if outcome is None else outcome
+            try:
+                return await self._write(
+                    spec,
+                    _expect(new, spec.model),
+                    tenant_id,
+                    service,
+                    expected_version=expected_version,
+                    updated_by=updated_by,
+                    comment=comment,
+                )
+            except VersionConflictError as exc:
+                conflict = exc
+                ceiling = min(_MAX_BACKOFF_SECONDS, 0.001 * 2**attempt)
+                await asyncio.sleep(random.uniform(0, ceiling))
+        assert conflict is not None
+        raise conflict
+
+    async def rollback(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str,
+        service: str,
+        config_key: str,
+        to_version: int,
+        *,
+        updated_by: str | None = None,
+        comment: str | None = None,
+    ) -> ConfigEntry:
+        """Write a new version whose value equals version ``to_version``'s, and return it.
+
+        InvalidConfigError when that version does not exist, is a deletion, or (for a typed
+        config) no longer validates against its schema; nothing is written then.
+        """
+        checked_scope = validate_scope(scope)
+        await self.initialize()
+        old = await self._store.get_config(
+            tenant_id, checked_scope, service, config_key, to_version
+        )
+        if old is None or old.deleted:
+            what = "does not exist" if old is None else "is a deletion"
+            raise InvalidConfigError(
+                f"version {to_version} of {tenant_id}/{checked_scope.value}/{service}/{config_key}"
+                f" {what}; nothing to roll back to",
+                field="to_version",
+            )
+        spec = _spec_at(checked_scope, config_key)
+        if spec is not None:
+            load_from_storage(spec.model, old.config_value)
+        entry = await self._store.set_config(
+            tenant_id,
+            checked_scope,
+            service,
+            config_key,
+            old.config_value,
+            updated_by=updated_by,
+            comment=comment if comment is not None else f"rollback to version {to_version}",
+        )
+        if spec is not None:
+            self._remember_write(spec, entry)
+        return entry
+
+    async def diff(
+        self,
+        tenant_id: str,
+        scope: ConfigScope | str,
+        service: str,
+        config_key: str,
+        from_version: int,
+        to_version: int,
+    ) -> list[ConfigDiff]:
+        """Field-level changes from one stored version to another, secrets of typed configs masked.
+
+        InvalidConfigError naming ``from_version`` or ``to_version`` when one does not exist.
+        """
+        checked_scope = validate_scope(scope)
+        await self.initialize()
+        values = []
+        for name, version in (("from_version", from_version), ("to_version", to_version)):
+            entry = await self._store.get_config(
+                tenant_id, checked_scope, service, config_key, version
+            )
+            if entry is None:
+                raise InvalidConfigError(f"{name} {version} does not exist", field=name)
+            values.append(entry.config_value)
+        spec = _spec_at(checked_scope, config_key)
+        secret_paths = frozenset() if spec is None else secret_paths_for(spec.model)
+        return diff_values(values[0], values[1], secret_paths=secret_paths)
+
+    def watch(
+        self, tenant_id: str | None = None, scope: ConfigScope | str | None = None
+    ) -> ConfigWatch:
+        """The changes committed from now on, by any writer, optionally for one tenant or scope."""
+        checked_scope = None if scope is None else validate_scope(scope)
+        watch = ConfigWatch(self, tenant_id, checked_scope)
+        self._watches.add(watch)
+        return watch
+
+    async def _get_with_defaults(self, model: type[ModelT], tenant_id: str, service: str) -> ModelT:
+        config = await self.get(model, tenant_id, service)
+        assert config is not None, f"{model.__name__} has defaults"
+        return config
+
+    def _peek(self, model: type[BaseModel], tenant_id: str, service: str | None = None) -> Any:
+        """The cached config without I/O: the model, None (absent), or NOT_CACHED."""
+        spec = spec_for(model)
+        table = self._tables.get((spec.scope, spec.service_for(service), spec.config_key))
+        slot = None if table is None else table.get(tenant_id)
+        if slot is None:
+            return NOT_CACHED
+        return self._handout(slot, tenant_id)
+
+    def _forget_watch(self, watch: ConfigWatch) -> None:
+        self._watches.discard(watch)
+
+    def _table(self, spec: TypedConfigSpec, service: str) -> dict[str, _Slot]:
+        return self._tables.setdefault((spec.scope, service, spec.config_key), {})
+
+    async def _read(self, spec: TypedConfigSpec, tenant_id: str, service: str) -> BaseModel | None:
+        await self.initialize()
+        if not self.cache_enabled:
+            entry = await self._store.get_config(tenant_id, spec.scope, service, spec.config_key)
+            return _build(spec, tenant_id, entry)
+        table = self._table(spec, service)
+        slot = table.get(tenant_id)
+        if slot is None:
+            epoch = self._epoch
+            entry = await self._store.get_config(tenant_id, spec.scope, service, spec.config_key)
+            slot = table.get(tenant_id)
+            if slot is None:
+                if self._epoch != epoch:
+                    # The poller changed the cache while we read: what we read may be older.
+                    return _build(spec, tenant_id, entry)
+                slot = table.setdefault(tenant_id, _Slot(spec))
+                slot.hold(entry)
+        config: BaseModel | None = self._handout(slot, tenant_id)
+        return config
+
+    def _handout(self, slot: _Slot, tenant_id: str) -> Any:
+        """What a read returns for a slot: its sealed model, built now if needed, or a copy."""
+        if slot.value is not _UNBUILT:
+            return slot.value
+        if slot.model is not None:
+            return slot.model.model_copy(deep=True)
+        model = _build(slot.spec, tenant_id, slot.entry)
+        if model is None:
+            slot.value = None
+            return None
+        model_seal = seal(model, lambda: _detach(slot, model))
+        if model_seal is None:
+            slot.model = model
+            return model.model_copy(deep=True)
+        slot.seal = model_seal
+        slot.value = model
+        return model
+
+    async def _write(
+        self,
+        spec: TypedConfigSpec,
+        config: BaseModel,
+        tenant_id: str,
+        service: str,
+        *,
+        expected_version: int | None,
+        updated_by: str | None,
+        comment: str | None,
+    ) -> ConfigEntry:
+        value = _storage_value(spec, config, tenant_id)
+        await self.initialize()
+        entry = await self._store.set_config(
+            tenant_id,
+            spec.scope,
+            service,
+            spec.config_key,
+            value,
+            expected_version=expected_version,
+            updated_by=updated_by,
+            comment=comment,
+        )
+        self._remember_write(spec, entry)
+        return entry
+
+    def _remember_write(self, spec: TypedConfigSpec, entry: ConfigEntry) -> None:
+        if not self.cache_enabled:
+            return
+        table = self._table(spec, entry.service)
+        slot = table.setdefault(entry.tenant_id, _Slot(spec))
+        slot.stamp += 1
+        if slot.entry is None or slot.version < entry.version:
+            slot.hold(entry)
+
+    async def _latest_for_update(
+        self,
+        spec: TypedConfigSpec,
+        tenant_id: str,
+        service: str,
+        default: BaseModel | None,
+    ) -> tuple[BaseModel, int]:
+        """A private copy of the latest config (or the starting point) and its version."""
+        entry = await self._store.get_config(tenant_id, spec.scope, service, spec.config_key)
+        if entry is not None:
+            model = _build(spec, tenant_id, entry)
+            assert model is not None
+            return model, entry.version
+        # Absent may still mean deleted: a tombstone is the version to compare against.
+        history = await self._store.get_config_history(
+            tenant_id, spec.scope, service, spec.config_key, limit=1
+        )
+        version = history[0].version if history else 0
+        if default is not None:
+            return default.model_copy(deep=True), version
+        model = _build(spec, tenant_id, None)
+        if model is None:
+            raise InvalidConfigError(
+                f"no {spec.name} config is stored for {tenant_id}/{service} and the schema has "
+                "required fields: pass default= to create one",
+                field="default",
+            )
+        return model, version
+
+    async def _follow_feed(self) -> None:
+        failing = False
+        try:
+            while True:
+                try:
+                    await self._poll_once()
+                except Exception as exc:
+                    if not failing:
+                        logger.warning(
+                            "confstore: cannot follow the change feed (%s: %s); serving cached "
+                            "values and retrying every %.3gs",
+                            type(exc).__name__,
+                            exc,
+                            self.poll_interval,
+                        )
+                    failing = True
+                else:
+                    if failing:
+                        logger.info("confstore: following the change feed again")
+                    failing = False
+                await self._pause()
+        finally:
+            if not self._closing:
+                # The loop is shutting down under us (asyncio.run ended): without a poller the
+                # cache would go stale, so drop it; the next read starts over in its own loop.
+                self._forget_cache()
+                self._started = False
+
+    async def _pause(self) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        self._wake.clear()
+
+    async def _poll_once(self) -> None:
+        assert self._poll_lock is not None
+        async with self._poll_lock:
+            while True:
+                try:
+                    batch = await self._store.changes_since(self._cursor)
+                except InvalidConfigError:
+                    await self._restart_feed()
+                    return
+                if batch.changes:
+                    await self._apply(batch.changes)
+                self._cursor = batch.cursor
+                if not batch.has_more:
+                    return
+
+    async def _restart_feed(self) -> None:
+        """The store no longer knows our cursor: start from its present and forget the cache."""
+        logger.warning("confstore: change feed cursor expired; the cache starts over")
+        self._cursor = await self._store.current_cursor()
+        self._forget_cache()
+
+    async def _apply(self, changes: tuple[ConfigChange, ...]) -> None:
+        """Re-read what the changes touched, then update the cache and deliver events at once."""
+        stamps = {}
+        for change in changes:
+            slot = self._slot_of(change.key)
+            if slot is not None:
+                stamps[change.key] = (slot, slot.stamp)
+        latest = {key: await self._get_latest(key) for key in stamps}
+        events = [await self._event_for(change, latest) for change in changes]
+        self._epoch += 1
+        for key, (slot, stamp) in stamps.items():
+            entry = latest[key]
+            if slot.stamp == stamp or (entry is not None and entry.version > slot.version):
+                slot.hold(entry)
+        for event in events:
+            if event is not None:
+                self._deliver(event)
+
+    async def _get_latest(self, key: ConfigKey) -> ConfigEntry | None:
+        return await self._store.get_config(key.tenant_id, key.scope, key.service, key.config_key)
+
+    async def _event_for(
+        self, change: ConfigChange, latest: dict[ConfigKey, ConfigEntry | None]
+    ) -> ConfigChangeEvent | None:
+        if not any(watch.matches(change.key) for watch in self._watches):
+            return None
+        entry = None
+        if change.kind is not ChangeKind.PURGE:
+            known = latest.get(change.key)
+            if known is not None and known.version == change.version:
+                entry = known
+            else:
+                key = change.key
+                entry = await self._store.get_config(
+                    key.tenant_id, key.scope, key.service, key.config_key, change.version
+                )
+        return ConfigChangeEvent(change.key, change.kind, change.version, entry)
+
+    def _deliver(self, event: ConfigChangeEvent) -> None:
+        for watch in list(self._watches):
+            if watch.matches(event.key):
+                # Each watcher gets its own copy of the value, so one cannot change another's.
+                entry = event.entry
+                if entry is not None:
+                    entry = replace(entry, config_value=copy.deepcopy(entry.config_value))
+                watch.deliver(replace(event, entry=entry))
+
+    def _slot_of(self, key: ConfigKey) -> _Slot | None:
+        table = self._tables.get((key.scope, key.service, key.config_key))
+        return None if table is None else table.get(key.tenant_id)
+
+    def _forget_cache(self) -> None:
+        for table in self._tables.values():
+            for slot in table.values():
+                slot.drop_model()
+            table.clear()
+
+    async def _stop_poller(self) -> None:
+        poller, self._poller = self._poller, None
+        if poller is None or poller.done():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if poller.get_loop() is not running:
+            # Its loop is gone or elsewhere; cancelling from here is all we can do.
+            with contextlib.suppress(RuntimeError):
+                poller.cancel()
+            return
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+
+
+def _detach(slot: _Slot, model: BaseModel) -> None:
+    """A caller is changing ``model``, which the cache handed out: the cache lets go of it."""
+    if slot.value is model:
+        slot.seal = None
+        slot.value = _UNBUILT
+
+
+def _build(spec: TypedConfigSpec, tenant_id: str, entry: ConfigEntry | None) -> BaseModel | None:
+    """A fresh model from a stored entry; absent: the defaults, or None when there are none."""
+    if entry is None:
+        if not _has_defaults(spec):
+            return None
+        return spec.model(tenant_id=tenant_id) if spec.has_tenant_field else spec.model()
+    value = entry.config_value
+    if spec.has_tenant_field:
+        value = {**value, "tenant_id": tenant_id}
+    return load_from_storage(spec.model, value)
+
+
+def _has_defaults(spec: TypedConfigSpec) -> bool:
+    return not any(field.is_required() for field in spec.model.model_fields.values())
+
+
+def _storage_value(spec: TypedConfigSpec, config: BaseModel, tenant_id: str) -> dict[str, Any]:
+    """The value to store: dumped with secrets, tenant set, and validated again as a whole
+    (extras and in-place changes to containers were never validated)."""
+    value = dump_for_storage(config)
+    if spec.has_tenant_field:
+        value["tenant_id"] = tenant_id
+    load_from_storage(spec.model, value)
+    return value
+
+
+def _tenant_of(spec: TypedConfigSpec, config: BaseModel, tenant_id: str | None) -> str:
+    if tenant_id is not None:
+        return tenant_id
+    tenant = config.__dict__.get("tenant_id") if spec.has_tenant_field else None
+    if isinstance(tenant, str):
+        return tenant
+    raise InvalidConfigError(f"{spec.name} configs carry no tenant_id: pass it", field="tenant_id")
+
+
+def _expect(config: Any, model: type[ModelT]) -> ModelT:
+    if not isinstance(config, model):
+        raise InvalidConfigError(
+            f"expected a {model.__name__}, got {type(config).__name__}", field="config"
+        )
+    return config
+
+
+def _spec_at(scope: ConfigScope, config_key: str) -> TypedConfigSpec | None:
+    for spec in typed_config_specs().values():
+        if spec.scope == scope and spec.config_key == config_key:
+            return spec
+    return None
+
+
+_global_lock = threading.Lock()
+_global_manager: ConfigManager | None = None
+_global_source: StoreURL | ConfigStore | None = None
+
+
+def get_config_manager(
+    url: str | None = None, *, store: ConfigStore | None = None
+) -> ConfigManager:
+    """The process-wide manager, built on first call from ``store``, ``url`` or the default URL
+    (``$CONFSTORE_URL``, else ``sqlite:///data/config/config.db``).
+
+    Later calls return it. Asking for a different URL or store raises InvalidConfigError (a
+    ConfigStoreError and a ValueError) instead of being silently ignored; ``reset_config_manager()``
+    closes it so the next call builds a new one.
+    """
+    global _global_manager, _global_source
+    if store is not None and url is not None:
+        raise InvalidConfigError("pass a store or a url, not both", field="store")
+    with _global_lock:
+        if _global_manager is None:
+            if store is not None:
+                _global_manager, _global_source = ConfigManager(store), store
+            else:
+                url = url or default_store_url()
+                _global_source = StoreURL.parse(url)
+                _global_manager = ConfigManager(url=url)
+            return _global_manager
+        if store is not None and store is not _global_source:
+            raise InvalidConfigError(
+                "the process-wide config manager already uses another store; "
+                "call reset_config_manager() first",
+                field="store",
+            )
+        if url is not None and StoreURL.parse(url) != _global_source:
+            current = (
+                _global_source.render()
+                if isinstance(_global_source, StoreURL)
+                else f"a {type(_global_source).__name__}"
+            )
+            raise InvalidConfigError(
+                f"the process-wide config manager already uses {current}, not "
+                f"{StoreURL.parse(url).render()}; call reset_config_manager() first",
+                field="url",
+            )
+        return _global_manager
+
+
+async def reset_config_manager() -> None:
+    """Close and forget the process-wide manager (tests; switching stores)."""
+    global _global_manager, _global_source
+    with _global_lock:
+        manager, _global_manager, _global_source = _global_manager, None, None
+    if manager is not None:
+        await manager.close()

@@ -1,0 +1,261 @@
+"""The manager's cache: served from memory, own writes at once, other writers through the feed,
+callers' changes never reaching it, and outages never turned into defaults."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from manager_stores import SwitchableStore
+
+from confstore import (
+    AgentConfig,
+    BackendUnavailableError,
+    ChangeKind,
+    ConfigChangeEvent,
+    ConfigManager,
+    ConfigScope,
+    ConfigWatch,
+    MemoryConfigStore,
+    ModuleConfig,
+    SystemConfig,
+)
+
+FAST = 0.05
+WAIT = 3.0
+
+
+def system_value(**fields: object) -> dict[str, object]:
+    return SystemConfig(**fields).model_dump(mode="json")  # type: ignore[arg-type]
+
+
+async def next_event(watch: ConfigWatch) -> ConfigChangeEvent:
+    return await asyncio.wait_for(anext(watch), WAIT)
+
+
+async def test_second_read_is_served_from_memory(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, poll_interval=FAST) as manager:
+        await manager.get_system_config("t")
+        reads = switchable.reads
+        await manager.get_system_config("t")
+        assert switchable.reads == reads
+
+
+async def test_absent_result_is_cached_too(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, poll_interval=FAST) as manager:
+        assert await manager.get_agent_config("t", "a") is None
+        reads = switchable.reads
+        assert await manager.get_agent_config("t", "a") is None
+        assert switchable.reads == reads
+
+
+async def test_own_write_is_visible_at_once(manager: ConfigManager) -> None:
+    await manager.get_system_config()
+    await manager.set_system_config(SystemConfig(llm_model="claude-3"))
+    assert (await manager.get_system_config()).llm_model == "claude-3"
+
+
+async def test_cached_read_returns_the_cached_object_without_copying(
+    manager: ConfigManager,
+) -> None:
+    first = await manager.get_system_config()
+    assert await manager.get_system_config() is first
+
+
+async def test_assigning_to_a_returned_config_does_not_change_the_cache(
+    manager: ConfigManager,
+) -> None:
+    config = await manager.get_system_config()
+    config.llm_model = "changed-by-caller"
+    assert (await manager.get_system_config()).llm_model == "gpt-4"
+
+
+async def test_changing_a_returned_dict_in_place_does_not_change_the_cache(
+    manager: ConfigManager,
+) -> None:
+    await manager.set_system_config(SystemConfig(metadata={"tags": ["a"]}))
+    config = await manager.get_system_config()
+    config.metadata["tags"].append("b")
+    config.metadata["owner"] = "me"
+    assert config.metadata == {"tags": ["a", "b"], "owner": "me"}
+    assert (await manager.get_system_config()).metadata == {"tags": ["a"]}
+
+
+async def test_changing_a_nested_model_does_not_change_the_cache(manager: ConfigManager) -> None:
+    agent = AgentConfig(
+        agent_name="a", module_config=ModuleConfig(module_type="predict", signature="S")
+    )
+    await manager.set_agent_config("t", "a", agent)
+    cached = await manager.get_agent_config("t", "a")
+    assert cached is not None
+    cached.module_config.temperature = 0.0
+    again = await manager.get_agent_config("t", "a")
+    assert again is not None
+    assert again.module_config.temperature == 0.7
+
+
+async def test_write_by_another_handle_reaches_the_cache(
+    manager: ConfigManager, store: MemoryConfigStore
+) -> None:
+    assert (await manager.get_system_config()).llm_model == "gpt-4"
+    watch = manager.watch()
+    await store.set_config(
+        "default", "system", "system", "system_config", system_value(llm_model="x")
+    )
+    await next_event(watch)
+    assert (await manager.get_system_config()).llm_model == "x"
+
+
+async def test_delete_by_another_handle_reaches_the_cache(
+    manager: ConfigManager, store: MemoryConfigStore
+) -> None:
+    agent = AgentConfig(
+        agent_name="a", module_config=ModuleConfig(module_type="predict", signature="S")
+    )
+    await manager.set_agent_config("t", "a", agent)
+    assert await manager.get_agent_config("t", "a") is not None
+    watch = manager.watch()
+    await store.delete_config("t", "agent", "a", "agent_config")
+    while (await next_event(watch)).kind is not ChangeKind.DELETE:
+        pass
+    assert await manager.get_agent_config("t", "a") is None
+
+
+async def test_cached_absence_ends_when_another_handle_writes(
+    manager: ConfigManager, store: MemoryConfigStore
+) -> None:
+    assert await manager.get_agent_config("t", "a") is None
+    watch = manager.watch()
+    value = AgentConfig(
+        agent_name="a", module_config=ModuleConfig(module_type="react", signature="S")
+    ).model_dump(mode="json")
+    await store.set_config("t", "agent", "a", "agent_config", value)
+    await next_event(watch)
+    assert await manager.get_agent_config("t", "a") is not None
+
+
+async def test_watch_yields_the_entry_written(
+    manager: ConfigManager, store: MemoryConfigStore
+) -> None:
+    watch = manager.watch()
+    written = await store.set_config("t", "system", "system", "system_config", {"llm_model": "x"})
+    event = await next_event(watch)
+    assert (event.key, event.kind, event.version, event.entry) == (
+        written.key,
+        ChangeKind.SET,
+        1,
+        written,
+    )
+
+
+async def test_watch_filters_by_tenant_and_scope(
+    manager: ConfigManager, store: MemoryConfigStore
+) -> None:
+    watch = manager.watch(tenant_id="b", scope=ConfigScope.ROUTING)
+    await store.set_config("a", "routing", "routing_agent", "routing_config", {})
+    await store.set_config("b", "system", "system", "system_config", {})
+    await store.set_config("b", "routing", "routing_agent", "routing_config", {})
+    event = await next_event(watch)
+    assert (event.tenant_id, event.scope) == ("b", ConfigScope.ROUTING)
+
+
+async def test_watch_reports_own_writes_too(manager: ConfigManager) -> None:
+    watch = manager.watch()
+    entry = await manager.set_system_config(SystemConfig())
+    assert (await next_event(watch)).entry == entry
+
+
+async def test_watch_ends_when_the_manager_closes(store: MemoryConfigStore) -> None:
+    manager = ConfigManager(store, poll_interval=FAST)
+    watch = manager.watch()
+    await manager.initialize()
+    await manager.close()
+    assert [event async for event in watch] == []
+
+
+async def test_refresh_applies_changes_without_waiting(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, poll_interval=3600) as manager:
+        await manager.get_system_config()
+        await switchable.set_config(
+            "default", "system", "system", "system_config", system_value(llm_model="x")
+        )
+        await manager.refresh()
+        assert (await manager.get_system_config()).llm_model == "x"
+
+
+async def test_backend_down_never_read_value_raises(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, poll_interval=FAST) as manager:
+        switchable.down = True
+        with pytest.raises(BackendUnavailableError):
+            await manager.get_system_config("never-read")
+
+
+async def test_backend_down_before_first_use_raises(switchable: SwitchableStore) -> None:
+    switchable.down = True
+    manager = ConfigManager(switchable, poll_interval=FAST)
+    with pytest.raises(BackendUnavailableError):
+        await manager.get_system_config()
+    await manager.close()
+
+
+async def test_backend_down_cached_value_keeps_being_served(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, poll_interval=FAST) as manager:
+        await manager.set_system_config(SystemConfig(llm_model="claude-3"))
+        switchable.down = True
+        await switchable.wait_for_polls(3)
+        assert (await manager.get_system_config()).llm_model == "claude-3"
+
+
+async def test_unreadable_sqlite_file_raises_backend_unavailable(tmp_path: Path) -> None:
+    directory = tmp_path / "not-a-file.db"
+    directory.mkdir()
+    manager = ConfigManager(url=f"sqlite:///{directory}")
+    with pytest.raises(BackendUnavailableError):
+        await manager.get_system_config()
+    await manager.close()
+
+
+async def test_feed_is_followed_again_after_an_outage(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, poll_interval=FAST) as manager:
+        await manager.get_system_config()
+        watch = manager.watch()
+        switchable.down = True
+        await switchable.wait_for_polls(3)
+        switchable.down = False
+        await switchable.set_config(
+            "default", "system", "system", "system_config", system_value(llm_model="x")
+        )
+        await next_event(watch)
+        assert (await manager.get_system_config()).llm_model == "x"
+
+
+async def test_close_stops_the_feed_task(store: MemoryConfigStore) -> None:
+    manager = ConfigManager(store, poll_interval=FAST)
+    await manager.get_system_config()
+    assert _feed_tasks()
+    await manager.close()
+    assert not _feed_tasks()
+
+
+async def test_without_cache_every_read_reaches_the_store(switchable: SwitchableStore) -> None:
+    async with ConfigManager(switchable, cache=False) as manager:
+        await manager.get_system_config()
+        await manager.get_system_config()
+        assert switchable.reads == 2
+
+
+async def test_manager_is_usable_again_after_close(store: MemoryConfigStore) -> None:
+    manager = ConfigManager(store, poll_interval=FAST)
+    await manager.set_system_config(SystemConfig(llm_model="x"))
+    await manager.close()
+    assert (await manager.get_system_config()).llm_model == "x"
+    await manager.close()
+
+
+def _feed_tasks() -> list[asyncio.Task[object]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "confstore-manager-feed" and not task.done()
+    ]

@@ -1,0 +1,65 @@
+"""Field-level diffs: paths, kinds, ordering and secret masking."""
+
+from __future__ import annotations
+
+from confstore import AgentConfig, ConfigDiff, SystemConfig
+from confstore._diff import diff_values, secret_paths_for
+
+
+def test_changed_scalar_is_reported_with_old_and_new() -> None:
+    assert diff_values({"a": 1, "b": 2}, {"a": 1, "b": 3}) == [ConfigDiff("b", 2, 3)]
+
+
+def test_nested_paths_are_dotted_and_list_indexes_bracketed() -> None:
+    old = {"m": {"tags": ["x", "y"]}}
+    new = {"m": {"tags": ["x", "z", "w"]}}
+    assert diff_values(old, new) == [
+        ConfigDiff("m.tags[1]", "y", "z"),
+        ConfigDiff("m.tags[2]", None, "w", "added"),
+    ]
+
+
+def test_added_and_removed_keys_are_told_apart_from_null() -> None:
+    assert diff_values({"gone": None}, {"new": None}) == [
+        ConfigDiff("gone", None, None, "removed"),
+        ConfigDiff("new", None, None, "added"),
+    ]
+
+
+def test_diffs_are_sorted_by_path() -> None:
+    changes = diff_values({"b": 1, "a": 1, "c": {"z": 1}}, {"b": 2, "a": 2, "c": {"z": 2}})
+    assert [change.path for change in changes] == ["a", "b", "c.z"]
+
+
+def test_type_change_is_a_change_even_when_equal() -> None:
+    assert diff_values({"a": 1}, {"a": 1.0}) == [ConfigDiff("a", 1, 1.0)]
+
+
+def test_identical_values_have_no_diff() -> None:
+    assert diff_values({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) == []
+
+
+def test_changed_secret_is_reported_masked() -> None:
+    changes = diff_values(
+        {"llm_api_key": "sk-old"}, {"llm_api_key": "sk-new"}, secret_paths={"llm_api_key"}
+    )
+    assert changes == [ConfigDiff("llm_api_key", "***", "***")]
+
+
+def test_secret_inside_a_removed_subtree_is_masked() -> None:
+    changes = diff_values(
+        {"module_config": {"llm_api_key": "sk-old", "x": 1}},
+        {},
+        secret_paths={"module_config.llm_api_key"},
+    )
+    assert changes == [ConfigDiff("module_config", {"llm_api_key": "***", "x": 1}, None, "removed")]
+
+
+def test_secret_that_became_null_shows_null() -> None:
+    changes = diff_values({"k": "sk-old"}, {"k": None}, secret_paths={"k"})
+    assert changes == [ConfigDiff("k", "***", None)]
+
+
+def test_secret_paths_of_the_builtin_schemas() -> None:
+    assert secret_paths_for(SystemConfig) == {"llm_api_key"}
+    assert secret_paths_for(AgentConfig) == {"llm_api_key"}
