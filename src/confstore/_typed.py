@@ -6,6 +6,7 @@ schemas do; ``register_typed_config`` registers one in-process (tests, applicati
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -172,19 +173,27 @@ def dump_for_storage(config: BaseModel) -> dict[str, Any]:
     placeholder (``"***"``) instead of a secret.
     """
     try:
-        data = pydantic_core.to_jsonable_python(_reveal(config.model_dump(mode="python")))
+        data = pydantic_core.to_jsonable_python(
+            _reveal(config.model_dump(mode="python", warnings=False))
+        )
     except pydantic_core.PydanticSerializationError:
         raise InvalidConfigError(
             f"{type(config).__name__} holds a value that cannot be stored as JSON"
         ) from None
     for path in secret_paths_for(type(config)):
-        if _value_at(data, path) in MASKED_SECRET_PLACEHOLDERS:
+        secret = _value_at(data, path)
+        if isinstance(secret, str) and secret in MASKED_SECRET_PLACEHOLDERS:
             raise InvalidConfigError(
                 f"{path} holds the mask placeholder, not a secret; set the real value or None",
                 field=path,
             )
     if not isinstance(data, dict):
         raise InvalidConfigError(f"{type(config).__name__} does not dump to a JSON object")
+    non_finite = next(_non_finite_paths(data, ""), None)
+    if non_finite is not None:
+        raise InvalidConfigError(
+            f"{non_finite}: JSON has no NaN or infinity; use a finite number", field=non_finite
+        )
     return data
 
 
@@ -236,6 +245,17 @@ def _reveal(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_reveal(item) for item in value]
     return value
+
+
+def _non_finite_paths(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite_paths(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite_paths(item, f"{path}[{index}]")
 
 
 def _value_at(data: Any, path: str) -> Any:

@@ -1,0 +1,58 @@
+"""A write by another process (a real subprocess on the same SQLite file) reaches this process's
+manager and its watch within 3 s, at the default poll interval."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+import time
+
+from confstore import ChangeKind, ConfigManager
+
+PROPAGATION_LIMIT_SECONDS = 3.0
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from confstore import SystemConfig, open_store
+
+    async def main(url: str, llm_model: str) -> None:
+        async with open_store(url) as store:
+            value = SystemConfig(llm_model=llm_model).model_dump(mode="json")
+            await store.set_config("default", "system", "system", "system_config", value)
+        print(time.time())
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def write_in_another_process(url: str, llm_model: str) -> float:
+    """Run the writer and return the wall-clock time right after its write committed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WRITER,
+        url,
+        llm_model,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    return float(stdout)
+
+
+async def test_other_process_write_reaches_cache_and_watch(sqlite_url: str) -> None:
+    async with ConfigManager(url=sqlite_url) as manager:
+        assert (await manager.get_system_config()).llm_model == "gpt-4"
+        watch = manager.watch()
+        committed_at = await write_in_another_process(sqlite_url, "from-another-process")
+        event = await asyncio.wait_for(anext(watch), PROPAGATION_LIMIT_SECONDS)
+        seen_after = time.time() - committed_at
+        assert event.kind is ChangeKind.SET
+        assert event.entry is not None
+        assert event.entry.config_value["llm_model"] == "from-another-process"
+        assert (await manager.get_system_config()).llm_model == "from-another-process"
+        assert seen_after < PROPAGATION_LIMIT_SECONDS
