@@ -220,6 +220,8 @@ class ConfigManager:
         self._tables: dict[_TableKey, dict[str, _Slot]] = {}
         self._system_spec = spec_for(SystemConfig)
         self._system_slots = self._table(self._system_spec, "system")
+        # (model, service as the caller gave it) -> its table, so a cached get skips the registry.
+        self._tables_by_model: dict[tuple[type[BaseModel], str | None], dict[str, _Slot]] = {}
         self._watches: set[ConfigWatch] = set()
         self._cursor: str | None = None
         self._started = False
@@ -378,16 +380,17 @@ class ConfigManager:
 
         ``service`` defaults to the schema's default service.
         """
-        spec = spec_for(model)
-        service = spec.service_for(service)
-        table = self._tables.get((spec.scope, service, spec.config_key))
+        table = self._tables_by_model.get((model, service))
         if table is not None:
             slot = table.get(tenant_id)
             if slot is not None:
                 value: ModelT | None = slot.value
                 if value is not _UNBUILT:
                     return value
-        return await self._read(spec, tenant_id, service)  # type: ignore[return-value]
+        spec = spec_for(model)
+        resolved_service = spec.service_for(service)
+        self._tables_by_model[(model, service)] = self._table(spec, resolved_service)
+        return await self._read(spec, tenant_id, resolved_service)  # type: ignore[return-value]
 
     async def set(
         self,
