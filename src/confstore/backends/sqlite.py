@@ -16,8 +16,8 @@ Schema (``PRAGMA user_version`` = 1; ``initialize()`` creates it once and is ide
   sequence numbers become visible in order and a follower never skips one.
 
 A trigger on ``config_versions`` maintains heads and the change feed inside the inserting statement:
-no extra round trip, and the statement is atomic with them. Timestamps are integer microseconds
-since the Unix epoch (UTC).
+no extra round trip, and the statement is atomic with them. Timestamps are ISO 8601 text in UTC
+with microseconds, as in exports (readable with any SQLite tool, and the fastest form to parse).
 
 Connections: a file store opens one writer and one reader connection (aiosqlite, each on its own
 thread). The file is in WAL mode, so reads never wait for the writer; ``synchronous=FULL`` by default
@@ -31,7 +31,7 @@ own error: a conflicting or failing write is rolled back alone while the others 
 other processes wait through SQLite's busy timeout; a "database is locked" that outlives it is
 retried with backoff until the store's ``timeout``, then reported as BackendTimeoutError.
 
-Driver errors are translated once, in ``_driver_errors``.
+Driver errors are translated once, by ``_DriverErrors``.
 """
 
 from __future__ import annotations
@@ -43,11 +43,12 @@ import json
 import os
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
+from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 
 import aiosqlite
@@ -68,6 +69,7 @@ from .._models import (
     ConfigEntry,
     ConfigKey,
     ConfigScope,
+    format_timestamp,
     utc_now,
 )
 from .._options import StoreOptions
@@ -96,8 +98,8 @@ _SCHEMA = (
         config_key TEXT NOT NULL,
         version INTEGER NOT NULL CHECK (version >= 1),
         value TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
         updated_by TEXT,
         comment TEXT,
         deleted INTEGER NOT NULL DEFAULT 0,
@@ -112,7 +114,7 @@ _SCHEMA = (
         config_key TEXT NOT NULL,
         latest_version INTEGER NOT NULL,
         deleted INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
         version_count INTEGER NOT NULL,
         PRIMARY KEY (tenant_id, scope, service, config_key)
     ) WITHOUT ROWID
@@ -226,8 +228,6 @@ _RECORD_PURGE = (
 )
 
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _SCOPES = {scope.value: scope for scope in ConfigScope}
 _KINDS = {kind.value: kind for kind in ChangeKind}
 
@@ -236,27 +236,43 @@ Row = tuple[Any, ...]
 WriteWork = Callable[[sqlite3.Connection], Any]
 
 
-@contextlib.contextmanager
-def _driver_errors(path: str, timeout: float) -> Iterator[None]:
-    """Translate sqlite3/aiosqlite failures into confstore errors (the one place that does).
+class _DriverErrors:
+    """Translates sqlite3/aiosqlite failures into confstore errors: the one place that does.
 
     Busy/locked after the retries -> BackendTimeoutError; anything else from the driver (cannot
-    open, disk I/O, corrupt file, closed connection) -> BackendUnavailableError.
+    open, disk I/O, corrupt file, closed connection) -> BackendUnavailableError. A class rather than
+    a generator-based context manager because it wraps every read and must cost next to nothing.
     """
-    try:
-        yield
-    except ConfigStoreError:
-        raise
-    except sqlite3.Error as exc:
-        if _is_busy(exc):
-            raise BackendTimeoutError(
-                f"SQLite database {path} stayed locked for {timeout:g}s: {exc}"
+
+    __slots__ = ("path", "timeout")
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, ConfigStoreError):
+            return
+        if isinstance(exc, sqlite3.Error):
+            if _is_busy(exc):
+                raise BackendTimeoutError(
+                    f"SQLite database {self.path} stayed locked for {self.timeout:g}s: {exc}"
+                ) from exc
+            raise BackendUnavailableError(f"SQLite database {self.path} failed: {exc}") from exc
+        if isinstance(exc, ValueError | OSError):
+            # aiosqlite raises ValueError for a closed connection; OSError comes from creating
+            # the parent directory.
+            raise BackendUnavailableError(
+                f"SQLite database {self.path} is unavailable: {exc}"
             ) from exc
-        raise BackendUnavailableError(f"SQLite database {path} failed: {exc}") from exc
-    except (ValueError, OSError) as exc:
-        # aiosqlite raises ValueError for a connection that is closed; OSError comes from
-        # creating the parent directory.
-        raise BackendUnavailableError(f"SQLite database {path} is unavailable: {exc}") from exc
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -267,18 +283,21 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in message or "busy" in message
 
 
-async def _run_in_thread(
-    connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], _T]
-) -> _T:
-    """Run ``work`` on the connection's own thread, as one hop.
+def _run_in_thread(
+    connection: aiosqlite.Connection, work: Callable[..., _T], *args: Any
+) -> asyncio.Future[_T]:
+    """Run ``work(sqlite3_connection, *args)`` on the aiosqlite connection's thread, as one hop.
 
-    aiosqlite's public methods each wrap one sqlite3 call in ``Connection._execute``; a group commit
-    runs many statements, and doing them in one hop instead of one per statement is what makes it
-    fast. So we use the same entry point aiosqlite itself uses.
+    aiosqlite's public methods each run one sqlite3 call on that thread; a group commit runs many
+    statements, and a read builds its entries next to its query, each in one hop instead of one
+    per call. So we queue the work the way aiosqlite queues its own calls (a future and a callable
+    on ``_tx``), which also skips its per-call wrappers: this is every read's hot path.
     """
-    raw = connection._conn
-    result = await connection._execute(work, raw)  # type: ignore[no-untyped-call]
-    return cast(_T, result)
+    if not connection._running or connection._connection is None:
+        raise ValueError("the aiosqlite connection is closed")
+    future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+    connection._tx.put_nowait((future, partial(work, connection._connection, *args)))
+    return future
 
 
 async def _retry_while_busy(
@@ -355,11 +374,11 @@ class _GroupCommitWriter:
     def __init__(
         self,
         connection: aiosqlite.Connection,
-        errors: Callable[[], contextlib.AbstractContextManager[None]],
+        errors: _DriverErrors,
         timeout: float,
     ) -> None:
         self._connection = connection
-        self._errors = errors
+        self._driver_errors = errors
         self._timeout = timeout
         self._pending: deque[tuple[WriteWork, asyncio.Future[Any]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
@@ -413,7 +432,7 @@ class _GroupCommitWriter:
                 future.set_result(outcome)
 
     async def _run_with_retry(self, works: list[WriteWork]) -> list[Any]:
-        with self._errors():
+        with self._driver_errors:
             return await _retry_while_busy(
                 self._connection, partial(_run_batch, works), self._timeout
             )
@@ -422,7 +441,7 @@ class _GroupCommitWriter:
         if isinstance(error, ConfigStoreError):
             return error
         try:
-            with self._errors():
+            with self._driver_errors:
                 raise error
         except ConfigStoreError as translated:
             return translated
@@ -474,6 +493,7 @@ class SQLiteConfigStore(ConfigStore):
         self._reader_connection: aiosqlite.Connection | None = None
         self._writer: _GroupCommitWriter | None = None
         self._lifecycle = asyncio.Lock()
+        self._driver_errors = _DriverErrors(self.path, self.timeout)
 
     @classmethod
     def from_url(cls, url: StoreURL, **options: Any) -> SQLiteConfigStore:
@@ -518,7 +538,7 @@ class SQLiteConfigStore(ConfigStore):
         async with self._lifecycle:
             if self._writer is not None:
                 return
-            with self._errors():
+            with self._driver_errors:
                 if not self.in_memory:
                     await asyncio.to_thread(_make_parent_directory, self.path)
                 writer = await self._connect()
@@ -535,7 +555,7 @@ class SQLiteConfigStore(ConfigStore):
                     raise
             self._writer_connection = writer
             self._reader_connection = reader
-            self._writer = _GroupCommitWriter(writer, self._errors, self.timeout)
+            self._writer = _GroupCommitWriter(writer, self._driver_errors, self.timeout)
 
     async def close(self) -> None:
         async with self._lifecycle:
@@ -544,7 +564,7 @@ class SQLiteConfigStore(ConfigStore):
                 await writer.drain()
             connections = {self._reader_connection, self._writer_connection} - {None}
             self._reader_connection = self._writer_connection = None
-            with self._errors():
+            with self._driver_errors:
                 for connection in connections:
                     await cast(aiosqlite.Connection, connection).close()
 
@@ -558,8 +578,8 @@ class SQLiteConfigStore(ConfigStore):
         updated_by: str | None,
         comment: str | None,
     ) -> ConfigEntry:
-        def work(connection: sqlite3.Connection) -> tuple[int, int, int]:
-            now = _micros(utc_now())
+        def work(connection: sqlite3.Connection) -> tuple[int, str, str]:
+            now = format_timestamp(utc_now())
             written = _append_version(
                 connection, key, value_json, now, updated_by, comment, expected_version
             )
@@ -573,31 +593,26 @@ class SQLiteConfigStore(ConfigStore):
             config_key=key.config_key,
             config_value=value,
             version=version,
-            created_at=_from_micros(created_at),
-            updated_at=_from_micros(updated_at),
+            created_at=_parse_timestamp(created_at),
+            updated_at=_parse_timestamp(updated_at),
             updated_by=updated_by,
             comment=comment,
         )
 
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
         if version is None:
-            rows = await self._read(_SELECT_LATEST, _key_params(key))
-            if not rows or rows[0][10]:
-                return None
-        else:
-            rows = await self._read(_SELECT_VERSION, (*_key_params(key), version))
-            if not rows:
-                return None
-        return _entry(rows[0])
+            return await self._query(_fetch_latest, _key_params(key))
+        entries = await self._query(_fetch_entries, _SELECT_VERSION, (*_key_params(key), version))
+        return entries[0] if entries else None
 
     async def _get_config_history(self, key: ConfigKey, limit: int) -> list[ConfigEntry]:
-        rows = await self._read(_SELECT_HISTORY, (*_key_params(key), limit))
-        return [_entry(row) for row in rows]
+        return await self._query(_fetch_entries, _SELECT_HISTORY, (*_key_params(key), limit))
 
     async def _list_configs(
         self, tenant_id: str, scope: ConfigScope | None, service: str | None
     ) -> list[ConfigEntry]:
-        rows = await self._read(
+        return await self._query(
+            _fetch_entries,
             _SELECT_LIVE_PAGE,
             {
                 "tenant_id": tenant_id,
@@ -609,7 +624,6 @@ class SQLiteConfigStore(ConfigStore):
                 "limit": -1,
             },
         )
-        return [_entry(row) for row in rows]
 
     async def _delete_config(
         self, key: ConfigKey, *, purge: bool, updated_by: str | None, comment: str | None
@@ -626,14 +640,14 @@ class SQLiteConfigStore(ConfigStore):
                 return True
             if deleted:
                 return False
-            now = _micros(utc_now())
+            now = format_timestamp(utc_now())
             _append_version(connection, key, "{}", now, updated_by, comment, None, deleted=True)
             return True
 
         return cast(bool, await self._write(work))
 
     async def list_tenants(self) -> list[str]:
-        return [row[0] for row in await self._read(_SELECT_TENANTS, ())]
+        return [row[0] for row in await self._query(_fetch_rows, _SELECT_TENANTS, ())]
 
     async def _iter_configs(
         self, tenant_id: str, include_history: bool
@@ -648,15 +662,19 @@ class SQLiteConfigStore(ConfigStore):
             sql = _SELECT_LIVE_PAGE
             after.update(scope=None, service=None)
         while True:
-            rows = await self._read(sql, {"tenant_id": tenant_id, "limit": _PAGE_SIZE, **after})
-            for row in rows:
-                yield _entry(row)
-            if len(rows) < _PAGE_SIZE:
+            page = await self._query(
+                _fetch_entries, sql, {"tenant_id": tenant_id, "limit": _PAGE_SIZE, **after}
+            )
+            for entry in page:
+                yield entry
+            if len(page) < _PAGE_SIZE:
                 return
-            last = rows[-1]
-            after.update(after_scope=last[1], after_service=last[2], after_key=last[3])
+            last = page[-1]
+            after.update(
+                after_scope=last.scope.value, after_service=last.service, after_key=last.config_key
+            )
             if include_history:
-                after["after_version"] = last[5]
+                after["after_version"] = last.version
 
     async def _import_entries(
         self, tenant_id: str, entries: list[ConfigEntry], mode: ImportMode
@@ -666,7 +684,7 @@ class SQLiteConfigStore(ConfigStore):
         return cast(int, await self._write(partial(_import_restore, entries)))
 
     async def get_stats(self) -> dict[str, Any]:
-        rows = await self._read(_SELECT_STATS, ())
+        rows = await self._query(_fetch_rows, _SELECT_STATS, ())
         total_configs, total_versions, total_tenants, per_scope_json = rows[0]
         live_per_scope = json.loads(per_scope_json or "{}")
         return {
@@ -691,12 +709,12 @@ class SQLiteConfigStore(ConfigStore):
         return True
 
     async def current_cursor(self) -> str:
-        rows = await self._read(_SELECT_CURSOR, ())
+        rows = await self._query(_fetch_rows, _SELECT_CURSOR, ())
         return str(rows[0][0])
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
         start = _parse_cursor(cursor)
-        rows = await self._read(_SELECT_CHANGES, (start, limit + 1))
+        rows = await self._query(_fetch_rows, _SELECT_CHANGES, (start, limit + 1))
         page = rows[:limit]
         changes = tuple(
             ConfigChange(
@@ -707,13 +725,13 @@ class SQLiteConfigStore(ConfigStore):
         end = page[-1][0] if page else start
         return ChangeBatch(changes, str(end), has_more=len(rows) > limit)
 
-    async def _read(self, sql: str, parameters: Sequence[Any] | dict[str, Any]) -> list[Row]:
-        """One query on the reader connection: one thread hop."""
+    async def _query(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work(connection, *args)`` on the reader connection's thread: one hop per read."""
         reader = self._reader_connection
         if reader is None:
             raise self._not_open()
-        with self._errors():
-            return cast(list[Row], await reader.execute_fetchall(sql, parameters))
+        with self._driver_errors:
+            return await _run_in_thread(reader, work, *args)
 
     async def _write(self, work: WriteWork) -> Any:
         writer = self._writer
@@ -725,9 +743,6 @@ class SQLiteConfigStore(ConfigStore):
         return await aiosqlite.connect(
             self.path, timeout=self.timeout, isolation_level=None, cached_statements=256
         )
-
-    def _errors(self) -> contextlib.AbstractContextManager[None]:
-        return _driver_errors(self.path, self.timeout)
 
     def _not_open(self) -> BackendUnavailableError:
         return BackendUnavailableError(
@@ -770,13 +785,13 @@ def _append_version(
     connection: sqlite3.Connection,
     key: ConfigKey,
     value_json: str,
-    now: int,
+    now: str,
     updated_by: str | None,
     comment: str | None,
     expected_version: int | None,
     *,
     deleted: bool = False,
-) -> tuple[int, int]:
+) -> tuple[int, str]:
     """Write latest + 1 of ``key``; return (version, created_at). Raises VersionConflictError."""
     row = connection.execute(
         _APPEND_VERSION_RETURNING,
@@ -802,7 +817,7 @@ def _append_version(
 
 
 def _import_append(entries: list[ConfigEntry], connection: sqlite3.Connection) -> int:
-    now = _micros(utc_now())
+    now = format_timestamp(utc_now())
     connection.executemany(
         _APPEND_VERSION,
         (
@@ -845,8 +860,8 @@ def _import_restore(entries: list[ConfigEntry], connection: sqlite3.Connection) 
                 "config_key": entry.config_key,
                 "value": _dumps(entry.config_value),
                 "version": entry.version,
-                "created_at": _micros(entry.created_at),
-                "updated_at": _micros(entry.updated_at),
+                "created_at": format_timestamp(entry.created_at),
+                "updated_at": format_timestamp(entry.updated_at),
                 "updated_by": entry.updated_by,
                 "comment": entry.comment,
                 "deleted": int(entry.deleted),
@@ -857,11 +872,32 @@ def _import_restore(entries: list[ConfigEntry], connection: sqlite3.Connection) 
     return len(planned)
 
 
+def _fetch_rows(
+    connection: sqlite3.Connection, sql: str, parameters: Sequence[Any] | dict[str, Any]
+) -> list[Row]:
+    return connection.execute(sql, parameters).fetchall()
+
+
+def _fetch_entries(
+    connection: sqlite3.Connection, sql: str, parameters: Sequence[Any] | dict[str, Any]
+) -> list[ConfigEntry]:
+    """Rows become entries on the connection's thread, next to the query that produced them."""
+    return [_entry(row) for row in connection.execute(sql, parameters)]
+
+
+def _fetch_latest(
+    connection: sqlite3.Connection, key_params: tuple[str, str, str, str]
+) -> ConfigEntry | None:
+    row = connection.execute(_SELECT_LATEST, key_params).fetchone()
+    return None if row is None or row[10] else _entry(row)
+
+
 def _key_params(key: ConfigKey) -> tuple[str, str, str, str]:
     return key.tenant_id, key.scope.value, key.service, key.config_key
 
 
 def _entry(row: Row) -> ConfigEntry:
+    """A stored row (columns in ``_ENTRY_COLUMNS`` order) as an entry; on the hot path of reads."""
     (
         tenant_id,
         scope,
@@ -869,24 +905,24 @@ def _entry(row: Row) -> ConfigEntry:
         config_key,
         value,
         version,
-        created_at,
-        updated_at,
-        updated_by,
+        created,
+        updated,
+        by,
         comment,
         deleted,
     ) = row
     return ConfigEntry(
-        tenant_id=tenant_id,
-        scope=_SCOPES[scope],
-        service=service,
-        config_key=config_key,
-        config_value=json.loads(value),
-        version=version,
-        created_at=_from_micros(created_at),
-        updated_at=_from_micros(updated_at),
-        updated_by=updated_by,
-        comment=comment,
-        deleted=bool(deleted),
+        tenant_id,
+        _SCOPES[scope],
+        service,
+        config_key,
+        json.loads(value),
+        version,
+        _parse_timestamp(created),
+        _parse_timestamp(updated),
+        by,
+        comment,
+        bool(deleted),
     )
 
 
@@ -895,12 +931,7 @@ def _dumps(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+_parse_timestamp = datetime.fromisoformat  # stored by format_timestamp: always UTC with offset
 
 
 def _parse_cursor(cursor: str | None) -> int:
