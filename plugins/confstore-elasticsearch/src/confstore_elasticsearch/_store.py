@@ -283,7 +283,7 @@ class ElasticsearchConfigStore(ConfigStore):
             )
             written = max(to_micros(now), _written_micros(head) + 1)
             source = document(entry, write_id=write_id, written_micros=written)
-            created = await self._create_version(version_id(key, entry.version), source, write_id)
+            created = await self._create_version(version_id(key, entry.version), source)
             if created.write_id != write_id:
                 await self._repair_head(key, head, created)
                 continue
@@ -294,8 +294,9 @@ class ElasticsearchConfigStore(ConfigStore):
                 return entry
             await self._withdraw(VERSIONS, version_id(key, entry.version), created)
 
-    async def _create_version(self, doc_id: str, source: dict[str, Any], write_id: str) -> _Doc:
-        """Create a version document; returns what stands under ``doc_id`` afterwards (ours or not)."""
+    async def _create_version(self, doc_id: str, source: dict[str, Any]) -> _Doc:
+        """Create a document in the versions index; returns what stands under ``doc_id`` afterwards
+        (ours, or another writer's: compare ``write_id``). Unknown outcomes are read back."""
         path = f"{self.index_name(VERSIONS)}/_create/{path_id(doc_id)}"
         for attempt in range(1, self._retry.attempts + 1):
             response = await self._send_write("POST", path, source)
@@ -487,10 +488,7 @@ class ElasticsearchConfigStore(ConfigStore):
             written_micros=max(to_micros(_utc_now()), _written_micros(head) + 1),
             kind="purge",
         )
-        path = f"{self.index_name(VERSIONS)}/_create/{path_id(source['doc_id'])}"
-        response = await self._send_write("POST", path, source)
-        if response is not None and response.status not in (201, 409):
-            raise response.error(f"cannot record the purge of {key}")
+        await self._create_version(source["doc_id"], source)
         await self._withdraw(HEADS, key_id(key), head)
 
     async def _delete_versions(self, key: ConfigKey) -> int:
@@ -605,7 +603,20 @@ class ElasticsearchConfigStore(ConfigStore):
             except BackendTimeoutError:
                 response = None
             if response is not None and response.status == 200:
-                return _bulk_created(response, chunk)
+                created, standing, refused = _bulk_created(response, chunk)
+                if refused:
+                    # Items refused for overload (429): send the chunk again; what was created
+                    # meanwhile comes back as 409 and is recognised by its write_id below.
+                    await asyncio.sleep(self._retry.delay(attempt))
+                    continue
+                # A 409 may be our own earlier attempt whose answer was lost: compare write_ids.
+                found = await self._mget(VERSIONS, [source["doc_id"] for source in standing])
+                ours = sum(
+                    1
+                    for source, doc in zip(standing, found, strict=True)
+                    if doc is not None and doc.write_id == source["write_id"]
+                )
+                return created + ours
             if response is not None and response.status not in _UNKNOWN_OUTCOME:
                 raise response.error("bulk create failed")
             # Unknown outcome: creating again is safe (create-only); count what is ours.
@@ -649,7 +660,8 @@ class ElasticsearchConfigStore(ConfigStore):
         async for _ in self._composite(HEADS, live, "tenant_id"):
             tenants += 1
         return {
-            "backend": self.flavor,
+            "backend": self.backend_name,
+            "flavor": self.flavor,
             "total_configs": configs,
             "total_versions": versions,
             "total_tenants": tenants,
@@ -826,21 +838,26 @@ def _ndjson(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def _bulk_created(response: HttpResponse, chunk: Iterable[dict[str, Any]]) -> int:
+def _bulk_created(
+    response: HttpResponse, chunk: Iterable[dict[str, Any]]
+) -> tuple[int, list[dict[str, Any]], bool]:
+    """(items created, sources whose id already stood (409), whether any item was refused)."""
     by_id = {source["doc_id"]: source for source in chunk}
     created = 0
+    standing = []
+    refused = False
     for item in response.json()["items"]:
         result = item["create"]
         status = int(result["status"])
         if status == 201:
             created += 1
+        elif status == 409 and result.get("_id") in by_id:
+            standing.append(by_id[result["_id"]])
         elif status == 429 or status >= 500:
-            raise BackendUnavailableError(
-                f"bulk create of {result.get('_id')} refused: {result.get('error')}"
-            )
-        elif status != 409 or result.get("_id") not in by_id:
+            refused = True
+        else:
             raise BackendError(f"bulk create of {result.get('_id')} failed: {result.get('error')}")
-    return created
+    return created, standing, refused
 
 
 def _check_prefix(prefix: str) -> str:
