@@ -11,7 +11,10 @@ Cache rules, in short:
 - While the backend is down, values already cached keep being served (the last ones seen), and the
   poller retries; keys never read raise BackendUnavailableError.
 - A cached read returns the cached model itself, sealed (see ``_sealing``): the caller may change
-  it (``cfg.llm_model = ...``) and the change only detaches it from the cache.
+  it (``cfg.llm_model = ...``) and the change only detaches it from the cache. Models that cannot
+  be sealed (plugin schemas not derived from ``confstore.schemas.ConfigModel``) are copied per read.
+- A manager serves one event loop at a time. When its loop ends (``asyncio.run`` returns), the
+  cache is dropped with the poller, and the next use starts both again in the new loop.
 """
 
 from __future__ import annotations
@@ -127,11 +130,13 @@ class ConfigChangeEvent:
 
 
 class ConfigWatch:
-    """``async for event in manager.watch(...)``: the changes committed after the watch began.
+    """``async for event in manager.watch(...)``: changes by any writer, as the feed reports them.
 
-    It begins when ``watch()`` is called (once the manager follows the feed, which the first
-    iteration starts), ends when the manager closes or ``aclose()`` is called, and can be used as
-    ``async with manager.watch() as changes:``. Events are kept until read.
+    Every change the manager's feed reports after ``watch()`` was called is yielded, in feed order
+    (so at least every write committed after that, once the manager follows the feed: the first
+    iteration starts it; a write committed just before may be reported too). It ends when the
+    manager closes or ``aclose()`` is called, and works as ``async with manager.watch() as w:``.
+    Events wait in memory until read.
     """
 
     def __init__(

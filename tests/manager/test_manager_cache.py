@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from manager_stores import SwitchableStore
+from pydantic import BaseModel
 
 from confstore import (
     AgentConfig,
@@ -21,9 +22,17 @@ from confstore import (
     ModuleConfig,
     SystemConfig,
 )
+from confstore._typed import register_typed_config, schema_registry
 
 FAST = 0.05
 WAIT = 3.0
+SYSTEM_KEY = ("default", "system", "system", "system_config")
+
+
+class PlainSettings(BaseModel):
+    """A plugin schema on plain pydantic: the cache cannot seal it."""
+
+    tags: list[str] = []
 
 
 def system_value(**fields: object) -> dict[str, object]:
@@ -259,3 +268,26 @@ def _feed_tasks() -> list[asyncio.Task[object]]:
         for task in asyncio.all_tasks()
         if task.get_name() == "confstore-manager-feed" and not task.done()
     ]
+
+
+def test_manager_moves_to_a_new_event_loop_without_serving_stale_values() -> None:
+    store = MemoryConfigStore()
+    manager = ConfigManager(store, poll_interval=FAST)
+    assert asyncio.run(manager.get_system_config()).llm_model == "gpt-4"
+    asyncio.run(store.set_config(*SYSTEM_KEY, system_value(llm_model="written-in-between")))
+    assert asyncio.run(manager.get_system_config()).llm_model == "written-in-between"
+    asyncio.run(manager.close())
+
+
+async def test_model_that_cannot_be_sealed_is_handed_out_as_copies(
+    manager: ConfigManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schema_registry, "_by_name", dict(schema_registry._by_name))
+    monkeypatch.setattr(schema_registry, "_by_model", dict(schema_registry._by_model))
+    register_typed_config(PlainSettings, scope="system", config_key="plain", default_service="p")
+    first = await manager.get(PlainSettings, "t")
+    assert first is not None
+    first.tags.append("changed-by-caller")
+    again = await manager.get(PlainSettings, "t")
+    assert again is not None
+    assert again.tags == []
