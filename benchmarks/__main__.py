@@ -36,7 +36,7 @@ def _format(results: list[Result]) -> str:
                 f"{result.baseline:,.1f}",
                 result.unit,
                 f"{result.ratio:.2f}x",
-                "" if result.target is None else f">= {result.target:g}x",
+                "" if result.target is None else f">= {result.target:.2f}x",
                 ok,
             )
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any, Literal
 
 from ._errors import (
@@ -112,12 +111,14 @@ def _raw_entries(document: object) -> list[Any]:
 
 
 def _checked_entry(tenant_id: str, raw: object, max_value_bytes: int) -> ConfigEntry:
-    entry = ConfigEntry.from_dict(raw)  # type: ignore[arg-type]
+    if not isinstance(raw, Mapping):
+        raise ImportFormatError(f"an entry must be a JSON object, got {type(raw).__name__}")
+    value, _ = encode_value(raw.get("config_value"), max_value_bytes)
+    entry = ConfigEntry.from_dict({**raw, "tenant_id": tenant_id, "config_value": value})
     validate_identifier("service", entry.service)
     validate_identifier("config_key", entry.config_key)
-    value, _ = encode_value(entry.config_value, max_value_bytes)
     if entry.deleted and value:
         raise ImportFormatError(f"version {entry.version} is a tombstone but has a value")
     if entry.updated_at < entry.created_at:
         raise ImportFormatError(f"version {entry.version} has updated_at before created_at")
-    return replace(entry, tenant_id=tenant_id, config_value=value)
+    return entry

@@ -104,7 +104,7 @@ def test_a_bare_list_of_entries_is_accepted() -> None:
         ({"configs": [{**entry().to_dict(), "version": 0}]}, "positive integer"),
         ({"configs": [{**entry().to_dict(), "version": True}]}, "positive integer"),
         ({"configs": [{**entry().to_dict(), "created_at": "yesterday"}]}, "ISO 8601"),
-        ({"configs": [{**entry().to_dict(), "config_value": [1]}]}, "must be dict"),
+        ({"configs": [{**entry().to_dict(), "config_value": [1]}]}, "must be a dict"),
         ({"configs": [{**entry().to_dict(), "service": "bad service"}]}, "invalid service"),
         ({"configs": [{**entry().to_dict(), "config_value": {"x": "y" * 2000}}]}, "limit is 1024"),
         ({"configs": [{**entry().to_dict(), "deleted": True}]}, "tombstone but has a value"),

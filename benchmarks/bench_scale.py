@@ -1,0 +1,202 @@
+"""Scale on SQLite: a key with very many versions, and exporting/importing a large history.
+
+- latest read and history(10) of a key with 1,000,000 versions against a key with 100 versions
+  (target: within 1.2x, i.e. ratio >= 0.83);
+- streaming export of 200,000 versions: peak RSS growth of a fresh process, against the same
+  process building the whole export document in memory (target: under 100 MB);
+- importing that export: versions per second (target: 20,000/s).
+Quick mode uses 100,000 and 20,000 versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confstore import open_store
+
+from ._harness import Result, median_seconds
+
+CHUNK = 50_000
+SMALL_KEY_VERSIONS = 100
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MIB = 1024 * 1024
+
+
+def _entries(config_key: str, first: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": "scale",
+            "scope": "system",
+            "service": "svc",
+            "config_key": config_key,
+            "config_value": {
+                "version_note": f"v{version}",
+                "threshold": version % 97,
+                "enabled": True,
+            },
+            "version": version,
+            "created_at": T0.isoformat(),
+            "updated_at": (T0 + timedelta(microseconds=version)).isoformat(),
+            "updated_by": "bench",
+            "comment": None,
+            "deleted": False,
+        }
+        for version in range(first, first + count)
+    ]
+
+
+async def _fill(url: str, config_key: str, versions: int) -> float:
+    """Import ``versions`` versions of one key in chunks; return versions per second."""
+    started = time.perf_counter()
+    async with open_store(url) as store:
+        for first in range(1, versions + 1, CHUNK):
+            count = min(CHUNK, versions - first + 1)
+            await store.import_configs("scale", _entries(config_key, first, count))
+    return versions / (time.perf_counter() - started)
+
+
+async def _read_latencies(url: str, limit: int | None, count: int) -> tuple[float, float]:
+    """Median seconds per read of the big and the small key, measured in alternating batches
+    so that background load on the machine hits both alike."""
+    async with open_store(url) as store:
+
+        def reader(config_key: str) -> Callable[[], Awaitable[object]]:
+            if limit is None:
+                return lambda: store.get_config("scale", "system", "svc", config_key)
+            return lambda: store.get_config_history(
+                "scale", "system", "svc", config_key, limit=limit
+            )
+
+        big_samples, small_samples = [], []
+        for _ in range(20):
+            big_samples.append(await median_seconds(reader("big"), count // 20, batch=count // 20))
+            small_samples.append(
+                await median_seconds(reader("small"), count // 20, batch=count // 20)
+            )
+    return statistics.median(big_samples), statistics.median(small_samples)
+
+
+_EXPORT_PROBE = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from confstore import open_store
+    from confstore.cli._transfer import write_export
+
+    def peak_rss_bytes():
+        # VmHWM belongs to this process image (ru_maxrss would carry the parent's peak over exec).
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
+    async def main(url, mode, out):
+        async with open_store(url) as store:
+            await store.get_stats()  # connections and caches are warm before the baseline is taken
+            before = peak_rss_bytes()
+            with open(out, "w", encoding="utf-8") as stream:
+                if mode == "stream":
+                    await write_export(store, "scale", True, stream)
+                else:
+                    json.dump(await store.export_configs("scale", include_history=True), stream)
+            after = peak_rss_bytes()
+        print(after - before)
+
+    asyncio.run(main(*sys.argv[1:4]))
+    """
+)
+
+
+def _export_rss_growth(url: str, mode: str, out: Path) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", _EXPORT_PROBE, url, mode, str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout.strip())
+
+
+async def _import_rate(url: str, document_path: Path) -> tuple[float, int]:
+    document = json.loads(await asyncio.to_thread(document_path.read_text, encoding="utf-8"))
+    async with open_store(url) as store:
+        started = time.perf_counter()
+        written = await store.import_configs("imported", document)
+        elapsed = time.perf_counter() - started
+    return written / elapsed, written
+
+
+async def run(quick: bool) -> list[Result]:
+    big_versions = 100_000 if quick else 1_000_000
+    export_versions = 20_000 if quick else 200_000
+    reads = 2_000 if quick else 10_000
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        url = f"sqlite:///{folder / 'scale.db'}"
+        await _fill(url, "small", SMALL_KEY_VERSIONS)
+        await _fill(url, "big", big_versions)
+        latest_big, latest_small = await _read_latencies(url, None, reads)
+        history_big, history_small = await _read_latencies(url, 10, reads)
+        results = [
+            Result(
+                f"latest read, {big_versions:,} vs {SMALL_KEY_VERSIONS} versions",
+                latest_big * 1e6,
+                latest_small * 1e6,
+                "us/read",
+                higher_is_better=False,
+                target=1 / 1.2,
+            ),
+            Result(
+                f"history(10), {big_versions:,} vs {SMALL_KEY_VERSIONS} versions",
+                history_big * 1e6,
+                history_small * 1e6,
+                "us/read",
+                higher_is_better=False,
+                target=1 / 1.2,
+            ),
+        ]
+
+        export_url = f"sqlite:///{folder / 'export.db'}"
+        await _fill(export_url, "history", export_versions)
+        streamed = _export_rss_growth(export_url, "stream", folder / "streamed.json")
+        in_memory = _export_rss_growth(export_url, "document", folder / "document.json")
+        results.append(
+            Result(
+                f"export {export_versions:,} versions: peak RSS growth",
+                streamed / MIB,
+                in_memory / MIB,
+                "MB",
+                higher_is_better=False,
+                note=f"streaming export grew RSS by {streamed / MIB:.1f} MB (bound: 100 MB); "
+                f"baseline = export_configs() building the whole document in memory",
+            )
+        )
+        rate, written = await _import_rate(
+            f"sqlite:///{folder / 'import.db'}", folder / "streamed.json"
+        )
+        assert written == export_versions, f"import wrote {written} of {export_versions} versions"
+        results.append(
+            Result(
+                f"import {export_versions:,} versions (restore)",
+                rate,
+                20_000,
+                "versions/s",
+                target=1.0,
+                note="baseline here is the fixed target of 20,000 versions/s, not a measurement",
+            )
+        )
+    return results
+
+
+if __name__ == "__main__":
+    for row in asyncio.run(run(quick="--quick" in sys.argv)):
+        print(row)
