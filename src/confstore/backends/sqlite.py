@@ -54,7 +54,6 @@ from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 import aiosqlite
 
 from .._errors import (
-    BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigStoreError,
@@ -276,11 +275,13 @@ class _DriverErrors:
 
 
 def _is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" / "database table is locked" (busy, locked)."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return (code & 0xFF) in _SQLITE_BUSY_CODES
-    message = str(exc).lower()
-    return "locked" in message or "busy" in message
+    return "locked" in str(exc).lower()
 
 
 def _run_in_thread(
@@ -298,6 +299,15 @@ def _run_in_thread(
     future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
     connection._tx.put_nowait((future, partial(work, connection._connection, *args)))
     return future
+
+
+def _post_to_thread(
+    connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], None]
+) -> None:
+    """Queue ``work`` on the connection's thread with no future: it reports back by itself."""
+    if not connection._running or connection._connection is None:
+        raise ValueError("the aiosqlite connection is closed")
+    connection._tx.put_nowait((None, partial(work, connection._connection)))
 
 
 async def _retry_while_busy(
@@ -364,96 +374,110 @@ def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
     return _Failed(failure)
 
 
+_Pending = tuple[WriteWork, "asyncio.Future[Any]"]
+
+
 class _GroupCommitWriter:
     """The single write path of one store handle: queued writes are committed together.
 
     While one batch is on the writer thread, new writes queue up; the next batch takes them all.
-    An idle writer starts a batch at once, so a lone write waits for nothing.
+    An idle writer sends a write to the thread at once, so a lone write waits for nothing. The
+    batch runs as one hop and reports back with one ``call_soon_threadsafe``: no task, no extra
+    turn of the event loop per write.
     """
 
     def __init__(
-        self,
-        connection: aiosqlite.Connection,
-        errors: _DriverErrors,
-        timeout: float,
+        self, connection: aiosqlite.Connection, errors: _DriverErrors, timeout: float
     ) -> None:
         self._connection = connection
         self._driver_errors = errors
         self._timeout = timeout
-        self._pending: deque[tuple[WriteWork, asyncio.Future[Any]]] = deque()
-        self._flusher: asyncio.Task[None] | None = None
+        self._pending: deque[_Pending] = deque()
+        self._in_flight = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def submit(self, work: WriteWork) -> Any:
         """Run ``work(connection)`` inside a write transaction and return what it returns."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        if not self._in_flight:
+            self._start_next_batch()
         return await future
 
     async def drain(self) -> None:
         """Wait until every queued write has been committed or has failed."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._idle.wait()
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = self._take_batch()
-                if batch:
-                    await self._commit(batch)
-        finally:
-            self._flusher = None
-
-    def _take_batch(self) -> list[tuple[WriteWork, asyncio.Future[Any]]]:
-        batch: list[tuple[WriteWork, asyncio.Future[Any]]] = []
+    def _start_next_batch(self) -> None:
+        batch: list[_Pending] = []
         while self._pending and len(batch) < _MAX_BATCH:
             work, future = self._pending.popleft()
             if not future.done():  # a cancelled caller's write is never started
                 batch.append((work, future))
-        return batch
+        if not batch:
+            self._in_flight = False
+            self._idle.set()
+            return
+        self._in_flight = True
+        self._idle.clear()
+        loop = asyncio.get_running_loop()
+        self._send(batch, loop.time() + self._timeout, 0.002)
 
-    async def _commit(self, batch: list[tuple[WriteWork, asyncio.Future[Any]]]) -> None:
+    def _send(self, batch: list[_Pending], deadline: float, delay: float) -> None:
+        loop = asyncio.get_running_loop()
         works = [work for work, _ in batch]
+
+        def on_writer_thread(connection: sqlite3.Connection) -> None:
+            outcome: list[Any] | BaseException
+            try:
+                outcome = _run_batch(works, connection)
+            except BaseException as exc:
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed while we worked
+                loop.call_soon_threadsafe(self._finish, batch, outcome, deadline, delay)
+
         try:
-            outcomes = await self._run_with_retry(works)
-        except BackendError as exc:
+            _post_to_thread(self._connection, on_writer_thread)
+        except ValueError as exc:
+            self._finish(batch, exc, deadline, delay)
+
+    def _finish(
+        self,
+        batch: list[_Pending],
+        outcome: list[Any] | BaseException,
+        deadline: float,
+        delay: float,
+    ) -> None:
+        if isinstance(outcome, BaseException):
+            loop = asyncio.get_running_loop()
+            if _is_busy(outcome) and loop.time() + delay <= deadline:
+                # Another process held the write lock beyond SQLite's own busy wait: retry.
+                loop.call_later(delay, self._send, batch, deadline, min(delay * 2, 0.1))
+                return
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(_copy_error(exc))
-            return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, _Failed):
-                future.set_exception(self._translated(outcome.error))
-            else:
-                future.set_result(outcome)
+                    future.set_exception(self._translated(outcome))
+        else:
+            for (_, future), result in zip(batch, outcome, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, _Failed):
+                    future.set_exception(self._translated(result.error))
+                else:
+                    future.set_result(result)
+        self._start_next_batch()
 
-    async def _run_with_retry(self, works: list[WriteWork]) -> list[Any]:
-        with self._driver_errors:
-            return await _retry_while_busy(
-                self._connection, partial(_run_batch, works), self._timeout
-            )
-
-    def _translated(self, error: Exception) -> Exception:
+    def _translated(self, error: BaseException) -> BaseException:
+        """The confstore error for ``error``: a fresh one per caller, so no traceback is shared."""
         if isinstance(error, ConfigStoreError):
             return error
         try:
             with self._driver_errors:
                 raise error
-        except ConfigStoreError as translated:
+        except BaseException as translated:
             return translated
-        except Exception as other:  # not a driver error: a bug, reported as it is
-            return other
-
-
-def _copy_error(exc: BackendError) -> BackendError:
-    """A fresh instance per waiting caller, so tracebacks are not shared between tasks."""
-    copy = type(exc)(str(exc))
-    copy.__cause__ = exc.__cause__
-    return copy
 
 
 class SQLiteConfigStore(ConfigStore):
