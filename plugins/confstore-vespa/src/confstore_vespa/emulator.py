@@ -519,7 +519,7 @@ class VespaEmulator:
         chosen = [
             document
             for document in self._documents.values()
-            if _bucket_of(document.full_id) == bucket
+            if bucket_of(document.full_id) == bucket
         ]
         return sorted(chosen, key=lambda document: _hash(document.full_id))
 
@@ -696,7 +696,7 @@ def _hash(full_id: str) -> bytes:
     return hashlib.sha256(full_id.encode("utf-8")).digest()
 
 
-def _bucket_of(full_id: str) -> int:
+def bucket_of(full_id: str) -> int:
     return _hash(full_id)[0] % BUCKETS
 
 
