@@ -1,0 +1,101 @@
+"""``confstore watch`` (live changes from other processes, clean exit on signals) and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from cli_harness import Cli, cli_environment, confstore_command
+
+
+@contextmanager
+def watching(cli: Cli, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A running ``confstore watch``, handed over once it has taken its cursor."""
+    argv = [*confstore_command(), "--url", cli.url, "watch", "--interval", "0.05", *args]
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cli.cwd,
+        env=cli_environment(),
+    ) as process:
+        # A watch that never prints would block readline() for ever: end it after a minute.
+        deadline = threading.Timer(60, process.kill)
+        deadline.start()
+        try:
+            assert process.stderr is not None
+            assert process.stderr.readline().startswith("watching ")
+            yield process
+        finally:
+            deadline.cancel()
+            if process.poll() is None:
+                process.kill()
+
+
+def stop(process: subprocess.Popen[str], signum: int) -> int:
+    process.send_signal(signum)
+    return process.wait(timeout=30)
+
+
+def test_watch_prints_a_change_made_by_another_process(cli: Cli) -> None:
+    cli("set", "agent", "bot", "settings", "{}")  # before the watch: not reported
+    with watching(cli) as process:
+        assert cli("set", "--tenant", "acme", "agent", "bot", "settings", "{}").exit_code == 0
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        exit_code = stop(process, signal.SIGINT)
+    assert line.split()[2:] == ["set", "acme/agent/bot/settings", "version", "1"]
+    assert exit_code == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_watch_exits_cleanly_on_a_signal(cli: Cli, signum: int) -> None:
+    with watching(cli) as process:
+        assert stop(process, signum) == 0
+        assert process.stderr is not None
+        assert process.stderr.read() == ""
+
+
+def test_watch_json_prints_one_object_per_change_filtered_by_tenant(cli: Cli) -> None:
+    with watching(cli, "--json", "--tenant", "acme") as process:
+        cli("set", "--tenant", "other", "agent", "bot", "settings", "{}")
+        cli("set", "--tenant", "acme", "agent", "bot", "settings", "{}")
+        cli("delete", "--tenant", "acme", "agent", "bot", "settings")
+        assert process.stdout is not None
+        records = [json.loads(process.stdout.readline()) for _ in range(2)]
+        stop(process, signal.SIGTERM)
+    assert [(r["tenant_id"], r["kind"], r["version"]) for r in records] == [
+        ("acme", "set", 1),
+        ("acme", "delete", 2),
+    ]
+
+
+def test_demo_walks_through_a_store(cli: Cli) -> None:
+    result = cli("demo")
+    assert result.exit_code == 0, result.stderr
+    for step in ("1. write a config", "4. every version is kept", "6. export the tenant"):
+        assert step in result.stdout
+    assert '"llm_api_key": "***"' in result.stdout  # the get step masks the key
+    assert '~ llm_model: "gpt-4" -> "gpt-4o"' in result.stdout
+    assert cli(
+        "history", "--tenant", "demo", "agent", "support-bot", "llm_settings", "--json"
+    ).json()
+
+
+def test_demo_can_run_again_on_the_same_store(cli: Cli) -> None:
+    cli("demo")
+    assert cli("demo").exit_code == 0
+    latest = cli("get", "--tenant", "demo", "agent", "support-bot", "llm_settings", "--json").json()
+    assert latest["version"] == 4
+
+
+def test_demo_uses_the_default_store_in_the_working_directory(cli: Cli) -> None:
+    result = cli.run_raw([*confstore_command(), "demo"])
+    assert result.exit_code == 0, result.stderr
+    assert (cli.cwd / "data" / "config" / "config.db").exists()
