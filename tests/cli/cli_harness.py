@@ -8,10 +8,14 @@ import os
 import select
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from confstore import ConfigStore, open_store
 
@@ -110,3 +114,29 @@ def read_until_closed(descriptor: int, timeout: float) -> str:
             break
         chunks.append(data)
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+@contextmanager
+def running_vespa_emulator() -> Iterator[str]:
+    """The confstore-vespa emulator serving on 127.0.0.1 from a thread; yields its store URL."""
+    emulator_module = pytest.importorskip("confstore_vespa.emulator")
+    emulator = emulator_module.VespaEmulator()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        loop.run_until_complete(emulator.start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(emulator.stop())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise TimeoutError("the Vespa emulator did not start")
+    try:
+        yield "vespa+" + emulator.url
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
