@@ -107,7 +107,7 @@ class _Slot:
         self.model = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ConfigChangeEvent:
     """A committed write, as ``ConfigManager.watch()`` reports it.
 
@@ -127,6 +127,13 @@ class ConfigChangeEvent:
     @property
     def scope(self) -> ConfigScope:
         return self.key.scope
+
+    def __repr__(self) -> str:
+        # The value is left out: it may hold secrets, and events end up in logs.
+        return (
+            f"ConfigChangeEvent(key='{self.key}', kind={self.kind.value!r}, "
+            f"version={self.version}, deleted={self.entry is not None and self.entry.deleted})"
+        )
 
 
 class ConfigWatch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 
@@ -121,3 +122,11 @@ async def test_logs_never_show_the_secret(
         await switchable.wait_for_polls(2)
     assert "change feed" in caplog.text
     assert SECRET not in caplog.text
+
+
+async def test_watch_event_repr_never_shows_the_secret(manager: ConfigManager) -> None:
+    watch = manager.watch()
+    await manager.set_system_config(SystemConfig(llm_api_key=SECRET))  # type: ignore[arg-type]
+    event = await asyncio.wait_for(anext(watch), 3)
+    assert SECRET not in repr(event)
+    assert SECRET not in str(event)

@@ -13,8 +13,8 @@ import pytest
 from confstore_vespa import VespaConfigStore
 from confstore_vespa._client import selection_string
 from confstore_vespa._selection_parser import parse_selection
-from confstore_vespa.emulator import DEFAULT_SCHEMA, VespaEmulator
-from vespa_test_support import FAST_RETRY, StoreFactory, sequential_rounds
+from confstore_vespa.emulator import DEFAULT_SCHEMA, VespaEmulator, sequential_rounds
+from vespa_test_support import FAST_RETRY, StoreFactory
 
 from confstore import (
     BackendError,

@@ -37,7 +37,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -694,6 +694,20 @@ def _parse_continuation(token: str | None) -> int:
 
 def _hash(full_id: str) -> bytes:
     return hashlib.sha256(full_id.encode("utf-8")).digest()
+
+
+def sequential_rounds(requests: Sequence[LoggedRequest]) -> int:
+    """How many sequential waves ``requests`` took: a new wave starts when a request starts after
+    every request of the current wave has finished (parallel requests share a wave)."""
+    rounds = 0
+    wave_end = float("-inf")
+    for request in sorted(requests, key=lambda logged: logged.started):
+        if request.started >= wave_end:
+            rounds += 1
+            wave_end = request.finished
+        else:
+            wave_end = max(wave_end, request.finished)
+    return rounds
 
 
 def bucket_of(full_id: str) -> int:
