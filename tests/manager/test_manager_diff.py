@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from confstore import AgentConfig, ConfigDiff, SystemConfig
 from confstore._diff import diff_values, secret_paths_for
 
@@ -63,3 +69,37 @@ def test_secret_that_became_null_shows_null() -> None:
 def test_secret_paths_of_the_builtin_schemas() -> None:
     assert secret_paths_for(SystemConfig) == {"llm_api_key"}
     assert secret_paths_for(AgentConfig) == {"llm_api_key"}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False).map(lambda number: number + 0.0)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet="abc", max_size=3), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+json_objects = st.dictionaries(st.text(alphabet="abcd", max_size=3), json_values, max_size=5)
+
+
+@given(json_objects, json_objects)
+def test_diff_is_empty_exactly_when_values_are_equal(
+    old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    same = json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)
+    assert (diff_values(old, new) == []) == same
+
+
+@given(json_objects, json_objects, st.sampled_from(["a", "b", "ab"]))
+def test_masked_diff_never_shows_a_secret_value(
+    old: dict[str, Any], new: dict[str, Any], secret_key: str
+) -> None:
+    secret = "s3cr3t-value"
+    old[secret_key] = {"inner": [secret]}
+    new[secret_key] = secret
+    rendered = repr(diff_values(old, new, secret_paths={secret_key}))
+    assert secret not in rendered
