@@ -4,9 +4,12 @@ callers' changes never reaching it, and outages never turned into defaults."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from manager_stores import SwitchableStore
 from pydantic import BaseModel
 
@@ -291,3 +294,41 @@ async def test_model_that_cannot_be_sealed_is_handed_out_as_copies(
     again = await manager.get(PlainSettings, "t")
     assert again is not None
     assert again.tags == []
+
+
+ORIGINAL = SystemConfig(
+    llm_model="kept",
+    video_processing_profiles=["b", "a"],
+    metadata={"nested": {"list": [1]}, "flag": True},
+)
+CHANGES: list[Callable[[SystemConfig], object]] = [
+    lambda config: setattr(config, "llm_model", "changed"),
+    lambda config: config.metadata.__setitem__("flag", False),
+    lambda config: config.metadata.__delitem__("flag"),
+    lambda config: config.metadata.update(extra=1),
+    lambda config: config.metadata.setdefault("new", []),
+    lambda config: config.metadata.pop("nested"),
+    lambda config: config.metadata.clear(),
+    lambda config: config.metadata.get("nested", {}).get("list", []).append(2),
+    lambda config: config.metadata.get("nested", {}).__setitem__("list", []),
+    lambda config: config.video_processing_profiles.append("c"),
+    lambda config: config.video_processing_profiles.sort(),
+    lambda config: config.video_processing_profiles.reverse(),
+    lambda config: config.video_processing_profiles.extend(["d"]),
+    lambda config: config.video_processing_profiles.insert(0, "e"),
+    lambda config: config.video_processing_profiles.__setitem__(slice(0, 1), ["f"]),
+    lambda config: config.video_processing_profiles.__iadd__(["g"]),
+]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, len(CHANGES) - 1), min_size=1, max_size=6))
+def test_no_change_to_returned_configs_reaches_the_cache(changes: list[int]) -> None:
+    async def scenario() -> SystemConfig:
+        async with ConfigManager(MemoryConfigStore()) as manager:
+            await manager.set_system_config(ORIGINAL)
+            for change in changes:
+                CHANGES[change](await manager.get_system_config())
+            return await manager.get_system_config()
+
+    assert asyncio.run(scenario()).model_dump() == ORIGINAL.model_dump()
