@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._errors import ConfigStoreError
+from .._manager import ConfigManager
 from .._models import ConfigChange, ConfigEntry, utc_now
 from .._store import ConfigStore
 from .._url import StoreURL
@@ -218,20 +219,10 @@ async def diff(args: argparse.Namespace, console: Console) -> int:
 async def rollback(args: argparse.Namespace, console: Console) -> int:
     async with open_cli_store(args) as store:
         target = await _version_or_latest(store, args, args.version)
-        if target.deleted:
-            raise CliError(
-                f"version {target.version} of {key_label(args)} is a deletion; "
-                "pick a version that has a value",
-                ExitCode.INVALID_INPUT,
+        async with ConfigManager(store) as manager:
+            entry = await manager.rollback(
+                *key_arguments(args), target.version, updated_by=args.by, comment=args.comment
             )
-        latest = await _version_or_latest(store, args, None)
-        entry = await store.set_config(
-            *key_arguments(args),
-            target.config_value,
-            expected_version=latest.version,
-            updated_by=args.by,
-            comment=args.comment or f"rollback to version {target.version}",
-        )
     _report_write(console, entry, f"rolled back to version {target.version}: wrote")
     return ExitCode.OK
 

@@ -128,16 +128,9 @@ def _show_plan(console: Console, tenant_id: str, planned: list[ConfigEntry], ski
         )
         return
     console.table(
-        ("scope", "service", "config_key", "version", "change", "updated_at"),
+        ("scope", "service", "config_key", "version", "change"),
         [
-            (
-                e.scope.value,
-                e.service,
-                e.config_key,
-                e.version,
-                "delete" if e.deleted else "set",
-                e.updated_at,
-            )
+            (e.scope.value, e.service, e.config_key, e.version, "delete" if e.deleted else "set")
             for e in planned
         ],
     )
