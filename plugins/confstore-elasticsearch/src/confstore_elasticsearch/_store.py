@@ -88,6 +88,8 @@ from ._documents import (
 _PAGE_SIZE = 500
 _MGET_CHUNK = 500
 _UNKNOWN_OUTCOME = frozenset({502, 503, 504})
+# Backoff after losing a version race to another writer (not for failures: see RetryPolicy).
+_CONTENTION_BACKOFF = RetryPolicy(base_delay=0.002, max_delay=0.1)
 _INDEX_PREFIX_FORBIDDEN = set('\\/*?"<>| ,#:')
 
 
@@ -257,10 +259,12 @@ class ElasticsearchConfigStore(ConfigStore):
     ) -> ConfigEntry | None:
         """The write protocol of the module docstring; None when ``only_if_live`` and not live."""
         write_id = uuid.uuid4().hex
+        lost_races = 0
+        head = await self._get_doc(HEADS, key_id(key))
         while True:
-            head = await self._get_doc(HEADS, key_id(key))
             if head is not None and head.purging:
                 await self._finish_purge(key, head)
+                head = await self._get_doc(HEADS, key_id(key))
                 continue
             latest = head.version if head is not None else 0
             if expected_version is not None and expected_version != latest:
@@ -284,8 +288,12 @@ class ElasticsearchConfigStore(ConfigStore):
             written = max(to_micros(now), _written_micros(head) + 1)
             source = document(entry, write_id=write_id, written_micros=written)
             created = await self._create_version(version_id(key, entry.version), source)
-            if created.write_id != write_id:
-                await self._repair_head(key, head, created)
+            if created is None:
+                # Lost the race for this version: back off a little (capped, jittered) so that
+                # many writers on one key do not all retry in lockstep, then catch up.
+                lost_races += 1
+                await asyncio.sleep(_CONTENTION_BACKOFF.delay(lost_races))
+                head = await self._catch_up(key, head)
                 continue
             committed, current = await self._advance_head(
                 key, head, head_document(source), write_id
@@ -293,21 +301,24 @@ class ElasticsearchConfigStore(ConfigStore):
             if committed or await self._committed_by_others(key, entry.version, write_id, current):
                 return entry
             await self._withdraw(VERSIONS, version_id(key, entry.version), created)
+            head = await self._get_doc(HEADS, key_id(key))
 
-    async def _create_version(self, doc_id: str, source: dict[str, Any]) -> _Doc:
-        """Create a document in the versions index; returns what stands under ``doc_id`` afterwards
-        (ours, or another writer's: compare ``write_id``). Unknown outcomes are read back."""
+    async def _create_version(self, doc_id: str, source: dict[str, Any]) -> _Doc | None:
+        """Create a document in the versions index: ours as stored, or None when another writer's
+        document stands under ``doc_id``. Unknown outcomes are read back (``write_id``)."""
         path = f"{self.index_name(VERSIONS)}/_create/{path_id(doc_id)}"
         for attempt in range(1, self._retry.attempts + 1):
             response = await self._send_write("POST", path, source)
             if response is not None and response.status == 201:
                 body = response.json()
                 return _Doc(source, int(body["_seq_no"]), int(body["_primary_term"]))
+            if attempt == 1 and response is not None and response.status == 409:
+                return None  # a first, definite 409: nobody but another writer made it
             if response is not None and response.status not in _UNKNOWN_OUTCOME | {409}:
                 raise response.error(f"cannot create {doc_id}")
             stored = await self._get_doc(VERSIONS, doc_id)
             if stored is not None:
-                return stored
+                return stored if stored.write_id == source["write_id"] else None
             await asyncio.sleep(self._retry.delay(attempt))
         raise BackendUnavailableError(
             f"could not create {doc_id} after {self._retry.attempts} attempts"
@@ -316,7 +327,7 @@ class ElasticsearchConfigStore(ConfigStore):
     async def _advance_head(
         self, key: ConfigKey, head: _Doc | None, source: dict[str, Any], write_id: str
     ) -> tuple[bool, _Doc | None]:
-        """Compare-and-set the head from ``head`` to ``source``; (committed, head read back if not)."""
+        """Compare-and-set the head from ``head`` to ``source``: (committed, the head now)."""
         name = self.index_name(HEADS)
         doc_id = path_id(key_id(key))
         if head is None:
@@ -327,7 +338,8 @@ class ElasticsearchConfigStore(ConfigStore):
         for attempt in range(1, self._retry.attempts + 1):
             response = await self._send_write("POST", path, source, params=params)
             if response is not None and response.status in (200, 201):
-                return True, None
+                body = response.json()
+                return True, _Doc(source, int(body["_seq_no"]), int(body["_primary_term"]))
             if response is not None and response.status not in _UNKNOWN_OUTCOME | {409}:
                 raise response.error(f"cannot update the head of {key}")
             current = await self._get_doc(HEADS, key_id(key))
@@ -347,11 +359,22 @@ class ElasticsearchConfigStore(ConfigStore):
         ours = await self._get_doc(VERSIONS, version_id(key, version))
         return ours is not None and ours.write_id == write_id
 
-    async def _repair_head(self, key: ConfigKey, head: _Doc | None, found: _Doc) -> None:
-        """A version above the head exists (a writer died before step 3): point the head at it."""
-        if head is not None and head.version >= found.version:
-            return
-        await self._advance_head(key, head, head_document(found.source), found.write_id)
+    async def _catch_up(self, key: ConfigKey, head: _Doc | None) -> _Doc | None:
+        """Another writer holds version head+1: return the head once it points there.
+
+        Usually that writer has advanced the head already. If not (it may have died between its
+        steps), point the head at its version document ourselves (a compare-and-set, so racing
+        repairers are harmless) and return the head as it is then.
+        """
+        current = await self._get_doc(HEADS, key_id(key))
+        if not _same(current, head):
+            return current
+        latest = head.version if head is not None else 0
+        found = await self._get_doc(VERSIONS, version_id(key, latest + 1))
+        if found is None:
+            return current
+        _, after = await self._advance_head(key, head, head_document(found.source), found.write_id)
+        return after
 
     async def _withdraw(self, kind: str, doc_id: str, doc: _Doc) -> None:
         """Delete our own uncommitted document, only if it is still exactly what we wrote."""
@@ -641,24 +664,27 @@ class ElasticsearchConfigStore(ConfigStore):
     async def get_stats(self) -> dict[str, Any]:
         await self._refresh(HEADS, VERSIONS)
         live = _live_heads()
-        configs, versions, scopes = await asyncio.gather(
-            self._count(HEADS, live),
-            self._count(VERSIONS, _term("kind", "version")),
-            self._search(
-                HEADS,
-                {
-                    "query": live,
-                    "size": 0,
-                    "aggs": {"scopes": {"terms": {"field": "scope", "size": len(ConfigScope)}}},
-                },
-            ),
+        heads_body = {
+            "query": live,
+            "size": 0,
+            "track_total_hits": True,
+            "aggs": {
+                "scopes": {"terms": {"field": "scope", "size": len(ConfigScope)}},
+                "values": {"composite": _composite_page("tenant_id", None)},
+            },
+        }
+        heads, versions = await asyncio.gather(
+            self._search(HEADS, heads_body), self._count(VERSIONS, _term("kind", "version"))
         )
         per_scope = {scope.value: 0 for scope in ConfigScope}
-        for bucket in scopes["aggregations"]["scopes"]["buckets"]:
+        for bucket in heads["aggregations"]["scopes"]["buckets"]:
             per_scope[bucket["key"]] = int(bucket["doc_count"])
-        tenants = 0
-        async for _ in self._composite(HEADS, live, "tenant_id"):
-            tenants += 1
+        first_page = heads["aggregations"]["values"]
+        tenants = len(first_page["buckets"])
+        if tenants == _PAGE_SIZE:
+            after = first_page["after_key"]
+            tenants += sum([1 async for _ in self._composite(HEADS, live, "tenant_id", after)])
+        configs = int(heads["hits"]["total"]["value"])
         return {
             "backend": self.backend_name,
             "flavor": self.flavor,
@@ -764,24 +790,31 @@ class ElasticsearchConfigStore(ConfigStore):
             search_after = hits[-1]["sort"]
 
     async def _composite(
-        self, kind: str, query: dict[str, Any], field: str
+        self, kind: str, query: dict[str, Any], field: str, after: dict[str, Any] | None = None
     ) -> AsyncIterator[tuple[str, int]]:
-        """Every distinct value of ``field`` among matching documents, exactly, in order."""
-        after: dict[str, Any] | None = None
+        """Every distinct value of ``field`` among matching documents (after ``after``), exactly."""
         while True:
-            composite: dict[str, Any] = {
-                "size": _PAGE_SIZE,
-                "sources": [{field: {"terms": {"field": field}}}],
+            body = {
+                "query": query,
+                "size": 0,
+                "aggs": {"values": {"composite": _composite_page(field, after)}},
             }
-            if after is not None:
-                composite["after"] = after
-            body = {"query": query, "size": 0, "aggs": {"values": {"composite": composite}}}
             result = (await self._search(kind, body))["aggregations"]["values"]
             for bucket in result["buckets"]:
                 yield bucket["key"][field], int(bucket["doc_count"])
             after = result.get("after_key")
             if after is None or len(result["buckets"]) < _PAGE_SIZE:
                 return
+
+
+def _composite_page(field: str, after: dict[str, Any] | None) -> dict[str, Any]:
+    composite: dict[str, Any] = {
+        "size": _PAGE_SIZE,
+        "sources": [{field: {"terms": {"field": field}}}],
+    }
+    if after is not None:
+        composite["after"] = after
+    return composite
 
 
 _KEY_ORDER = [{"scope": "asc"}, {"service": "asc"}, {"config_key": "asc"}, {"key_id": "asc"}]
