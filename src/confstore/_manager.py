@@ -1,4 +1,4 @@
-"""ConfigManager: typed configs over a ConfigStore, served from a cache the change feed keeps current.
+"""ConfigManager: typed configs over a ConfigStore, served from a cache kept current by its feed.
 
 Cache rules, in short:
 
@@ -243,7 +243,7 @@ class ConfigManager:
         self._poll_lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
-        # Bumped whenever the poller changes the cache; a miss that raced it does not fill.
+        # Bumped as the poller starts and ends applying changes; a miss that raced it does not fill.
         self._epoch = 0
 
     @property
@@ -736,6 +736,9 @@ class ConfigManager:
 
     async def _apply(self, changes: tuple[ConfigChange, ...]) -> None:
         """Re-read what the changes touched, then update the cache and deliver events at once."""
+        # Bumped before the re-reads as well as after: a miss whose read overlaps any part of
+        # this must not fill the cache (its key may not be among the ones re-read here).
+        self._epoch += 1
         stamps = {}
         for change in changes:
             slot = self._slot_of(change.key)

@@ -1,4 +1,4 @@
-"""Dict-like access to a tenant's configuration, with the flat keys of the system confstore replaces.
+"""Dict-like access to a tenant's configuration, under the flat keys of the original system.
 
     from confstore.config_utils import get_config
 

@@ -193,7 +193,7 @@ class OptimizerConfig(ConfigModel):
 
 
 class AgentConfig(ConfigModel):
-    """One agent's DSPy module, optimizer and LLM settings. Stored at (AGENT, agent_name, "agent_config").
+    """An agent's DSPy module, optimizer and LLM settings; at (AGENT, agent_name, "agent_config").
 
     Only ``agent_name`` and ``module_config`` are required (the original system also required
     version, description, URL, capabilities and skills, which broke its own documented example).

@@ -88,3 +88,32 @@ class SwitchableStore(MemoryConfigStore):
     async def get_stats(self) -> dict[str, Any]:
         self._check()
         return await super().get_stats()
+
+
+class Gate:
+    """One read held back: ``entered`` is set once the read has its value, ``release`` lets it return."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+
+class GatedStore(MemoryConfigStore):
+    """Holds back the next latest-version read of a tenant after it has read its value, so a test
+    can interleave other work between a read and its return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gates: dict[str, Gate] = {}
+
+    def gate(self, tenant_id: str) -> Gate:
+        self._gates[tenant_id] = Gate()
+        return self._gates[tenant_id]
+
+    async def _get_config(self, key: Any, version: int | None) -> ConfigEntry | None:
+        entry = await super()._get_config(key, version)
+        gate = self._gates.pop(key.tenant_id, None) if version is None else None
+        if gate is not None:
+            gate.entered.set()
+            await gate.release.wait()
+        return entry

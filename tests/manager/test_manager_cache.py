@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from manager_stores import SwitchableStore
+from manager_stores import GatedStore, SwitchableStore
 from pydantic import BaseModel
 
 from confstore import (
@@ -332,3 +332,22 @@ def test_no_change_to_returned_configs_reaches_the_cache(changes: list[int]) -> 
             return await manager.get_system_config()
 
     assert asyncio.run(scenario()).model_dump() == ORIGINAL.model_dump()
+
+
+async def test_read_overlapping_the_feed_never_caches_a_value_older_than_the_feed() -> None:
+    store = GatedStore()
+    async with ConfigManager(store, poll_interval=3600) as manager:
+        await manager.get_system_config("cached")
+        first_read = store.gate("racing")
+        reading = asyncio.create_task(manager.get_system_config("racing"))
+        await first_read.entered.wait()
+        await store.set_config("racing", *SYSTEM_KEY[1:], system_value(llm_model="new"))
+        await store.set_config("cached", *SYSTEM_KEY[1:], system_value(llm_model="new"))
+        feed_reread = store.gate("cached")
+        applying = asyncio.create_task(manager.refresh())
+        await feed_reread.entered.wait()
+        first_read.release.set()
+        assert (await reading).llm_model == "gpt-4"
+        feed_reread.release.set()
+        await applying
+        assert (await manager.get_system_config("racing")).llm_model == "new"
