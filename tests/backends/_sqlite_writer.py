@@ -2,9 +2,11 @@
 
 Usage: python _sqlite_writer.py DB_PATH WRITER_NAME COUNT
 
-Writes COUNT versions of one shared key and prints "VERSION WRITER_NAME SEQUENCE" after each
-set_config returns, flushed at once, so a parent that kills this process knows exactly which
-versions were acknowledged. Exits non-zero (with the error on stderr) if any write fails.
+Opens the store, prints "READY", waits for one line on stdin (so a parent can start several
+writers at the same moment), then writes COUNT versions of one shared key and prints
+"VERSION WRITER_NAME SEQUENCE" after each set_config returns, flushed at once, so a parent that
+kills this process knows exactly which versions were acknowledged. Exits non-zero (with the
+error on stderr) if any write fails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ TENANT, SCOPE, SERVICE, CONFIG_KEY = "multiprocess", "system", "writer", "shared
 
 async def main(path: str, writer: str, count: int) -> None:
     async with open_store(f"sqlite:///{path}") as store:
+        sys.stdout.write("READY\n")
+        sys.stdout.flush()
+        await asyncio.to_thread(sys.stdin.readline)
         for sequence in range(count):
             entry = await store.set_config(
                 TENANT, SCOPE, SERVICE, CONFIG_KEY, {"writer": writer, "sequence": sequence}
