@@ -241,7 +241,6 @@ class ConfigManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._start_lock: asyncio.Lock | None = None
         self._poll_lock: asyncio.Lock | None = None
-        self._wake: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
         # Bumped as the poller starts and ends applying changes; a miss that raced it does not fill.
         self._epoch = 0
@@ -279,7 +278,6 @@ class ConfigManager:
             await self._store.initialize()
             if self._cursor is None:
                 self._cursor = await self._store.current_cursor()
-            self._wake = asyncio.Event()
             self._poller = loop.create_task(self._follow_feed(), name="confstore-manager-feed")
             self._started = True
 
@@ -699,19 +697,13 @@ class ConfigManager:
                     if failing:
                         logger.info("confstore: following the change feed again")
                     failing = False
-                await self._pause()
+                await asyncio.sleep(self.poll_interval)
         finally:
             if not self._closing:
                 # The loop is shutting down under us (asyncio.run ended): without a poller the
                 # cache would go stale, so drop it; the next read starts over in its own loop.
                 self._forget_cache()
                 self._started = False
-
-    async def _pause(self) -> None:
-        assert self._wake is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-        self._wake.clear()
 
     async def _poll_once(self) -> None:
         assert self._poll_lock is not None
