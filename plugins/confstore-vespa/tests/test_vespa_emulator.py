@@ -389,3 +389,11 @@ def test_the_emulator_schema_is_the_shipped_schema() -> None:
     document_type = re.search(r"document\s+(\w+)\s*\{", text)
     assert document_type is not None
     assert {document_type.group(1): shipped} == DEFAULT_SCHEMA
+
+
+async def test_a_scripted_fault_can_let_the_first_requests_through(
+    vespa: VespaEmulator, client: Client
+) -> None:
+    vespa.add_fault("status", status=503, operations=["put"], skip=2, times=1)
+    statuses = [await client.put(f"k{n}", {"version": n}) for n in range(4)]
+    assert statuses == [200, 200, 503, 200]

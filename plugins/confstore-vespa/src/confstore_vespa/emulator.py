@@ -112,6 +112,7 @@ class FaultRule:
     ``status``, like a 504 whose write went through), ``drop_before`` / ``drop_after`` (close the
     connection without answering, before or after applying), ``latency`` (wait ``delay`` seconds,
     then carry on). Matching: ``operations`` (None = any), ``methods``, ``path_contains``;
+    ``skip`` lets that many matching requests through first (a scripted "the third write fails");
     ``probability`` per matching request; ``times`` limits how often it fires (None = always).
     """
 
@@ -123,7 +124,9 @@ class FaultRule:
     path_contains: str | None = None
     probability: float = 1.0
     times: int | None = None
+    skip: int = 0
     fired: int = 0
+    seen: int = 0
 
     def applies(self, operation: str, method: str, path: str, rng: random.Random) -> bool:
         if self.times is not None and self.fired >= self.times:
@@ -133,6 +136,9 @@ class FaultRule:
         if self.methods is not None and method not in self.methods:
             return False
         if self.path_contains is not None and self.path_contains not in path:
+            return False
+        self.seen += 1
+        if self.seen <= self.skip:
             return False
         if self.probability < 1.0 and rng.random() >= self.probability:
             return False
