@@ -800,8 +800,12 @@ class ConfigManager:
                 poller.cancel()
             return
         poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await poller
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # close() itself is being cancelled: let that through
 
 
 def _detach(slot: _Slot, model: BaseModel) -> None:
