@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.strategies import SearchStrategy
 
 from .._models import ChangeBatch, ConfigChange, ConfigEntry, ConfigKey, ConfigScope
@@ -61,6 +61,9 @@ class StoreTestsBase:
                 decorated = settings(
                     max_examples=cls.hypothesis_max_examples,
                     deadline=None,
+                    # No shrinking: each example is many store round trips (stores may be
+                    # remote emulators) and shrinking a failure runs hundreds more.
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate],
                     suppress_health_check=[
                         HealthCheck.function_scoped_fixture,
                         HealthCheck.differing_executors,

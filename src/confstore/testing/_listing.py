@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import operator
 import random
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,7 +129,12 @@ class IsolationScenario:
     operations: tuple[tuple[str, ConfigScope, str, str], ...]
 
 
-_PART = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,8}", fullmatch=True)
+_ALPHANUMERIC = string.ascii_letters + string.digits
+_PART = st.builds(
+    operator.add,
+    st.sampled_from(_ALPHANUMERIC),
+    st.text(alphabet=_ALPHANUMERIC + "_.-", max_size=8),
+)
 _SEPARATOR = st.sampled_from([":", ".", "-", "_", ""])
 
 
