@@ -389,3 +389,8 @@ async def _fields_like(
     fields.update(version=version, payload=f'{{"n":{value}}}', write_id=f"dead-{version}")
     fields["updated_at"] = int(fields["updated_at"]) + version  # type: ignore[call-overload]
     return fields
+
+
+def test_credentials_in_the_url_are_rejected() -> None:
+    with pytest.raises(InvalidConfigError, match="token"):
+        open_store("vespa+http://user:secret@localhost:8080")

@@ -240,34 +240,35 @@ class VespaConfigStore(ConfigStore):
     def from_url(cls, url: StoreURL, **options: Any) -> VespaConfigStore:
         """``vespa+http://host:8080?namespace=..&cluster=..&document_type=..&timeout=..``
         (TLS: ``vespa+https://`` with ``cert``, ``key``, ``ca``; Vespa Cloud tokens: ``token``)."""
-        reader = StoreOptions("vespa", options)
         if url.path:
             raise InvalidConfigError(f"a Vespa store URL has no path: {url}", field="url")
-        store = cls(
-            url.base_url,
-            namespace=reader.take_str("namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
-            document_type=reader.take_str("document_type", DEFAULT_DOCUMENT_TYPE)
+        if url.username is not None:
+            raise InvalidConfigError(
+                "a Vespa store URL carries no user or password; use token= or cert=/key=",
+                field="url",
+            )
+        reader = StoreOptions("vespa", options)
+        settings: dict[str, Any] = {
+            "namespace": reader.take_str("namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE,
+            "document_type": reader.take_str("document_type", DEFAULT_DOCUMENT_TYPE)
             or DEFAULT_DOCUMENT_TYPE,
-            cluster=reader.take_str("cluster", DEFAULT_CLUSTER),
-            timeout=reader.take_float("timeout", DEFAULT_TIMEOUT, minimum=0.001),
-            cert=reader.take_str("cert"),
-            key=reader.take_str("key"),
-            ca=reader.take_str("ca"),
-            token=reader.take_str("token"),
-            change_window=reader.take_float("change_window", DEFAULT_CHANGE_WINDOW),
-            max_value_bytes=reader.take_int("max_value_bytes", DEFAULT_MAX_VALUE_BYTES, minimum=1),
-        )
+            "cluster": reader.take_str("cluster", DEFAULT_CLUSTER),
+            "timeout": reader.take_float("timeout", DEFAULT_TIMEOUT, minimum=0.001),
+            "cert": reader.take_str("cert"),
+            "key": reader.take_str("key"),
+            "ca": reader.take_str("ca"),
+            "token": reader.take_str("token"),
+            "change_window": reader.take_float("change_window", DEFAULT_CHANGE_WINDOW),
+            "max_value_bytes": reader.take_int(
+                "max_value_bytes", DEFAULT_MAX_VALUE_BYTES, minimum=1
+            ),
+        }
         reader.finish()
-        return store
+        return cls(url.base_url, **settings)
 
     @property
     def capabilities(self) -> StoreCapabilities:
         return StoreCapabilities(persistent=True, shared=True)
-
-    @property
-    def http(self) -> HttpClient:
-        """The HTTP client (tests add request hooks to it)."""
-        return self._http
 
     async def initialize(self) -> None:
         """Check that Vespa answers and knows the document type (a GET of a probe id)."""
@@ -280,8 +281,6 @@ class VespaConfigStore(ConfigStore):
         """Delete every document of this store's type in its namespace (all tenants, all
         versions, no change-feed record); returns how many. For tests and decommissioning."""
         return await self._documents.delete_where(self.document_type)
-
-    # Writes ---------------------------------------------------------------------------------
 
     async def _set_config(
         self,
@@ -469,8 +468,6 @@ class VespaConfigStore(ConfigStore):
             return True
         raise BackendUnavailableError(f"could not purge {key}: too much contention")
 
-    # Reads ----------------------------------------------------------------------------------
-
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
         head = await self._read_head(key)
         if version is None:
@@ -596,8 +593,6 @@ class VespaConfigStore(ConfigStore):
         except Exception:
             return False
 
-    # Import ---------------------------------------------------------------------------------
-
     async def _import_entries(self, tenant_id: str, entries: list[ConfigEntry], mode: str) -> int:
         if mode == "append":
             for entry in entries:
@@ -677,8 +672,6 @@ class VespaConfigStore(ConfigStore):
                 return stored
             unknown = await self._after_unknown(outcome, unknown)
 
-    # Change feed ----------------------------------------------------------------------------
-
     async def current_cursor(self) -> str:
         now = _now_us()
         window = self._window_us()
@@ -748,8 +741,6 @@ class VespaConfigStore(ConfigStore):
 
     def _window_us(self) -> int:
         return int(self.change_window * 1_000_000)
-
-    # Helpers --------------------------------------------------------------------------------
 
     async def _read_head(self, key: ConfigKey) -> _Head:
         fields = await self._documents.get(_head_segments(key))
