@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
@@ -90,6 +91,8 @@ _MGET_CHUNK = 500
 _UNKNOWN_OUTCOME = frozenset({502, 503, 504})
 # Backoff after losing a version race to another writer (not for failures: see RetryPolicy).
 _CONTENTION_BACKOFF = RetryPolicy(base_delay=0.002, max_delay=0.1)
+_SINGLE_TRY = RetryPolicy(attempts=1)
+_HEALTH_ATTEMPTS = 3
 _INDEX_PREFIX_FORBIDDEN = set('\\/*?"<>| ,#:')
 
 
@@ -695,17 +698,26 @@ class ElasticsearchConfigStore(ConfigStore):
         }
 
     async def health_check(self) -> bool:
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._http.request("GET", "_cluster/health", timeout=self.timeout)
-                body = _json_or_none(response)
-                return (
-                    response.status == 200
-                    and isinstance(body, dict)
-                    and body.get("status") in ("green", "yellow")
+        """GET /_cluster/health: True for green or yellow. Never raises; a few tries, all of
+        them within ``timeout`` seconds in total (each try gets what is left of it)."""
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(1, _HEALTH_ATTEMPTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                response = await self._http.request(
+                    "GET", "_cluster/health", timeout=left, retry=_SINGLE_TRY
                 )
-        except Exception:
-            return False
+            except Exception:
+                response = None
+            body = _json_or_none(response) if response is not None else None
+            if response is not None and response.status == 200 and isinstance(body, dict):
+                return body.get("status") in ("green", "yellow")
+            await asyncio.sleep(
+                min(max(0.0, deadline - time.monotonic()), self._retry.delay(attempt))
+            )
+        return False
 
     async def current_cursor(self) -> str:
         await self._refresh(VERSIONS)

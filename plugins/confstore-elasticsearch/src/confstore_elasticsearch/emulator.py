@@ -66,6 +66,7 @@ class LoggedRequest:
     method: str
     path: str
     query: str
+    headers: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     fault: str | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -216,7 +217,10 @@ class ElasticsearchEmulator:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         logged = LoggedRequest(
-            request.method, request.raw_path.split("?", 1)[0], request.query_string
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            request.query_string,
+            dict(request.headers),
         )
         self.requests.append(logged)
         try:
