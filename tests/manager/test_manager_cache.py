@@ -21,6 +21,7 @@ from confstore import (
     ConfigManager,
     ConfigScope,
     ConfigWatch,
+    InvalidConfigError,
     MemoryConfigStore,
     ModuleConfig,
     SystemConfig,
@@ -351,3 +352,23 @@ async def test_read_overlapping_the_feed_never_caches_a_value_older_than_the_fee
         feed_reread.release.set()
         await applying
         assert (await manager.get_system_config("racing")).llm_model == "new"
+
+
+def test_store_and_url_together_are_refused() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        ConfigManager(MemoryConfigStore(), url="memory://")
+    assert caught.value.field == "store"
+
+
+@pytest.mark.parametrize("interval", [0, -1.0])
+def test_poll_interval_must_be_positive(interval: float) -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        ConfigManager(MemoryConfigStore(), poll_interval=interval)
+    assert caught.value.field == "poll_interval"
+
+
+async def test_watch_as_context_manager_stops_on_exit(manager: ConfigManager) -> None:
+    async with manager.watch() as watch:
+        await manager.set_system_config(SystemConfig())
+        assert (await next_event(watch)).version == 1
+    assert [event async for event in watch] == []

@@ -149,3 +149,11 @@ async def test_view_keeps_the_last_values_after_the_manager_closes(
     config = await get_config(manager=manager)
     await manager.close()
     assert config["llm_model"] == "kept"
+
+
+async def test_iterates_the_flat_keys_and_aliases(manager: ConfigManager) -> None:
+    config = await get_config(manager=manager)
+    keys = set(config)
+    assert {"llm_model", "llm", "local_llm_model", "telemetry_level", "vespa_port"} <= keys
+    assert len(config) == len(keys)
+    assert dict(config)["vespa_port"] == 8080
