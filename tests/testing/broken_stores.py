@@ -98,19 +98,8 @@ class IgnoredTombstoneStore(MemoryConfigStore):
 class IgnoredExpectedVersionStore(MemoryConfigStore):
     """Writes whatever expected_version says."""
 
-    async def _set_config(
-        self,
-        key: ConfigKey,
-        value: dict[str, Any],
-        value_json: str,
-        *,
-        expected_version: int | None,
-        updated_by: str | None,
-        comment: str | None,
-    ) -> ConfigEntry:
-        return await super()._set_config(
-            key, value, value_json, expected_version=None, updated_by=updated_by, comment=comment
-        )
+    async def _set_config(self, key: ConfigKey, *args: Any, **options: Any) -> ConfigEntry:
+        return await super()._set_config(key, *args, **{**options, "expected_version": None})
 
 
 class NonIdempotentImportStore(MemoryConfigStore):
