@@ -61,11 +61,14 @@ class SchemaRegistrar(Protocol):
         scope: str,
         config_key: str,
         default_service: str | None = None,
+        name: str | None = None,
     ) -> None:
         """Make the pydantic model ``model`` a typed config stored at (scope, service, config_key).
 
         ``default_service`` is the service used when the caller gives none; without one the
         caller must always name the service (as for agents, where the service is the agent name).
+        ``name`` is how the CLI and ``spec_for`` refer to it (default: the class name without a
+        ``Config`` suffix, in snake case). A name or model registered twice raises ValueError.
         """
 
 
