@@ -21,7 +21,7 @@ from .._errors import (
     VersionConflictError,
 )
 from .._models import ConfigScope
-from . import _commands, _demo, _transfer
+from . import _commands, _demo, _transfer, _watch
 from ._common import CliError, ExitCode
 from ._output import Console
 
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("stats", _commands.stats, "Show counts of tenants, configs and versions.")
     command("health", _commands.health, "Check that the backend answers (exit status 0 or 1).")
 
-    sub = command("watch", _commands.watch, "Print changes as they happen, until Ctrl-C.")
+    sub = command("watch", _watch.watch, "Print changes as they happen, until Ctrl-C.")
     _add_tenant(sub, default=None)
     sub.add_argument("--scope", choices=[scope.value for scope in ConfigScope])
     sub.add_argument(

@@ -7,18 +7,15 @@ ConfigStoreError or CliError and ``_app`` turns them into one line on stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from .._errors import ConfigStoreError
 from .._manager import ConfigManager
-from .._models import ConfigChange, ConfigEntry, utc_now
+from .._models import ConfigEntry
 from .._store import ConfigStore
-from .._url import StoreURL
 from ._common import (
     CliError,
     ExitCode,
@@ -26,9 +23,8 @@ from ._common import (
     open_cli_store,
     read_json_source,
     read_json_text,
-    store_url,
 )
-from ._output import Console, config_path, format_time
+from ._output import Console, config_path
 from ._schemas import (
     field_changes,
     json_schema_of,
@@ -284,46 +280,3 @@ async def schema(args: argparse.Namespace, console: Console) -> int:
         return ExitCode.OK
     console.json(json_schema_of(args.name))
     return ExitCode.OK
-
-
-async def watch(args: argparse.Namespace, console: Console) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with open_cli_store(args) as store:
-        cursor = await store.current_cursor()
-        console.note(f"watching {StoreURL.parse(store_url(args))} for changes (Ctrl-C to stop)")
-        while not stop.is_set():
-            batch = await store.changes_since(cursor)
-            for change in batch.changes:
-                if _wanted(change, args):
-                    _show_change(console, change)
-            cursor = batch.cursor
-            if not batch.has_more:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=args.interval)
-    return ExitCode.OK
-
-
-def _wanted(change: ConfigChange, args: argparse.Namespace) -> bool:
-    if args.tenant is not None and change.tenant_id != args.tenant:
-        return False
-    return args.scope is None or change.scope.value == args.scope
-
-
-def _show_change(console: Console, change: ConfigChange) -> None:
-    key = change.key
-    if console.json_mode:
-        record = {
-            "tenant_id": key.tenant_id,
-            "scope": key.scope.value,
-            "service": key.service,
-            "config_key": key.config_key,
-            "kind": change.kind.value,
-            "version": change.version,
-        }
-        console.line(console.json_inline(record))
-        return
-    seen_at = format_time(utc_now())
-    console.line(f"{seen_at}  {change.kind.value:<6}  {key}  version {change.version}")

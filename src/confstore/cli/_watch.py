@@ -1,0 +1,56 @@
+"""``confstore watch``: follow the store's change feed and print each change until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from .._models import ConfigChange, utc_now
+from .._url import StoreURL
+from ._common import ExitCode, open_cli_store, store_url
+from ._output import Console, format_time
+
+
+async def watch(args: argparse.Namespace, console: Console) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_cli_store(args) as store:
+        cursor = await store.current_cursor()
+        console.note(f"watching {StoreURL.parse(store_url(args))} for changes (Ctrl-C to stop)")
+        while not stop.is_set():
+            batch = await store.changes_since(cursor)
+            for change in batch.changes:
+                if _wanted(change, args):
+                    _show_change(console, change)
+            cursor = batch.cursor
+            if not batch.has_more:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=args.interval)
+    return ExitCode.OK
+
+
+def _wanted(change: ConfigChange, args: argparse.Namespace) -> bool:
+    if args.tenant is not None and change.tenant_id != args.tenant:
+        return False
+    return args.scope is None or change.scope.value == args.scope
+
+
+def _show_change(console: Console, change: ConfigChange) -> None:
+    key = change.key
+    if console.json_mode:
+        record = {
+            "tenant_id": key.tenant_id,
+            "scope": key.scope.value,
+            "service": key.service,
+            "config_key": key.config_key,
+            "kind": change.kind.value,
+            "version": change.version,
+        }
+        console.line(console.json_inline(record))
+        return
+    seen_at = format_time(utc_now())
+    console.line(f"{seen_at}  {change.kind.value:<6}  {key}  version {change.version}")
