@@ -10,7 +10,7 @@ import pytest
 from confstore_elasticsearch import ElasticsearchConfigStore
 from confstore_elasticsearch.emulator import ElasticsearchEmulator, Flavor
 
-from confstore import ConfigStore
+from confstore import ConfigStore, open_store
 from confstore.testing import ConfigStoreTests, ReopenConfigStore
 
 pytest_plugins = ["confstore.testing"]
@@ -70,51 +70,56 @@ class TestOpenSearchStoreWithInjectedFaults(TestElasticsearchStoreWithInjectedFa
 
 
 class LiveStoreTests(ConfigStoreTests):
-    """A real cluster; every test gets its own index prefix and deletes its indices afterwards."""
+    """A real cluster; every test gets its own index prefix and deletes its indices afterwards.
+
+    The URL may carry credentials and options: ``https://elastic:secret@localhost:9200?ca_file=...``.
+    """
 
     hypothesis_max_examples = 4
     live_url: str | None = None
+    flavor = "elasticsearch"
 
     @pytest.fixture
     async def live_stores(self) -> AsyncIterator[list[ElasticsearchConfigStore]]:
-        assert self.live_url is not None
-        prefix = f"confstore-test-{uuid.uuid4().hex[:12]}"
         opened: list[ElasticsearchConfigStore] = []
-
-        async def cleanup() -> None:
-            for kind in ("heads", "versions"):
-                await opened[0].http.request("DELETE", f"{prefix}-{kind}", idempotent=True)
-
-        opened.append(ElasticsearchConfigStore(self.live_url, index=prefix, verify=False))
         yield opened
-        await cleanup()
+        if opened:
+            for kind in ("heads", "versions"):
+                name = opened[0].index_name(kind)
+                await opened[0].http.request("DELETE", name, idempotent=True)
         for store in opened:
             await store.close()
 
-    def _open(self, stores: list[ElasticsearchConfigStore]) -> ElasticsearchConfigStore:
-        store = ElasticsearchConfigStore(
-            stores[0].http.base_url, index=stores[0].index_prefix, verify=False
+    async def _open(self, stores: list[ElasticsearchConfigStore]) -> ElasticsearchConfigStore:
+        assert self.live_url is not None
+        url = (
+            self.live_url
+            if "+" in self.live_url.split("://")[0]
+            else f"{self.flavor}+{self.live_url}"
         )
+        index = stores[0].index_prefix if stores else f"confstore-test-{uuid.uuid4().hex[:12]}"
+        store = open_store(url, index=index)
+        assert isinstance(store, ElasticsearchConfigStore)
         stores.append(store)
-        return store
-
-    @pytest.fixture
-    async def config_store(self, live_stores: list[ElasticsearchConfigStore]) -> ConfigStore:
-        await live_stores[0].initialize()
-        return live_stores[0]
-
-    @pytest.fixture
-    async def config_store_peer(self, live_stores: list[ElasticsearchConfigStore]) -> ConfigStore:
-        store = self._open(live_stores)
         await store.initialize()
         return store
 
     @pytest.fixture
-    def reopen_config_store(self, live_stores: list[ElasticsearchConfigStore]) -> ReopenConfigStore:
+    async def config_store(self, live_stores: list[ElasticsearchConfigStore]) -> ConfigStore:
+        return await self._open(live_stores)
+
+    @pytest.fixture
+    async def config_store_peer(
+        self, config_store: ConfigStore, live_stores: list[ElasticsearchConfigStore]
+    ) -> ConfigStore:
+        return await self._open(live_stores)
+
+    @pytest.fixture
+    def reopen_config_store(
+        self, config_store: ConfigStore, live_stores: list[ElasticsearchConfigStore]
+    ) -> ReopenConfigStore:
         async def reopen() -> ConfigStore:
-            store = self._open(live_stores)
-            await store.initialize()
-            return store
+            return await self._open(live_stores)
 
         return reopen
 
@@ -135,3 +140,4 @@ class TestElasticsearchStoreLive(LiveStoreTests):
 )
 class TestOpenSearchStoreLive(LiveStoreTests):
     live_url = LIVE_OPENSEARCH_URL
+    flavor = "opensearch"

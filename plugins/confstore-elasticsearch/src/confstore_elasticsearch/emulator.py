@@ -689,6 +689,21 @@ class ElasticsearchEmulator:
         return answer
 
 
+def sequential_rounds(requests: list[LoggedRequest]) -> int:
+    """How many rounds of overlapping requests the log holds: requests that were in flight at
+    the same time count as one round (a client's parallel requests), one after another as many."""
+    rounds = 0
+    round_end = float("-inf")
+    for logged in sorted(requests, key=lambda item: item.started):
+        finished = logged.finished if logged.finished is not None else logged.started
+        if logged.started >= round_end:
+            rounds += 1
+            round_end = finished
+        else:
+            round_end = max(round_end, finished)
+    return rounds
+
+
 def parsing_error_for(reason: str) -> EsError:
     return EsError(400, "parsing_exception", reason)
 
