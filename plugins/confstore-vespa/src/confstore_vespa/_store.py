@@ -357,24 +357,39 @@ class VespaConfigStore(ConfigStore):
             )
             segments = _version_segments(key, head.epoch, head.version + 1)
             outcome = await self._documents.put(segments, fields, condition="false", create=True)
-            if outcome is not WriteOutcome.APPLIED:
+            if outcome is WriteOutcome.CONDITION_FAILED:
+                # Another writer owns this version (a create-only POST is never re-sent, so the
+                # 412 is not our own earlier attempt). Retry on top of it after a short random
+                # pause, so that fewer writers collide in the next round.
+                head = await self._after_lost_race(key, head, segments)
+                losses += 1
+                await asyncio.sleep(random.uniform(0, _CONTENTION_PAUSE * 2 ** min(losses, 5)))
+                continue
+            if outcome is WriteOutcome.UNKNOWN:
                 stored = await self._documents.get(segments)
                 if stored is None:
                     unknown = await self._after_unknown(outcome, unknown)
                     head = None
                     continue
                 if stored.get("write_id") != write_id:
-                    # Another writer owns this version: make sure it is published, then retry
-                    # on top of it after a short random pause (fewer collisions next round).
                     head = await self._publish(key, head, stored)
-                    losses += 1
-                    await asyncio.sleep(random.uniform(0, _CONTENTION_PAUSE * 2 ** min(losses, 5)))
                     continue
             if await self._publish(key, head, fields) is not None:
                 return self._entry(fields)
             await self._documents.remove(segments)
             head = None
         raise BackendUnavailableError(f"could not write {key}: too much contention")
+
+    async def _after_lost_race(
+        self, key: ConfigKey, head: _Head, segments: tuple[str, ...]
+    ) -> _Head | None:
+        """The head to write on after losing version N+1: the current one once it moved, else
+        the head after publishing the winner's version (its writer may have died)."""
+        current = await self._read_head(key)
+        if (current.epoch, current.version) != (head.epoch, head.version):
+            return current
+        stored = await self._documents.get(segments)
+        return None if stored is None else await self._publish(key, current, stored)
 
     async def _publish_next(self, key: ConfigKey, head: _Head) -> bool:
         """Publish version N+1 if a writer stored it but died before step 3; True if it did."""
