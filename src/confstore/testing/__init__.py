@@ -31,6 +31,11 @@ Fixtures (the extension points):
     same storage after the test closed ``config_store``; the fixture closes what it opened.
     Without it, or when ``config_store.capabilities.persistent`` is False, the persistence tests
     are skipped.
+``unreachable_config_store`` (optional)
+    A store, not initialised, built for a backend that does not answer (for example a URL to a
+    closed port on 127.0.0.1). The suite checks that initialize and every read and write raise
+    BackendError (never "absent") and that health_check returns False, each within
+    ``unreachable_timeout``. Without it those tests are skipped.
 
 Capabilities: the store's ``capabilities`` (StoreCapabilities: ``persistent``, ``shared``) and
 these class attributes of the test class; a skip always names the reason:
@@ -42,6 +47,8 @@ these class attributes of the test class; a skip always names the reason:
 ``change_feed_latency = 0.0``
     Seconds within which a write through one handle must appear in a peer's change feed; the
     peer's feed is polled until then. 0 means it must be visible at once.
+``unreachable_timeout = 30.0``
+    Seconds within which a call to an unreachable backend must return or raise.
 ``hypothesis_max_examples = 25``
     Examples per property test (tenant isolation).
 ``known_gaps = {}``
@@ -75,6 +82,7 @@ from ._base import StoreTestsBase as StoreTestsBase  # noqa: E402
 from ._plugin import config_store_peer as config_store_peer  # noqa: E402
 from ._plugin import pytest_collection_modifyitems as pytest_collection_modifyitems  # noqa: E402
 from ._plugin import reopen_config_store as reopen_config_store  # noqa: E402
+from ._plugin import unreachable_config_store as unreachable_config_store  # noqa: E402
 from ._suite import ConfigStoreTests as ConfigStoreTests  # noqa: E402
 
 __all__ = [
@@ -84,4 +92,5 @@ __all__ = [
     "config_store_peer",
     "pytest_collection_modifyitems",
     "reopen_config_store",
+    "unreachable_config_store",
 ]

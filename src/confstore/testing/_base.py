@@ -43,6 +43,8 @@ class StoreTestsBase:
     concurrent_writers: ClassVar[int] = 50
     #: Seconds within which a write through one handle shows in another handle's change feed.
     change_feed_latency: ClassVar[float] = 0.0
+    #: Seconds within which any call to an unreachable backend must return or raise.
+    unreachable_timeout: ClassVar[float] = 30.0
     #: Examples per hypothesis property test; stores may be remote emulators, so keep it small.
     hypothesis_max_examples: ClassVar[int] = 25
     #: ``{"test_name": "why"}``: tests expected to fail for this store, run as strict xfail.

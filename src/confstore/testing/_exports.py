@@ -352,3 +352,30 @@ class ExportImportTests(StoreTestsBase):
         reported = {(change.key.service, change.version) for change in changes}
         assert reported >= {("svc", 1), ("svc", 2), ("svc", 3), ("bot", 1), ("bot", 2)}
         assert {change.tenant_id for change in changes} == {RESTORED_TENANT}
+
+    async def test_import_accepts_a_bare_list_of_entries(self, config_store: ConfigStore) -> None:
+        await _write_sample(config_store)
+        document = await config_store.export_configs(TENANT, include_history=True)
+        assert await config_store.import_configs(RESTORED_TENANT, document["configs"]) == 5
+        assert versions(await history(config_store, tenant_id=RESTORED_TENANT)) == [3, 2, 1]
+
+    async def test_exported_values_are_detached(self, config_store: ConfigStore) -> None:
+        await write(config_store, {"list": [1]})
+        for include_history in (False, True):
+            document = await config_store.export_configs(TENANT, include_history)
+            document["configs"][0]["config_value"]["list"].append(2)
+        stored = await read(config_store)
+        assert stored is not None
+        assert stored.config_value == {"list": [1]}
+
+    async def test_iter_configs_streams_the_export_entries(self, config_store: ConfigStore) -> None:
+        await _write_sample(config_store)
+        for include_history in (False, True):
+            streamed = [
+                entry.to_dict()
+                async for entry in config_store.iter_configs(
+                    TENANT, include_history=include_history
+                )
+            ]
+            document = await config_store.export_configs(TENANT, include_history)
+            assert streamed == document["configs"]

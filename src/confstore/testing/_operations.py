@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from .._errors import InvalidConfigError, VersionConflictError
+from .._errors import BackendError, InvalidConfigError, VersionConflictError
 from .._models import ChangeKind, ConfigScope
 from .._store import ConfigStore
 from ._base import (
@@ -26,6 +27,16 @@ from ._base import (
     versions,
     write,
 )
+
+_SAMPLE_ENTRY = {
+    "scope": "system",
+    "service": "svc",
+    "config_key": "key",
+    "config_value": {"n": 1},
+    "version": 1,
+    "created_at": "2024-01-01T00:00:00+00:00",
+    "updated_at": "2024-01-01T00:00:00+00:00",
+}
 
 
 class StatsTests(StoreTestsBase):
@@ -98,6 +109,70 @@ class HealthTests(StoreTestsBase):
         await config_store.initialize()
         await config_store.initialize()
         assert await read(config_store) == written
+
+    async def test_close_is_idempotent(self, config_store: ConfigStore) -> None:
+        await config_store.close()
+        await config_store.close()
+
+    async def test_a_closed_store_can_be_initialised_again(self, config_store: ConfigStore) -> None:
+        await config_store.close()
+        await config_store.initialize()
+        written = await write(config_store, config_key="after-reopen")
+        assert await read(config_store, config_key="after-reopen") == written
+
+
+class UnreachableBackendTests(StoreTestsBase):
+    """A backend that does not answer: errors, never "absent"; health_check False, in bounded time."""
+
+    async def test_initialize_of_an_unreachable_backend_raises_a_backend_error(
+        self, unreachable_config_store: ConfigStore
+    ) -> None:
+        async with asyncio.timeout(self.unreachable_timeout):
+            with pytest.raises(BackendError):
+                await unreachable_config_store.initialize()
+
+    async def test_health_check_of_an_unreachable_backend_is_false(
+        self, unreachable_config_store: ConfigStore
+    ) -> None:
+        async with asyncio.timeout(self.unreachable_timeout):
+            assert await unreachable_config_store.health_check() is False
+
+    async def test_reads_from_an_unreachable_backend_raise_backend_errors(
+        self, unreachable_config_store: ConfigStore
+    ) -> None:
+        store = unreachable_config_store
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: read(store),
+            lambda: read(store, version=1),
+            lambda: history(store),
+            lambda: store.list_configs(TENANT),
+            store.list_tenants,
+            store.get_stats,
+            lambda: store.export_configs(TENANT),
+            lambda: store.changes_since(None),
+            store.current_cursor,
+        ]
+        await self._assert_backend_errors(reads)
+
+    async def test_writes_to_an_unreachable_backend_raise_backend_errors(
+        self, unreachable_config_store: ConfigStore
+    ) -> None:
+        store = unreachable_config_store
+        document = {"configs": [{**_SAMPLE_ENTRY, "tenant_id": TENANT}]}
+        writes: list[Callable[[], Awaitable[object]]] = [
+            lambda: write(store),
+            lambda: write(store, expected_version=0),
+            lambda: delete(store),
+            lambda: delete(store, purge=True),
+            lambda: store.import_configs(TENANT, document),
+        ]
+        await self._assert_backend_errors(writes)
+
+    async def _assert_backend_errors(self, calls: list[Callable[[], Awaitable[object]]]) -> None:
+        for call in calls:
+            async with asyncio.timeout(self.unreachable_timeout):
+                with pytest.raises(BackendError):
+                    await call()
 
 
 class ChangeFeedTests(StoreTestsBase):

@@ -26,6 +26,15 @@ def reopen_config_store() -> ReopenConfigStore:
     )
 
 
+@pytest.fixture
+def unreachable_config_store() -> ConfigStore:
+    """A store built for a backend that does not answer. Override it to run those tests."""
+    pytest.skip(
+        "no unreachable_config_store fixture: define one yielding a store, not initialised, "
+        "whose backend cannot be reached (for example a URL to a closed port)"
+    )
+
+
 def known_gap_marks(test_class: type[StoreTestsBase]) -> dict[str, pytest.MarkDecorator]:
     """Strict xfail marks for the class's ``known_gaps``; a gap naming no test is an error."""
     unknown = sorted(name for name in test_class.known_gaps if not name.startswith("test_"))

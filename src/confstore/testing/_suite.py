@@ -13,6 +13,7 @@ from ._operations import (
     PersistenceTests,
     SharedStorageTests,
     StatsTests,
+    UnreachableBackendTests,
 )
 from ._versions import CompareAndSetTests, VersioningTests
 
@@ -32,5 +33,6 @@ class ConfigStoreTests(
     ConcurrencyTests,
     SharedStorageTests,
     PersistenceTests,
+    UnreachableBackendTests,
 ):
     """The whole store contract. Subclass it as ``TestMyStore`` next to a ``config_store`` fixture."""
