@@ -338,3 +338,14 @@ async def test_the_request_log_keeps_paths_percent_encoded(
     await call(client, "PUT", "things/_doc/a%2Fb", {"name": "a"})
     assert es_emulator.requests[-1].path == "/things/_doc/a%2Fb"
     assert (await call(client, "GET", "things/_doc/a%2Fb")).json()["_id"] == "a/b"
+
+
+async def test_the_periodic_refresh_makes_writes_searchable_when_switched_on() -> None:
+    async with (
+        ElasticsearchEmulator(refresh_interval=0.01) as emulator,
+        HttpClient(emulator.url, retry=NO_RETRY) as http,
+    ):
+        await make_index(http)
+        await call(http, "PUT", "things/_doc/1", {"name": "a"})
+        await emulator.next_periodic_refresh()
+        assert (await call(http, "POST", "things/_count", {})).json()["count"] == 1

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -368,3 +371,47 @@ def _micros(moment: datetime) -> int:
 
 def _path(doc_id: str) -> str:
     return quote(doc_id, safe="")
+
+
+async def test_a_429_on_a_write_is_retried(
+    make_es_store: StoreFactory, es_emulator: ElasticsearchEmulator
+) -> None:
+    store = await make_es_store()
+    es_emulator.inject(status=429, times=2, method="POST", path_contains="-versions/_create/")
+    assert (await store.set_config(*KEY, {"v": 1})).version == 1
+    creates = es_emulator.requests_matching("POST", "-versions/_create/")
+    assert [r.status for r in creates] == [429, 429, 201]
+
+
+async def test_a_503_on_a_read_is_retried(
+    make_es_store: StoreFactory, es_emulator: ElasticsearchEmulator
+) -> None:
+    store = await make_es_store()
+    await store.set_config(*KEY, {"v": 1})
+    es_emulator.inject(status=503, times=2, method="GET")
+    assert (await store.get_config(*KEY)).version == 1  # type: ignore[union-attr]
+
+
+def test_the_wheel_ships_the_mappings(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling", reason="building the wheel offline needs hatchling installed")
+    plugin = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(plugin),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("confstore_elasticsearch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "confstore_elasticsearch/mappings/heads.json" in names
+    assert "confstore_elasticsearch/mappings/versions.json" in names

@@ -129,6 +129,7 @@ class ElasticsearchEmulator:
         self._random = random.Random(seed)
         self._runner: web.AppRunner | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._refreshed = asyncio.Condition()
         self.url = ""
 
     async def __aenter__(self) -> Self:
@@ -198,10 +199,19 @@ class ElasticsearchEmulator:
             if (method is None or logged.method == method) and contains in logged.path
         ]
 
+    async def next_periodic_refresh(self) -> None:
+        """Wait until the periodic refresh has run once more (tests await this, never a sleep)."""
+        if self._refresher is None:
+            raise RuntimeError("the periodic refresh is off (refresh_interval=None)")
+        async with self._refreshed:
+            await self._refreshed.wait()
+
     async def _refresh_periodically(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             self.refresh_all()
+            async with self._refreshed:
+                self._refreshed.notify_all()
 
     def _next_fault(self, method: str, path: str) -> FaultRule | None:
         for rule in self.faults:
