@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from confstore_elasticsearch.emulator import ElasticsearchEmulator, Flavor
+from confstore_elasticsearch.emulator import ElasticsearchEmulator, FaultKind, Flavor
 
 from confstore import BackendTimeoutError
 from confstore.http import HttpClient, HttpResponse, RetryPolicy
@@ -311,24 +311,15 @@ async def test_an_injected_429_names_the_flavours_rejection_type(
     assert error_type(response) == rejection
 
 
-async def test_a_connection_dropped_before_applying_leaves_nothing(
-    client: HttpClient, es_emulator: ElasticsearchEmulator
+@pytest.mark.parametrize(("fault", "applied"), [("drop_before", False), ("drop_after", True)])
+async def test_a_dropped_connection_applies_the_request_only_when_dropped_after(
+    client: HttpClient, es_emulator: ElasticsearchEmulator, fault: FaultKind, applied: bool
 ) -> None:
     await make_index(client)
-    es_emulator.inject("drop_before", method="POST")
+    es_emulator.inject(fault, method="POST")
     with pytest.raises(BackendTimeoutError):
         await call(client, "POST", "things/_create/1", {"name": "a"})
-    assert (await call(client, "GET", "things/_doc/1")).json()["found"] is False
-
-
-async def test_a_connection_dropped_after_applying_keeps_the_write(
-    client: HttpClient, es_emulator: ElasticsearchEmulator
-) -> None:
-    await make_index(client)
-    es_emulator.inject("drop_after", method="POST")
-    with pytest.raises(BackendTimeoutError):
-        await call(client, "POST", "things/_create/1", {"name": "a"})
-    assert (await call(client, "GET", "things/_doc/1")).json()["found"] is True
+    assert (await call(client, "GET", "things/_doc/1")).json()["found"] is applied
 
 
 async def test_the_request_log_keeps_paths_percent_encoded(
