@@ -78,9 +78,9 @@ def test_the_doc_package_installs_and_passes_the_suite(tmp_path: Path) -> None:
     extract_package(package)
     python = layered_venv(tmp_path / "venv")
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    pip_install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--disable-pip-version-check", "--no-index", str(package)],
+        [*pip_install, "--no-deps", "--no-build-isolation", "--no-index", str(package)],
         capture_output=True,
         text=True,
         timeout=300,
