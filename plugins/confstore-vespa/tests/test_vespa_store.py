@@ -4,6 +4,7 @@ crashed writers, encoding of identifiers, unreachable servers, URLs and compatib
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from types import SimpleNamespace
@@ -14,6 +15,8 @@ from confstore_vespa import VespaConfigStore
 from confstore_vespa._client import selection_string
 from confstore_vespa._selection_parser import parse_selection
 from confstore_vespa.emulator import DEFAULT_SCHEMA, VespaEmulator, sequential_rounds
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from vespa_test_support import FAST_RETRY, StoreFactory
 
 from confstore import (
@@ -394,3 +397,36 @@ async def _fields_like(
 def test_credentials_in_the_url_are_rejected() -> None:
     with pytest.raises(InvalidConfigError, match="token"):
         open_store("vespa+http://user:secret@localhost:8080")
+
+
+STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
+IDENTIFIERS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,20}", fullmatch=True)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(tenant_id=IDENTIFIERS, service=IDENTIFIERS, config_key=IDENTIFIERS)
+async def test_no_identifier_reaches_a_path_or_selection_unencoded(
+    vespa: VespaEmulator,
+    make_store: StoreFactory,
+    tenant_id: str,
+    service: str,
+    config_key: str,
+) -> None:
+    store = await make_store()
+    vespa.request_log.clear()
+    await store.set_config(tenant_id, SCOPE, service, config_key, {"n": 1})
+    await store.list_configs(tenant_id, service=service)
+    await store.delete_config(tenant_id, SCOPE, service, config_key, purge=True)
+    for request in vespa.request_log:
+        _, _, specific = request.path.partition("/docid/")
+        assert all(char.isalnum() or char in "/%_.-" for char in specific), request.path
+        selection = request.query.get("selection")
+        if selection is not None:
+            parse_selection(selection, DEFAULT_SCHEMA)
+            literals = set(STRING_LITERAL.findall(selection))
+            assert literals <= {tenant_id, service, config_key, SCOPE, "head", "version", "purge"}
+            assert re.fullmatch(r"[a-z_.=()<>! 0-9]*", STRING_LITERAL.sub("", selection))
