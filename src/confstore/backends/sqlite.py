@@ -214,11 +214,9 @@ _APPEND_VERSION = """
     WHERE :expected IS NULL OR coalesce(h.latest_version, 0) = :expected
 """
 _APPEND_VERSION_RETURNING = _APPEND_VERSION + " RETURNING version, created_at"
-_INSERT_VERSION = f"""
-    INSERT INTO config_versions ({_ENTRY_COLUMNS})
-    VALUES (:tenant_id, :scope, :service, :config_key, :value, :version,
-            :created_at, :updated_at, :updated_by, :comment, :deleted)
-"""
+_INSERT_VERSION = (
+    f"INSERT INTO config_versions ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _PURGE_VERSIONS = f"DELETE FROM config_versions WHERE {_KEY_MATCH}"
 _PURGE_HEAD = f"DELETE FROM config_heads WHERE {_KEY_MATCH}"
 _RECORD_PURGE = (
@@ -874,26 +872,42 @@ def _import_restore(entries: list[ConfigEntry], connection: sqlite3.Connection) 
         ).fetchall()
         stored = {row[5]: _entry(row) for row in rows}
         planned.extend(plan_restore(incoming, stored))
+    timestamps = _TimestampMemo()
     connection.executemany(
         _INSERT_VERSION,
         (
-            {
-                "tenant_id": entry.tenant_id,
-                "scope": entry.scope.value,
-                "service": entry.service,
-                "config_key": entry.config_key,
-                "value": _dumps(entry.config_value),
-                "version": entry.version,
-                "created_at": format_timestamp(entry.created_at),
-                "updated_at": format_timestamp(entry.updated_at),
-                "updated_by": entry.updated_by,
-                "comment": entry.comment,
-                "deleted": int(entry.deleted),
-            }
+            (
+                entry.tenant_id,
+                entry.scope.value,
+                entry.service,
+                entry.config_key,
+                _dumps(entry.config_value),
+                entry.version,
+                timestamps.format(entry.created_at),
+                timestamps.format(entry.updated_at),
+                entry.updated_by,
+                entry.comment,
+                int(entry.deleted),
+            )
             for entry in planned
         ),
     )
     return len(planned)
+
+
+class _TimestampMemo:
+    """Formats each distinct timestamp once: an import repeats a key's created_at on every version."""
+
+    def __init__(self) -> None:
+        self._formatted: dict[datetime, str] = {}
+
+    def format(self, moment: datetime) -> str:
+        text = self._formatted.get(moment)
+        if text is None:
+            if len(self._formatted) > 10_000:
+                self._formatted.clear()
+            text = self._formatted[moment] = format_timestamp(moment)
+        return text
 
 
 def _fetch_rows(
@@ -950,9 +964,8 @@ def _entry(row: Row) -> ConfigEntry:
     )
 
 
-def _dumps(value: dict[str, Any]) -> str:
-    """The same canonical JSON text ``encode_value`` produces."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+"""The same canonical JSON text ``encode_value`` produces (one encoder, not one per call)."""
 
 
 _parse_timestamp = datetime.fromisoformat  # stored by format_timestamp: always UTC with offset
