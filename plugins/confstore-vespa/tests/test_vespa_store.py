@@ -430,3 +430,14 @@ async def test_no_identifier_reaches_a_path_or_selection_unencoded(
             literals = set(STRING_LITERAL.findall(selection))
             assert literals <= {tenant_id, service, config_key, SCOPE, "head", "version", "purge"}
             assert re.fullmatch(r"[a-z_.=()<>! 0-9]*", STRING_LITERAL.sub("", selection))
+
+
+async def test_a_malformed_document_is_a_backend_error(
+    vespa: VespaEmulator, make_store: StoreFactory
+) -> None:
+    store = await make_store()
+    await write(store, 1)
+    fields = vespa.documents()[head_id()]
+    vespa.put_document(head_id(), {**fields, "payload": "not json"})
+    with pytest.raises(BackendError, match="malformed"):
+        await store.get_config(TENANT, SCOPE, SERVICE, KEY)

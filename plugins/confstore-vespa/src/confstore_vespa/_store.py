@@ -407,7 +407,7 @@ class VespaConfigStore(ConfigStore):
         Returns the head once it is at that version or later in the same epoch; None if a purge
         moved the head to another epoch.
         """
-        target = int(fields["version"])
+        target = _number(fields, "version")
         head_fields = {**fields, "kind": "head"}
         unknown = 0
         for _ in range(_CONTENTION_LIMIT):
@@ -522,7 +522,7 @@ class VespaConfigStore(ConfigStore):
         entries = [
             self._entry(fields)
             async for fields in self._documents.visit(selection)
-            if int(fields.get("version", 0)) <= head.version
+            if _number(fields, "version") <= head.version
         ]
         return sorted(entries, key=lambda entry: entry.version, reverse=True)
 
@@ -580,7 +580,7 @@ class VespaConfigStore(ConfigStore):
             if fields.get("kind") == "head":
                 heads[key] = _head_of(fields)
             else:
-                versions.append((key, int(fields.get("epoch", 0)), int(fields["version"])))
+                versions.append((key, _number(fields, "epoch"), _number(fields, "version")))
         live = [key for key, head in heads.items() if head.live]
         per_scope = {scope.value: 0 for scope in ConfigScope}
         for key in live:
@@ -861,11 +861,11 @@ def _key_of(fields: Mapping[str, Any]) -> ConfigKey:
 def _head_of(fields: Mapping[str, Any]) -> _Head:
     return _Head(
         exists=True,
-        epoch=int(fields.get("epoch", 0)),
-        version=int(fields.get("version", 0)),
+        epoch=_number(fields, "epoch"),
+        version=_number(fields, "version"),
         deleted=_flag(fields.get("deleted")),
-        updated_at=int(fields.get("updated_at", 0)),
-        created_at=int(fields.get("created_at", 0)),
+        updated_at=_number(fields, "updated_at"),
+        created_at=_number(fields, "created_at"),
         write_id=fields.get("write_id"),
         fields=fields,
     )
@@ -875,11 +875,19 @@ def _record_of(fields: Mapping[str, Any]) -> _Record:
     return _Record(
         key=_key_of(fields),
         kind=str(fields.get("kind")),
-        epoch=int(fields.get("epoch", 0)),
-        version=int(fields.get("version", 0)),
+        epoch=_number(fields, "epoch"),
+        version=_number(fields, "version"),
         deleted=_flag(fields.get("deleted")),
-        updated_at=int(fields.get("updated_at", 0)),
+        updated_at=_number(fields, "updated_at"),
     )
+
+
+def _number(fields: Mapping[str, Any], name: str) -> int:
+    """An integer field (unset: 0); BackendError when Vespa holds something else there."""
+    value = fields.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BackendError(f"malformed config document in Vespa: {name}={value!r:.40}")
+    return value
 
 
 def _encode_cursor(watermark: int | None, records: Iterable[_Record]) -> str:
