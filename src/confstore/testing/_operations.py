@@ -24,6 +24,7 @@ from ._base import (
     read_feed,
     require_persistent,
     require_shared,
+    unique,
     versions,
     write,
 )
@@ -213,7 +214,7 @@ class ChangeFeedTests(StoreTestsBase):
         second, cursor = await read_feed(config_store, cursor)
         assert [change.key.config_key for change in second] == ["two"]
         third, _ = await read_feed(config_store, cursor)
-        assert third == []
+        assert set(third) <= set(second)  # at least once: a redelivery is allowed, nothing new
 
     async def test_feed_reports_a_purge(self, config_store: ConfigStore) -> None:
         await write(config_store)
@@ -244,7 +245,7 @@ class ChangeFeedTests(StoreTestsBase):
         assert len(batch.changes) == 2
         assert batch.has_more is True
         rest, _ = await read_feed(config_store, batch.cursor, limit=2)
-        keys = [change.key.config_key for change in (*batch.changes, *rest)]
+        keys = [change.key.config_key for change in unique((*batch.changes, *rest))]
         assert keys == [f"k{number}" for number in range(5)]
 
     async def test_feed_rejects_a_foreign_cursor(self, config_store: ConfigStore) -> None:
@@ -395,6 +396,21 @@ class SharedStorageTests(StoreTestsBase):
         reported = [change.version for change in changes_of(changes, key)]
         assert sorted(set(reported)) == [1, 2, 3]
         assert reported == sorted(reported)
+
+    async def test_a_cursor_from_one_handle_works_on_a_peer(
+        self, config_store: ConfigStore, config_store_peer: ConfigStore
+    ) -> None:
+        require_shared(config_store)
+        await write(config_store, config_key="before")
+        cursor = await config_store.current_cursor()
+        await write(config_store, config_key="after")
+        changes = await await_feed(
+            config_store_peer,
+            cursor,
+            lambda seen: any(change.key.config_key == "after" for change in seen),
+            self.change_feed_latency,
+        )
+        assert [change.key.config_key for change in changes] == ["after"]
 
     async def test_change_feed_of_a_peer_sees_a_purge(
         self, config_store: ConfigStore, config_store_peer: ConfigStore
