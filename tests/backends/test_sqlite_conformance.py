@@ -45,6 +45,14 @@ async def reopen_config_store(sqlite_url: str) -> AsyncIterator[ReopenConfigStor
         await store.close()
 
 
+@pytest.fixture
+def unreachable_config_store(tmp_path: Path) -> ConfigStore:
+    """A store on a path SQLite cannot open: a directory."""
+    directory = tmp_path / "a-directory-not-a-database"
+    directory.mkdir()
+    return open_store(f"sqlite:///{directory}")
+
+
 class TestSQLiteFileStore(ConfigStoreTests):
     """A file: persistent and shared, so the peer and reopen tests run."""
 
