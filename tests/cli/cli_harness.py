@@ -68,6 +68,13 @@ class Cli:
         )
         return Result(done.returncode, done.stdout, done.stderr)
 
+    def seed(self, *args: str) -> None:
+        """Run a command in this process, to set up what a test then checks through the
+        installed command (each subprocess costs a Python start-up)."""
+        from confstore.cli import main
+
+        assert main(["--url", self.url, *args]) == 0
+
     def in_pty(self, *args: str, url: str | None = None, **env: str) -> tuple[int, str]:
         """Run ``confstore`` on a pseudo-terminal (stdin, stdout and stderr): exit code, output."""
         argv = [*confstore_command(), "--url", url or self.url, *args]

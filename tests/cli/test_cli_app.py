@@ -59,7 +59,7 @@ def test_usage_error_is_one_line_and_exits_2(cli: Cli) -> None:
 
 
 def test_global_options_work_after_the_command(cli: Cli) -> None:
-    cli("set", "agent", "bot", "settings", "{}")
+    cli.seed("set", "agent", "bot", "settings", "{}")
     argv = [*confstore_command(), "get", "agent", "bot", "settings", "--url", cli.url, "--json"]
     assert cli.run_raw(argv).json()["version"] == 1
 
@@ -99,9 +99,9 @@ def test_health_of_a_broken_store_exits_1(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_stats_counts_configs_and_versions(cli: Cli) -> None:
-    cli("set", "--tenant", "a", "agent", "bot", "settings", "{}")
-    cli("set", "--tenant", "a", "agent", "bot", "settings", "{}")
-    cli("set", "--tenant", "b", "system", "system", "flags", "{}")
+    cli.seed("set", "--tenant", "a", "agent", "bot", "settings", "{}")
+    cli.seed("set", "--tenant", "a", "agent", "bot", "settings", "{}")
+    cli.seed("set", "--tenant", "b", "system", "system", "flags", "{}")
     counts = cli("stats", "--json").json()
     assert counts["total_configs"] == 2
     assert counts["total_versions"] == 3
@@ -110,7 +110,7 @@ def test_stats_counts_configs_and_versions(cli: Cli) -> None:
 
 
 def test_stats_table_is_readable(cli: Cli) -> None:
-    cli("set", "agent", "bot", "settings", "{}")
+    cli.seed("set", "agent", "bot", "settings", "{}")
     lines = cli("stats").stdout.splitlines()
     assert lines[0].split() == ["STATISTIC", "VALUE"]
     assert ["total_versions", "1"] in [line.split() for line in lines]

@@ -67,8 +67,8 @@ def test_set_with_a_missing_value_file_exits_6(cli: Cli) -> None:
 
 
 def test_set_with_a_stale_expected_version_exits_3_and_writes_nothing(cli: Cli) -> None:
-    cli("set", *KEY, '{"n": 1}')
-    cli("set", *KEY, '{"n": 2}')
+    cli.seed("set", *KEY, '{"n": 1}')
+    cli.seed("set", *KEY, '{"n": 2}')
     result = cli("set", *KEY, '{"n": 3}', "--expected-version", "1")
     assert result.exit_code == 3
     assert "expected 1, found 2" in result.stderr
@@ -81,7 +81,7 @@ def test_set_with_expected_version_zero_creates_a_new_key(cli: Cli) -> None:
 
 
 def test_get_shows_the_value_and_its_version(cli: Cli) -> None:
-    cli("set", *KEY, '{"model": "gpt-4o"}', "--by", "alice")
+    cli.seed("set", *KEY, '{"model": "gpt-4o"}', "--by", "alice")
     result = cli("get", *KEY)
     assert result.exit_code == 0
     assert '"model": "gpt-4o"' in result.stdout
@@ -90,8 +90,8 @@ def test_get_shows_the_value_and_its_version(cli: Cli) -> None:
 
 
 def test_get_a_specific_version(cli: Cli) -> None:
-    cli("set", *KEY, '{"n": 1}')
-    cli("set", *KEY, '{"n": 2}')
+    cli.seed("set", *KEY, '{"n": 1}')
+    cli.seed("set", *KEY, '{"n": 2}')
     entry = cli("get", *KEY, "--version", "1", "--json").json()
     assert (entry["version"], entry["config_value"]) == (1, {"n": 1})
 
@@ -103,12 +103,12 @@ def test_get_of_a_missing_config_exits_4(cli: Cli) -> None:
 
 
 def test_get_of_a_missing_version_exits_4(cli: Cli) -> None:
-    cli("set", *KEY, "{}")
+    cli.seed("set", *KEY, "{}")
     assert cli("get", *KEY, "--version", "7").exit_code == 4
 
 
 def test_delete_tombstones_the_config(cli: Cli) -> None:
-    cli("set", *KEY, '{"n": 1}')
+    cli.seed("set", *KEY, '{"n": 1}')
     assert cli("delete", *KEY, "--by", "bob").exit_code == 0
     assert cli("get", *KEY).exit_code == 4
     latest = cli("history", *KEY, "--json").json()[0]
@@ -116,7 +116,7 @@ def test_delete_tombstones_the_config(cli: Cli) -> None:
 
 
 def test_delete_purge_removes_every_version(cli: Cli) -> None:
-    cli("set", *KEY, '{"n": 1}')
+    cli.seed("set", *KEY, '{"n": 1}')
     assert cli("delete", *KEY, "--purge").exit_code == 0
     assert cli("history", *KEY).exit_code == 4
 
@@ -126,8 +126,8 @@ def test_delete_of_a_missing_config_exits_4(cli: Cli) -> None:
 
 
 def test_list_prints_an_aligned_table_of_live_configs(cli: Cli) -> None:
-    cli("set", "system", "system", "flags", "{}")
-    cli("set", "agent", "a-long-agent-name", "settings", "{}")
+    cli.seed("set", "system", "system", "flags", "{}")
+    cli.seed("set", "agent", "a-long-agent-name", "settings", "{}")
     lines = cli("list").stdout.splitlines()
     assert lines[0].split() == [
         "SCOPE", "SERVICE", "CONFIG_KEY", "VERSION", "UPDATED_AT", "UPDATED_BY",
@@ -141,9 +141,9 @@ def test_list_prints_an_aligned_table_of_live_configs(cli: Cli) -> None:
 
 
 def test_list_json_filters_by_tenant_and_scope(cli: Cli) -> None:
-    cli("set", "--tenant", "acme", "system", "system", "flags", "{}")
-    cli("set", "--tenant", "acme", "agent", "bot", "settings", "{}")
-    cli("set", "--tenant", "other", "agent", "bot", "settings", "{}")
+    cli.seed("set", "--tenant", "acme", "system", "system", "flags", "{}")
+    cli.seed("set", "--tenant", "acme", "agent", "bot", "settings", "{}")
+    cli.seed("set", "--tenant", "other", "agent", "bot", "settings", "{}")
     listed = cli("list", "--tenant", "acme", "--scope", "agent", "--json").json()
     assert [(e["tenant_id"], e["scope"], e["service"]) for e in listed] == [
         ("acme", "agent", "bot")
@@ -151,15 +151,15 @@ def test_list_json_filters_by_tenant_and_scope(cli: Cli) -> None:
 
 
 def test_tenants_lists_tenants_with_live_configs(cli: Cli) -> None:
-    cli("set", "--tenant", "zeta", *KEY, "{}")
-    cli("set", "--tenant", "acme", *KEY, "{}")
+    cli.seed("set", "--tenant", "zeta", *KEY, "{}")
+    cli.seed("set", "--tenant", "acme", *KEY, "{}")
     assert cli("tenants", "--json").json() == ["acme", "zeta"]
     assert cli("tenants").stdout.split() == ["TENANT_ID", "acme", "zeta"]
 
 
 def test_history_lists_versions_newest_first_up_to_the_limit(cli: Cli) -> None:
     for n in range(1, 5):
-        cli("set", *KEY, json.dumps({"n": n}), "--comment", f"change {n}")
+        cli.seed("set", *KEY, json.dumps({"n": n}), "--comment", f"change {n}")
     result = cli("history", *KEY, "--limit", "3")
     rows = result.stdout.splitlines()[1:]
     assert [row.split()[0] for row in rows] == ["4", "3", "2"]
@@ -171,8 +171,8 @@ def test_history_of_a_missing_config_exits_4(cli: Cli) -> None:
 
 
 def test_diff_compares_the_last_two_versions_by_default(cli: Cli) -> None:
-    cli("set", *KEY, '{"model": "gpt-4", "temperature": 0.7, "old": true}')
-    cli("set", *KEY, '{"model": "gpt-4o", "temperature": 0.7, "new": 1}')
+    cli.seed("set", *KEY, '{"model": "gpt-4", "temperature": 0.7, "old": true}')
+    cli.seed("set", *KEY, '{"model": "gpt-4o", "temperature": 0.7, "new": 1}')
     result = cli("diff", *KEY)
     assert result.exit_code == 0
     assert result.stdout.splitlines()[2:] == [
@@ -184,7 +184,7 @@ def test_diff_compares_the_last_two_versions_by_default(cli: Cli) -> None:
 
 def test_diff_json_between_chosen_versions(cli: Cli) -> None:
     for n in range(1, 4):
-        cli("set", *KEY, json.dumps({"n": n}))
+        cli.seed("set", *KEY, json.dumps({"n": n}))
     report = cli("diff", *KEY, "1", "3", "--json").json()
     assert report == {
         "from_version": 1,
@@ -194,18 +194,18 @@ def test_diff_json_between_chosen_versions(cli: Cli) -> None:
 
 
 def test_diff_with_a_missing_version_exits_4(cli: Cli) -> None:
-    cli("set", *KEY, "{}")
+    cli.seed("set", *KEY, "{}")
     assert cli("diff", *KEY, "1", "9").exit_code == 4
 
 
 def test_diff_of_a_single_version_exits_4(cli: Cli) -> None:
-    cli("set", *KEY, "{}")
+    cli.seed("set", *KEY, "{}")
     assert cli("diff", *KEY).exit_code == 4
 
 
 def test_rollback_writes_the_old_value_as_a_new_version(cli: Cli) -> None:
-    cli("set", *KEY, '{"n": 1}')
-    cli("set", *KEY, '{"n": 2}')
+    cli.seed("set", *KEY, '{"n": 1}')
+    cli.seed("set", *KEY, '{"n": 2}')
     result = cli("rollback", *KEY, "1", "--by", "carol")
     assert result.exit_code == 0, result.stderr
     entry = cli("get", *KEY, "--json").json()
@@ -214,14 +214,14 @@ def test_rollback_writes_the_old_value_as_a_new_version(cli: Cli) -> None:
 
 
 def test_rollback_to_a_missing_version_exits_4(cli: Cli) -> None:
-    cli("set", *KEY, "{}")
+    cli.seed("set", *KEY, "{}")
     assert cli("rollback", *KEY, "5").exit_code == 4
 
 
 def test_rollback_to_a_deletion_exits_6(cli: Cli) -> None:
-    cli("set", *KEY, "{}")
-    cli("delete", *KEY)
-    cli("set", *KEY, '{"n": 3}')
+    cli.seed("set", *KEY, "{}")
+    cli.seed("delete", *KEY)
+    cli.seed("set", *KEY, '{"n": 3}')
     result = cli("rollback", *KEY, "2")
     assert result.exit_code == 6
     assert "is a deletion" in result.stderr

@@ -11,8 +11,8 @@ KEY = ("agent", "bot", "settings")
 
 
 def two_versions(cli: Cli) -> None:
-    cli("set", *KEY, '{"model": "gpt-4", "old": 1}')
-    cli("set", *KEY, '{"model": "gpt-4o", "new": 2}')
+    cli.seed("set", *KEY, '{"model": "gpt-4", "old": 1}')
+    cli.seed("set", *KEY, '{"model": "gpt-4o", "new": 2}')
 
 
 def test_diff_is_coloured_on_a_terminal(cli: Cli) -> None:
@@ -39,7 +39,7 @@ def test_diff_is_plain_when_piped(cli: Cli) -> None:
 
 def test_migrate_shows_a_progress_bar_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
     for n in range(3):
-        cli("set", "agent", f"bot-{n}", "settings", "{}")
+        cli.seed("set", "agent", f"bot-{n}", "settings", "{}")
     target = f"sqlite:///{tmp_path / 'target.db'}"
     exit_code, output = cli.in_pty("migrate", "--from", cli.url, "--to", target)
     assert exit_code == 0
@@ -47,7 +47,7 @@ def test_migrate_shows_a_progress_bar_on_a_terminal(cli: Cli, tmp_path: Path) ->
 
 
 def test_migrate_shows_no_progress_bar_when_not_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
-    cli("set", *KEY, "{}")
+    cli.seed("set", *KEY, "{}")
     result = cli("migrate", "--from", cli.url, "--to", f"sqlite:///{tmp_path / 'target.db'}")
     assert result.exit_code == 0
     assert result.stderr == ""

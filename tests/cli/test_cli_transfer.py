@@ -210,9 +210,9 @@ def test_migrate_again_writes_nothing(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_migrate_keeps_tombstones(cli: Cli, tmp_path: Path) -> None:
-    cli("set", "agent", "bot", "settings", "{}")
-    cli("delete", "agent", "bot", "settings")
-    cli("set", "agent", "bot", "other", "{}")
+    cli.seed("set", "agent", "bot", "settings", "{}")
+    cli.seed("delete", "agent", "bot", "settings")
+    cli.seed("set", "agent", "bot", "other", "{}")
     target = f"sqlite:///{tmp_path / 'target.db'}"
     cli("migrate", "--from", cli.url, "--to", target)
     assert everything(cli, target) == everything(cli)

@@ -40,7 +40,7 @@ def test_type_option_validates_a_value_stored_elsewhere(cli: Cli) -> None:
 
 
 def test_untyped_placement_stores_the_value_as_given(cli: Cli) -> None:
-    cli("set", "system", "system", "flags", '{"anything": [1, 2]}')
+    cli.seed("set", "system", "system", "flags", '{"anything": [1, 2]}')
     assert cli("get", "system", "system", "flags", "--json").json()["config_value"] == {
         "anything": [1, 2]
     }
@@ -74,14 +74,14 @@ def test_schema_of_an_unknown_name_exits_4(cli: Cli) -> None:
 
 
 def test_get_masks_a_typed_secret(cli: Cli) -> None:
-    cli("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
     result = cli("get", *SYSTEM)
     assert API_KEY not in result.stdout
     assert '"llm_api_key": "***"' in result.stdout
 
 
 def test_get_with_show_secrets_reveals_the_secret(cli: Cli) -> None:
-    cli("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
     value = cli("get", *SYSTEM, "--json", "--show-secrets").json()["config_value"]
     assert value["llm_api_key"] == API_KEY
 
@@ -95,7 +95,7 @@ def test_keys_named_like_secrets_are_masked_in_untyped_values(cli: Cli) -> None:
         "max_tokens": 512,
         "unset_password": None,
     }
-    cli("set", "agent", "bot", "settings", json.dumps(value))
+    cli.seed("set", "agent", "bot", "settings", json.dumps(value))
     shown = cli("get", "agent", "bot", "settings", "--json").json()["config_value"]
     assert shown == {
         "db_password": "***",
@@ -108,27 +108,27 @@ def test_keys_named_like_secrets_are_masked_in_untyped_values(cli: Cli) -> None:
 
 
 def test_list_and_history_mask_secrets(cli: Cli) -> None:
-    cli("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
     assert API_KEY not in cli("list", "--json").stdout
     assert API_KEY not in cli("history", *SYSTEM, "--json").stdout
 
 
 def test_diff_masks_a_rotated_secret_but_reports_it(cli: Cli) -> None:
-    cli("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
-    cli("set", *SYSTEM, json.dumps({"llm_api_key": "sk-rotated"}))
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": "sk-rotated"}))
     result = cli("diff", *SYSTEM)
     assert '~ llm_api_key: "***" -> "***"' in result.stdout
     assert "sk-" not in result.stdout
 
 
 def test_diff_with_show_secrets_reveals_secrets(cli: Cli) -> None:
-    cli("set", "agent", "bot", "settings", '{"db_password": "a"}')
-    cli("set", "agent", "bot", "settings", '{"db_password": "b"}')
+    cli.seed("set", "agent", "bot", "settings", '{"db_password": "a"}')
+    cli.seed("set", "agent", "bot", "settings", '{"db_password": "b"}')
     changes = cli("diff", "agent", "bot", "settings", "--json", "--show-secrets").json()["changes"]
     assert changes == [{"path": "db_password", "old": "a", "new": "b", "kind": "changed"}]
 
 
 def test_export_keeps_secrets_so_it_can_be_restored(cli: Cli) -> None:
-    cli("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
     document = cli("export").json()
     assert document["configs"][0]["config_value"]["llm_api_key"] == API_KEY

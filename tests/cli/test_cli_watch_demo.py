@@ -44,7 +44,7 @@ def stop(process: subprocess.Popen[str], signum: int) -> int:
 
 
 def test_watch_prints_a_change_made_by_another_process(cli: Cli) -> None:
-    cli("set", "agent", "bot", "settings", "{}")  # before the watch: not reported
+    cli.seed("set", "agent", "bot", "settings", "{}")  # before the watch: not reported
     with watching(cli) as process:
         assert cli("set", "--tenant", "acme", "agent", "bot", "settings", "{}").exit_code == 0
         assert process.stdout is not None
@@ -64,9 +64,9 @@ def test_watch_exits_cleanly_on_a_signal(cli: Cli, signum: int) -> None:
 
 def test_watch_json_prints_one_object_per_change_filtered_by_tenant(cli: Cli) -> None:
     with watching(cli, "--json", "--tenant", "acme") as process:
-        cli("set", "--tenant", "other", "agent", "bot", "settings", "{}")
-        cli("set", "--tenant", "acme", "agent", "bot", "settings", "{}")
-        cli("delete", "--tenant", "acme", "agent", "bot", "settings")
+        cli.seed("set", "--tenant", "other", "agent", "bot", "settings", "{}")
+        cli.seed("set", "--tenant", "acme", "agent", "bot", "settings", "{}")
+        cli.seed("delete", "--tenant", "acme", "agent", "bot", "settings")
         assert process.stdout is not None
         records = [json.loads(process.stdout.readline()) for _ in range(2)]
         stop(process, signal.SIGTERM)
