@@ -121,7 +121,10 @@ def suite_outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
 def test_the_suite_passes_the_reference_memory_store(suite_outcomes: Outcomes) -> None:
     outcomes = suite_outcomes[f"Test{REFERENCE}"]
     assert len(outcomes) >= 80
-    assert {name: kind for name, kind in outcomes.items() if kind != "passed"} == {}
+    # A memory store cannot be unreachable, so it defines no unreachable_config_store.
+    assert {name: kind for name, kind in outcomes.items() if kind != "passed"} == {
+        name: "skipped" for name in outcomes if "unreachable" in name
+    }
 
 
 @pytest.mark.parametrize(
