@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -37,6 +38,17 @@ def reopen_config_store(make_store: StoreFactory) -> ReopenConfigStore:
         return await make_store()
 
     return reopen
+
+
+@pytest.fixture
+async def unreachable_config_store() -> AsyncIterator[ConfigStore]:
+    """A store for a closed port on 127.0.0.1 (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = VespaConfigStore(f"http://127.0.0.1:{port}", retry=FAST_RETRY, timeout=1.0)
+    yield store
+    await store.close()
 
 
 class TestVespaStoreOnEmulator(ConfigStoreTests):
