@@ -275,12 +275,16 @@ class VespaEmulator:
         if match is None:
             raise ValueError(f"not a document id: {full_id!r}")
         namespace, document_type, specific = match.groups()
-        checked = self._checked_fields(document_type, fields)
+        try:
+            checked = self._checked_fields(document_type, fields)
+        except _HTTPError as error:
+            raise ValueError(error.message) from None
         self._documents[(namespace, document_type, specific)] = _Document(
             namespace, document_type, specific, checked
         )
 
     def remove_document(self, full_id: str) -> bool:
+        """Remove a document directly (no request, no log); True if it existed."""
         for key, document in list(self._documents.items()):
             if document.full_id == full_id:
                 del self._documents[key]
