@@ -115,6 +115,13 @@ def test_delete_tombstones_the_config(cli: Cli) -> None:
     assert (latest["version"], latest["deleted"], latest["updated_by"]) == (2, True, "bob")
 
 
+def test_get_of_a_deleted_version_says_it_is_deleted(cli: Cli) -> None:
+    cli.seed("set", *KEY, "{}")
+    cli.seed("delete", *KEY)
+    lines = cli("get", *KEY, "--version", "2").stdout.splitlines()
+    assert ["deleted", "yes"] in [line.split() for line in lines]
+
+
 def test_delete_purge_removes_every_version(cli: Cli) -> None:
     cli.seed("set", *KEY, '{"n": 1}')
     assert cli("delete", *KEY, "--purge").exit_code == 0
@@ -148,6 +155,12 @@ def test_list_json_filters_by_tenant_and_scope(cli: Cli) -> None:
     assert [(e["tenant_id"], e["scope"], e["service"]) for e in listed] == [
         ("acme", "agent", "bot")
     ]
+
+
+def test_list_of_an_empty_tenant_prints_nothing_to_stdout(cli: Cli) -> None:
+    result = cli("list", "--tenant", "nobody")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert cli("list", "--tenant", "nobody", "--json").json() == []
 
 
 def test_tenants_lists_tenants_with_live_configs(cli: Cli) -> None:

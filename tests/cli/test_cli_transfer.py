@@ -218,6 +218,33 @@ def test_migrate_keeps_tombstones(cli: Cli, tmp_path: Path) -> None:
     assert everything(cli, target) == everything(cli)
 
 
+def test_migrate_onto_a_different_history_exits_3(cli: Cli, tmp_path: Path) -> None:
+    seed(cli, acme=(1, 2))
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    cli.seed("set", "--url", target, "--tenant", "acme", "agent", "agent-0", "settings", "{}")
+    result = cli("migrate", "--from", cli.url, "--to", target)
+    assert result.exit_code == 3
+    assert "version 1 of acme/agent/agent-0/settings" in result.stderr
+
+
+def test_migrate_to_an_unreachable_store_exits_5(cli: Cli, tmp_path: Path) -> None:
+    seed(cli, acme=(1, 1))
+    (tmp_path / "blocker").write_text("a file, not a directory")
+    result = cli("migrate", "--from", cli.url, "--to", f"sqlite:///{tmp_path / 'blocker' / 'x.db'}")
+    assert result.exit_code == 5
+
+
+def test_export_to_an_unwritable_path_exits_1(cli: Cli, tmp_path: Path) -> None:
+    result = cli("export", "-o", str(tmp_path / "missing-dir" / "backup.json"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("confstore: error: cannot write")
+
+
+def test_import_of_a_file_that_is_not_json_exits_6(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "doc.json").write_text("configs: []")
+    assert cli("import", "doc.json").exit_code == 6
+
+
 def test_migrate_into_a_store_of_another_kind_in_process(cli: Cli, tmp_path: Path) -> None:
     seed(cli, acme=(2, 3), beta=(1, 2))
     target = "memory://cli-migrate-test"

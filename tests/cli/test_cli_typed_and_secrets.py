@@ -132,3 +132,17 @@ def test_export_keeps_secrets_so_it_can_be_restored(cli: Cli) -> None:
     cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
     document = cli("export").json()
     assert document["configs"][0]["config_value"]["llm_api_key"] == API_KEY
+
+
+def test_writing_back_a_masked_secret_is_refused(cli: Cli) -> None:
+    result = cli("set", "agent", "bot", "settings", '{"db_password": "***"}')
+    assert result.exit_code == 6
+    assert "db_password holds the mask" in result.stderr
+
+
+def test_writing_back_a_masked_typed_secret_is_refused(cli: Cli) -> None:
+    cli.seed("set", *SYSTEM, json.dumps({"llm_api_key": API_KEY}))
+    shown = cli("get", *SYSTEM, "--json").json()["config_value"]
+    assert cli("set", *SYSTEM, json.dumps(shown)).exit_code == 6
+    revealed = cli("get", *SYSTEM, "--json", "--show-secrets").json()["config_value"]
+    assert revealed["llm_api_key"] == API_KEY

@@ -276,10 +276,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigStoreError) as error:
         console.note(f"confstore: error: {error}")
         return exit_code_for(error)
-    except KeyboardInterrupt:
-        console.note("confstore: interrupted")
-        return 130
     except BrokenPipeError:
         # The reader went away (e.g. `confstore export | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILURE
+    except OSError as error:  # a file that cannot be read or written, a closed terminal
+        console.note(f"confstore: error: {error}")
+        return ExitCode.FAILURE
+    except KeyboardInterrupt:
+        console.note("confstore: interrupted")
+        return 130
+    except Exception as error:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("CONFSTORE_DEBUG"):
+            raise
+        console.note(
+            f"confstore: error: unexpected {type(error).__name__}: {error} "
+            "(set CONFSTORE_DEBUG=1 to see the traceback)"
+        )
         return ExitCode.FAILURE

@@ -55,6 +55,7 @@ def show_entry(console: Console, entry: ConfigEntry) -> None:
             ("updated_at", entry.updated_at),
             ("updated_by", entry.updated_by),
             ("comment", entry.comment),
+            ("deleted", entry.deleted),
         ],
     )
     console.line("value:")

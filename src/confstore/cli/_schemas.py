@@ -50,18 +50,37 @@ def mask_secrets(value: Any, secret_paths: Collection[str] = (), path: str = "")
     return value
 
 
-def secret_name_paths(value: Any, path: str = "") -> Iterator[str]:
+def secret_name_paths(value: Any) -> Iterator[str]:
     """The paths (as ``mask_secrets`` writes them) of the keys in ``value`` named like secrets."""
+    return (path for path, _ in _secret_named_items(value, ""))
+
+
+def _secret_named_items(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for name, item in value.items():
             item_path = f"{path}.{name}" if path else str(name)
             if is_secret_name(str(name)):
-                yield item_path
+                yield item_path, item
             else:
-                yield from secret_name_paths(item, item_path)
+                yield from _secret_named_items(item, item_path)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from secret_name_paths(item, f"{path}[{index}]")
+            yield from _secret_named_items(item, f"{path}[{index}]")
+
+
+def refuse_masked_secrets(value: Any) -> None:
+    """InvalidConfigError if a key named like a secret holds ``***``, the mask this CLI prints.
+
+    Writing back a value copied from masked output would replace the secret with the mask:
+    the system confstore replaces lost users' API keys that way.
+    """
+    for path, item in _secret_named_items(value, ""):
+        if item == SECRET_MASK:
+            raise InvalidConfigError(
+                f"{path} holds the mask {SECRET_MASK}, not a secret; give the real value "
+                "(see --show-secrets) or null",
+                field=path,
+            )
 
 
 def spec_named(name: str) -> TypedConfigSpec:
@@ -86,8 +105,10 @@ def validated_value(
 
     The typed config is ``type_name``'s, else the one registered at (scope, config_key). Its
     ``tenant_id`` field, when the value leaves it out, is the tenant written to.
-    Raises InvalidConfigError naming the offending field (secrets masked).
+    Raises InvalidConfigError naming the offending field (secrets masked), also when a secret
+    holds the mask ``***`` instead of a value.
     """
+    refuse_masked_secrets(value)
     spec = spec_named(type_name) if type_name else spec_at(scope, config_key)
     if spec is None or not isinstance(value, dict):
         return value  # untyped; the store itself rejects a value that is not an object

@@ -17,7 +17,7 @@ from .._models import ConfigEntry
 from .._registry import open_store
 from .._store import ConfigStore
 from .._url import StoreURL
-from ._common import ExitCode, open_cli_store, read_json_source
+from ._common import CliError, ExitCode, open_cli_store, read_json_source
 from ._output import Console, ProgressBar
 
 
@@ -55,7 +55,10 @@ def _export_stream(path: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         return
     partial = f"{path}.partial"
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             yield stream
