@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -51,3 +52,15 @@ async def make_es_store(
     yield make
     for store in opened:
         await store.close()
+
+
+@pytest.fixture
+async def unreachable_es_store() -> AsyncIterator[ElasticsearchConfigStore]:
+    """A store (not initialised) whose cluster cannot be reached: a port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    retry = RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001)
+    store = ElasticsearchConfigStore(f"http://127.0.0.1:{port}", retry=retry, timeout=1.0)
+    yield store
+    await store.close()

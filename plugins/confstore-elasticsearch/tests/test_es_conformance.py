@@ -33,6 +33,11 @@ class EmulatedStoreTests(ConfigStoreTests):
         return await make_es_store()
 
     @pytest.fixture
+    def unreachable_config_store(self, unreachable_es_store) -> ConfigStore:  # type: ignore[no-untyped-def]
+        store: ConfigStore = unreachable_es_store
+        return store
+
+    @pytest.fixture
     def reopen_config_store(self, make_es_store) -> ReopenConfigStore:  # type: ignore[no-untyped-def]
         async def reopen() -> ConfigStore:
             store: ConfigStore = await make_es_store()

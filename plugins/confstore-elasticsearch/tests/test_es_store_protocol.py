@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -24,13 +22,14 @@ from conftest import StoreFactory
 from confstore import (
     BackendUnavailableError,
     ConfigEntry,
+    ConfigKey,
     ConfigScope,
     InvalidConfigError,
     VersionConflictError,
     open_store,
 )
 from confstore._registry import backend_registry
-from confstore.http import RequestInfo, RetryPolicy
+from confstore.http import RequestInfo
 
 KEY = ("acme", "system", "svc", "db.url")
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "elasticsearch"
@@ -159,6 +158,23 @@ async def test_a_purge_that_died_after_marking_the_head_is_finished_by_the_next_
     assert (await survivor.get_stats())["total_versions"] == 1
 
 
+async def test_a_late_purge_finisher_leaves_the_keys_next_life_alone(
+    make_es_store: StoreFactory,
+) -> None:
+    dying, survivor, late = await make_es_store(), await make_es_store(), await make_es_store()
+    await survivor.set_config(*KEY, {"v": "first life"})
+    crash_before(dying, "POST", "_delete_by_query")
+    with pytest.raises(Crash):
+        await dying.delete_config(*KEY, purge=True)
+    marked_head = await late._get_doc("heads", "acme/system/svc/db.url")
+    assert marked_head is not None
+    assert marked_head.purging
+    await survivor.set_config(*KEY, {"v": "second life"})
+    await late._finish_purge(_key(), marked_head)
+    assert (await survivor.get_config(*KEY)).config_value == {"v": "second life"}  # type: ignore[union-attr]
+    assert await versions_of(survivor) == [1]
+
+
 @pytest.mark.parametrize("path_part", ["-versions/_create/", "-heads/_create/", "-heads/_doc/"])
 async def test_a_write_whose_answer_was_lost_is_resolved_by_reading_back(
     make_es_store: StoreFactory, es_emulator: ElasticsearchEmulator, path_part: str
@@ -222,7 +238,10 @@ async def test_the_change_feed_delivers_a_late_write_within_the_window_once(
         "acme", ConfigScope.AGENT, "slow", "k", {"v": 1}, 1, written.created_at, written.updated_at
     )
     source = document(
-        late, write_id="slow-writer", written_micros=_micros(written.updated_at) - 1000
+        late,
+        write_id="slow-writer",
+        written_micros=_micros(written.updated_at) - 1000,
+        lineage="slow-writer",
     )
     await writer.http.request(
         "POST", f"confstore-versions/_create/{_path(version_id(late.key, 1))}", json_body=source
@@ -238,39 +257,28 @@ async def test_a_cursor_this_store_did_not_issue_is_refused(make_es_store: Store
         await store.changes_since("42")
 
 
-@pytest.fixture
-async def unreachable_store() -> AsyncIterator[ElasticsearchConfigStore]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    retry = RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001)
-    store = ElasticsearchConfigStore(f"http://127.0.0.1:{port}", retry=retry, timeout=1.0)
-    yield store
-    await store.close()
-
-
 async def test_reads_of_an_unreachable_cluster_raise_backend_unavailable(
-    unreachable_store: ElasticsearchConfigStore,
+    unreachable_es_store: ElasticsearchConfigStore,
 ) -> None:
     with pytest.raises(BackendUnavailableError):
-        await unreachable_store.get_config(*KEY)
+        await unreachable_es_store.get_config(*KEY)
     with pytest.raises(BackendUnavailableError):
-        await unreachable_store.list_configs("acme")
+        await unreachable_es_store.list_configs("acme")
 
 
 async def test_writes_to_an_unreachable_cluster_raise_backend_unavailable(
-    unreachable_store: ElasticsearchConfigStore,
+    unreachable_es_store: ElasticsearchConfigStore,
 ) -> None:
     with pytest.raises(BackendUnavailableError):
-        await unreachable_store.set_config(*KEY, {"v": 1})
+        await unreachable_es_store.set_config(*KEY, {"v": 1})
     with pytest.raises(BackendUnavailableError):
-        await unreachable_store.delete_config(*KEY)
+        await unreachable_es_store.delete_config(*KEY)
 
 
 async def test_health_check_of_an_unreachable_cluster_is_false(
-    unreachable_store: ElasticsearchConfigStore,
+    unreachable_es_store: ElasticsearchConfigStore,
 ) -> None:
-    assert await unreachable_store.health_check() is False
+    assert await unreachable_es_store.health_check() is False
 
 
 async def test_health_check_asks_cluster_health(
@@ -367,6 +375,10 @@ def test_unknown_options_and_bad_index_prefixes_are_refused(url: str) -> None:
 
 def _micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _key() -> ConfigKey:
+    return ConfigKey(KEY[0], ConfigScope(KEY[1]), KEY[2], KEY[3])
 
 
 def _path(doc_id: str) -> str:

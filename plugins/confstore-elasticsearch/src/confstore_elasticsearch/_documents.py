@@ -67,9 +67,18 @@ def to_micros(moment: datetime) -> int:
 
 
 def document(
-    entry: ConfigEntry, *, write_id: str, written_micros: int, kind: str = "version"
+    entry: ConfigEntry,
+    *,
+    write_id: str,
+    written_micros: int,
+    lineage: str,
+    kind: str = "version",
 ) -> dict[str, Any]:
-    """The version document of ``entry`` (timestamps as ISO strings and epoch microseconds)."""
+    """The version document of ``entry`` (timestamps as ISO strings and epoch microseconds).
+
+    ``lineage`` names one life of a key, from its first version to its purge: a purge deletes
+    only its own lineage's versions, never those of the key written again after it.
+    """
     doc_id = version_id(entry.key, entry.version)
     if kind == "purge":
         doc_id = purge_marker_id(entry.key, write_id)
@@ -92,6 +101,7 @@ def document(
         "updated_by": entry.updated_by,
         "comment": entry.comment,
         "write_id": write_id,
+        "lineage": lineage,
     }
 
 

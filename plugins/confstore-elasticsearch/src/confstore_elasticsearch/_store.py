@@ -117,6 +117,10 @@ class _Doc:
         return str(self.source.get("write_id"))
 
     @property
+    def lineage(self) -> str:
+        return str(self.source["lineage"])
+
+    @property
     def purging(self) -> bool:
         return bool(self.source.get("purging"))
 
@@ -289,7 +293,8 @@ class ElasticsearchConfigStore(ConfigStore):
                 deleted=deleted,
             )
             written = max(to_micros(now), _written_micros(head) + 1)
-            source = document(entry, write_id=write_id, written_micros=written)
+            lineage = head.lineage if head is not None else write_id
+            source = document(entry, write_id=write_id, written_micros=written, lineage=lineage)
             created = await self._create_version(version_id(key, entry.version), source)
             if created is None:
                 # Lost the race for this version: back off a little (capped, jittered) so that
@@ -488,39 +493,45 @@ class ElasticsearchConfigStore(ConfigStore):
         while True:
             head = await self._get_doc(HEADS, key_id(key))
             if head is None:
-                # Versions without a head: a first write or a restore that died before its head.
-                return await self._delete_versions(key) > 0
+                # Nothing committed. Versions without a head (a writer died before its first
+                # head) are left for the next writer to adopt: deleting them here could race
+                # with a first write in progress.
+                return False
             if head.purging:
                 await self._finish_purge(key, head)
                 return False
             write_id = uuid.uuid4().hex
             marked = head_document(head.source, purging=True)
             marked["write_id"] = write_id
-            committed, _ = await self._advance_head(key, head, marked, write_id)
-            if not committed:
-                continue
-            current = await self._get_doc(HEADS, key_id(key))
-            if current is not None and current.write_id == write_id:
+            committed, current = await self._advance_head(key, head, marked, write_id)
+            if committed and current is not None:
                 await self._finish_purge(key, current)
-            return True
+                return True
 
     async def _finish_purge(self, key: ConfigKey, head: _Doc) -> None:
-        """Complete a purge whose head is marked: versions, then the marker, then the head."""
-        await self._delete_versions(key)
+        """Complete a purge whose head is marked: versions, then the marker, then the head.
+
+        Idempotent, so a writer meeting a marked head may run it too, even late: it deletes only
+        the marked head's lineage and removes the head only if it is still that marked head.
+        """
+        await self._delete_versions(key, head.lineage)
         marker = replace(entry_from(head.source), config_value={}, deleted=True)
         source = document(
             marker,
             write_id=head.write_id,
             written_micros=max(to_micros(_utc_now()), _written_micros(head) + 1),
+            lineage=head.lineage,
             kind="purge",
         )
         await self._create_version(source["doc_id"], source)
         await self._withdraw(HEADS, key_id(key), head)
 
-    async def _delete_versions(self, key: ConfigKey) -> int:
-        """Delete every version document of ``key`` visible after a refresh; returns how many."""
+    async def _delete_versions(self, key: ConfigKey, lineage: str) -> int:
+        """Delete the version documents of one lineage of ``key`` (after a refresh); how many."""
         await self._refresh(VERSIONS)
-        query = _filters(_term("key_id", key_id(key)), _term("kind", "version"))
+        query = _filters(
+            _term("key_id", key_id(key)), _term("lineage", lineage), _term("kind", "version")
+        )
         response = await self._http.request(
             "POST",
             f"{self.index_name(VERSIONS)}/_delete_by_query",
@@ -595,9 +606,16 @@ class ElasticsearchConfigStore(ConfigStore):
         sources: dict[ConfigKey, list[dict[str, Any]]] = {}
         base = to_micros(_utc_now())
         for key, group in itertools.groupby(planned, key=lambda entry: entry.key):
-            start = max(base, _written_micros(heads[key]) + 1)
+            head = heads[key]
+            start = max(base, _written_micros(head) + 1)
+            lineage = head.lineage if head is not None and not head.purging else uuid.uuid4().hex
             sources[key] = [
-                document(entry, write_id=uuid.uuid4().hex, written_micros=start + offset)
+                document(
+                    entry,
+                    write_id=uuid.uuid4().hex,
+                    written_micros=start + offset,
+                    lineage=lineage,
+                )
                 for offset, entry in enumerate(group)
             ]
         written = await self._bulk_create(
