@@ -10,8 +10,10 @@ Write protocol (every write: read head, create version, advance head = 3 sequent
 - Uniqueness: a version document is created only with ``_create``, so two writers (tasks,
   processes, hosts) can never both get version N+1; the loser sees 409.
 - Crash between 2 and 3: the head still says N while N+1 exists. The next writer's create of
-  N+1 gets 409; it copies that version document into the head (a compare-and-set on the head,
-  so racing repairers are harmless) and carries on with N+2: no gap, no duplicate.
+  N+1 gets 409; it re-reads the head and, if it has not moved, copies that version document into
+  the head (a compare-and-set, so racing repairers are harmless) and carries on with N+2: no gap,
+  no duplicate. Until then the orphan shows in searches (export with history, total_versions,
+  the change feed), not in reads through the head.
 - A head compare-and-set that fails (409) is resolved by reading the head back: if it carries
   our ``write_id`` (we, or a repairer copying our version, advanced it) or has moved past our
   version while our version document stands, the write is committed. Otherwise (the key was
@@ -21,9 +23,12 @@ Write protocol (every write: read head, create version, advance head = 3 sequent
   comparing ``write_id`` before anything is sent again. A 409 is otherwise a final answer.
 - ``expected_version`` is checked against the head read in step 1 and enforced by the create
   (step 2 fails if anyone wrote N+1 since), so a compare-and-set never overwrites.
+- A writer that loses step 2 backs off briefly (capped, jittered), then catches up from the head.
 - Delete writes a tombstone version the same way. Purge marks the head ``purging`` (CAS), refreshes
-  and deletes the key's version documents by query, writes a purge marker for the change feed and
-  deletes the head; any writer or purger that meets a ``purging`` head finishes the purge first.
+  and deletes the version documents of the key's current *lineage* by query (a lineage is one
+  life of a key, from its first version to its purge, so a late finisher never deletes the next
+  life), writes a purge marker for the change feed and deletes the head if it is still the marked
+  one; any writer or purger that meets a ``purging`` head finishes the purge first.
 
 Reads: the latest version is one real-time GET of the head; a given version one GET; history a
 head GET plus one ``_mget`` of the version ids below it (2 rounds). Searches (listing, export,
