@@ -55,7 +55,7 @@ def test_usage_error_is_one_line_and_exits_2(cli: Cli) -> None:
     result = cli("get", "nosuchscope", "svc", "key")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("confstore get: error: argument scope: invalid choice")
+    assert result.stderr.startswith("confstore get: error: argument SCOPE: invalid choice")
 
 
 def test_global_options_work_after_the_command(cli: Cli) -> None:

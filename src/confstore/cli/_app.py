@@ -94,19 +94,25 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
 
 def _add_key(parser: argparse.ArgumentParser) -> None:
     _add_tenant(parser)
-    parser.add_argument("scope", choices=[scope.value for scope in ConfigScope])
-    parser.add_argument("service", help="e.g. system, routing_agent, or an agent's name")
-    parser.add_argument("config_key", help="e.g. system_config, agent_config")
+    scopes = [scope.value for scope in ConfigScope]
+    parser.add_argument("scope", choices=scopes, metavar="SCOPE", help=", ".join(scopes))
+    parser.add_argument(
+        "service", metavar="SERVICE", help="e.g. system, routing_agent, or an agent's name"
+    )
+    parser.add_argument("config_key", metavar="CONFIG_KEY", help="e.g. system_config, agent_config")
 
 
-def _add_tenant(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
-    shown = f" (default: {default})" if default else ""
-    parser.add_argument("-t", "--tenant", default=default, help=f"tenant id{shown}")
+def _add_tenant(
+    parser: argparse.ArgumentParser, default: str | None = "default", help: str | None = None
+) -> None:
+    parser.add_argument(
+        "-t", "--tenant", default=default, help=help or f"tenant id (default: {default})"
+    )
 
 
 def _add_audit(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--by", help="who makes the change (kept in the history)")
-    parser.add_argument("--comment", help="why (kept in the history)")
+    parser.add_argument("--by", metavar="NAME", help="who makes the change (kept in the history)")
+    parser.add_argument("--comment", metavar="TEXT", help="why (kept in the history)")
 
 
 def _positive_int(text: str) -> int:
@@ -152,20 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("get", _commands.get, "Show a config: the latest version, or --version N.")
     _add_key(sub)
-    sub.add_argument("--version", type=_positive_int, help="a specific version")
+    sub.add_argument("--version", type=_positive_int, metavar="N", help="a specific version")
 
     sub = command("set", _commands.set_, "Write a new version of a config.")
     _add_key(sub)
     source = sub.add_mutually_exclusive_group()
-    source.add_argument("value", nargs="?", help="the value as inline JSON, or - to read stdin")
-    source.add_argument("-f", "--file", help="read the value from this JSON file")
+    source.add_argument(
+        "value", nargs="?", metavar="VALUE", help="the value as inline JSON, or - to read stdin"
+    )
+    source.add_argument("-f", "--file", metavar="PATH", help="read the value from a JSON file")
     sub.add_argument(
         "--expected-version",
         type=_non_negative_int,
+        metavar="N",
         help="write only if the latest version is this one (0: only if the key is new)",
     )
     sub.add_argument(
         "--type",
+        metavar="NAME",
         help="validate the value as this typed config (see `confstore schema`); configs "
         "stored where a typed config lives are validated anyway",
     )
@@ -185,28 +195,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("history", _commands.history, "Show the versions of a config, newest first.")
     _add_key(sub)
-    sub.add_argument("--limit", type=_positive_int, default=10, help="default: 10")
+    sub.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="at most N versions (default: 10)",
+    )
 
     sub = command("diff", _commands.diff, "Show what changed between two versions of a config.")
     _add_key(sub)
-    sub.add_argument("from_version", nargs="?", type=_positive_int, help="default: TO - 1")
-    sub.add_argument("to_version", nargs="?", type=_positive_int, help="default: the latest")
+    sub.add_argument(
+        "from_version", nargs="?", type=_positive_int, metavar="FROM", help="default: TO - 1"
+    )
+    sub.add_argument(
+        "to_version", nargs="?", type=_positive_int, metavar="TO", help="default: the latest"
+    )
 
     sub = command(
         "rollback", _commands.rollback, "Write an old version of a config as its newest version."
     )
     _add_key(sub)
-    sub.add_argument("version", type=_positive_int, help="the version to bring back")
+    sub.add_argument(
+        "version", type=_positive_int, metavar="VERSION", help="the version to bring back"
+    )
     _add_audit(sub)
 
     sub = command("export", _transfer.export, "Write a tenant's configs as an export document.")
     _add_tenant(sub)
     sub.add_argument("--history", action="store_true", help="every version, not only the latest")
-    sub.add_argument("-o", "--output", help="write to this file (default: stdout)")
+    sub.add_argument("-o", "--output", metavar="PATH", help="write to this file (default: stdout)")
 
     sub = command("import", _transfer.import_, "Load an export document into a tenant.")
-    sub.add_argument("file", help="the export document, or - for stdin")
-    _add_tenant(sub, default=None)
+    sub.add_argument("file", metavar="FILE", help="the export document, or - for stdin")
+    _add_tenant(
+        sub, None, "tenant to import into (default: the document's tenant_id, else default)"
+    )
     sub.add_argument(
         "--mode",
         choices=["restore", "append"],
@@ -227,21 +251,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--from", dest="source", required=True, metavar="URL")
     sub.add_argument("--to", dest="target", required=True, metavar="URL")
     sub.add_argument(
-        "--batch-size", type=_positive_int, default=500, help="versions per write (default: 500)"
+        "--batch-size",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="versions per write (default: 500)",
     )
 
     command("stats", _commands.stats, "Show counts of tenants, configs and versions.")
     command("health", _commands.health, "Check that the backend answers (exit status 0 or 1).")
 
     sub = command("watch", _watch.watch, "Print changes as they happen, until Ctrl-C.")
-    _add_tenant(sub, default=None)
+    _add_tenant(sub, None, "only this tenant's changes")
     sub.add_argument("--scope", choices=[scope.value for scope in ConfigScope])
     sub.add_argument(
-        "--interval", type=_positive_float, default=1.0, help="seconds between polls (default: 1)"
+        "--interval",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between polls (default: 1)",
     )
 
     sub = command("schema", _commands.schema, "List the typed configs, or show one's JSON Schema.")
-    sub.add_argument("name", nargs="?", help="e.g. system, agent, routing, telemetry")
+    sub.add_argument(
+        "name", nargs="?", metavar="NAME", help="e.g. system, agent, routing, telemetry"
+    )
 
     command("demo", _demo.demo, "A short walk-through: set, get, history, diff and export.")
     return parser
