@@ -260,6 +260,40 @@ class CachingHandleStore(MemoryConfigStore):
         return await super()._delete_config(key, **options)
 
 
+class HandleLocalFeedStore(MemoryConfigStore):
+    """Each handle's change feed reports only the writes made through that handle."""
+
+    def __init__(self, name: str | None = None, **options: Any) -> None:
+        super().__init__(name, **options)
+        self._own_changes: set[int] = set()
+
+    async def _set_config(self, *args: Any, **kwargs: Any) -> ConfigEntry:
+        start = len(self._data.changes)
+        entry = await super()._set_config(*args, **kwargs)
+        self._remember_since(start)
+        return entry
+
+    async def _delete_config(self, *args: Any, **kwargs: Any) -> bool:
+        start = len(self._data.changes)
+        deleted = await super()._delete_config(*args, **kwargs)
+        self._remember_since(start)
+        return deleted
+
+    async def _import_entries(self, *args: Any, **kwargs: Any) -> int:
+        start = len(self._data.changes)
+        written = await super()._import_entries(*args, **kwargs)
+        self._remember_since(start)
+        return written
+
+    def _remember_since(self, start: int) -> None:
+        self._own_changes.update(id(change) for change in self._data.changes[start:])
+
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        batch = await super()._changes_since(cursor, limit)
+        own = tuple(change for change in batch.changes if id(change) in self._own_changes)
+        return replace(batch, changes=own)
+
+
 @dataclass(frozen=True)
 class BrokenStore:
     store_class: type[MemoryConfigStore]
@@ -285,4 +319,5 @@ BROKEN_STORES = [
     BrokenStore(EmptyValueIsAbsentStore, "test_empty_object_is_a_live_value"),
     BrokenStore(NewestFirstFeedStore, "test_feed_reports_every_write_in_order"),
     BrokenStore(CachingHandleStore, "test_peer_sees_a_delete"),
+    BrokenStore(HandleLocalFeedStore, "test_change_feed_of_a_peer_sees_a_write"),
 ]

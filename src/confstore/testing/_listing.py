@@ -239,9 +239,17 @@ class IsolationTests(StoreTestsBase):
                 scenario.observer, scope, service, config_key, {"observer": True}
             )
         before = await self._observe(config_store, scenario)
+        stats_before = await config_store.get_stats()
         cursor = await config_store.current_cursor()
         live = await self._run(config_store, scenario)
         assert await self._observe(config_store, scenario) == before
+        # The counts move by exactly what the writer's own views show, and no more.
+        stats_after = await config_store.get_stats()
+        written = await config_store.export_configs(scenario.writer, include_history=True)
+        assert stats_after["total_configs"] - stats_before["total_configs"] == len(live)
+        assert stats_after["total_versions"] - stats_before["total_versions"] == len(
+            written["configs"]
+        )
         changes, _ = await read_feed(config_store, cursor)
         assert {change.tenant_id for change in changes} <= {scenario.writer}
         assert {entry.key for entry in await config_store.list_configs(scenario.writer)} == live
