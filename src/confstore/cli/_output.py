@@ -105,7 +105,7 @@ class Console:
 
 
 class ProgressBar:
-    """A one-line bar redrawn in place on a terminal; ``None``-safe callers skip it elsewhere."""
+    """A one-line bar for a terminal, redrawn in place at most ten times a second."""
 
     def __init__(self, stream: TextIO, total: int, unit: str, width: int = 30) -> None:
         self.stream = stream
