@@ -16,7 +16,9 @@ Use it from a store package's tests::
     class TestMyStore(ConfigStoreTests):
         pass
 
-The tests are async and expect pytest-asyncio in auto mode (``asyncio_mode = "auto"``).
+Install ``confstore[testing]`` (pytest, pytest-asyncio, hypothesis). The tests are async and
+expect pytest-asyncio in auto mode (``asyncio_mode = "auto"``). docs/writing-a-backend.md walks
+through a complete backend package that passes the suite.
 
 Fixtures (the extension points):
 
