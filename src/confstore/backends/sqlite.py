@@ -19,16 +19,21 @@ A trigger on ``config_versions`` maintains heads and the change feed inside the 
 no extra round trip, and the statement is atomic with them. Timestamps are ISO 8601 text in UTC
 with microseconds, as in exports (readable with any SQLite tool, and the fastest form to parse).
 
+The change log is never pruned (one small row per write); ``seq`` only grows, so a cursor stays
+valid forever.
+
 Connections: a file store opens one writer and one reader connection (aiosqlite, each on its own
 thread). The file is in WAL mode, so reads never wait for the writer; ``synchronous=FULL`` by default
 makes every acknowledged write survive a crash of the process or the machine. ``:memory:`` uses a
-single connection for both.
+single connection for both. A read is one thread hop: the query runs and its rows become
+ConfigEntry objects on the reader thread (``_run_in_thread``).
 
 Writes go through one group-commit path: a write is queued, and the writer takes everything queued
 so far into one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, one fsync, one thread hop). Each
 write runs in its own SAVEPOINT, so it keeps its own version, its own compare-and-set outcome and its
-own error: a conflicting or failing write is rolled back alone while the others commit. Writers in
-other processes wait through SQLite's busy timeout; a "database is locked" that outlives it is
+own error: a conflicting or failing write is rolled back alone while the others commit. The next
+version and the compare-and-set check are one ``INSERT ... SELECT ... RETURNING`` statement. Writers
+in other processes wait through SQLite's busy timeout; a "database is locked" that outlives it is
 retried with backoff until the store's ``timeout``, then reported as BackendTimeoutError.
 
 Driver errors are translated once, by ``_DriverErrors``.
@@ -378,10 +383,10 @@ _Pending = tuple[WriteWork, "asyncio.Future[Any]"]
 class _GroupCommitWriter:
     """The single write path of one store handle: queued writes are committed together.
 
-    While one batch is on the writer thread, new writes queue up; the next batch takes them all.
-    An idle writer sends a write to the thread at once, so a lone write waits for nothing. The
-    batch runs as one hop and reports back with one ``call_soon_threadsafe``: no task, no extra
-    turn of the event loop per write.
+    A batch starts one turn of the event loop after the first write queues, so every write
+    submitted in that turn (for example by the writers a finished batch just woke) joins it; while
+    a batch is on the writer thread, new writes queue for the next one. A batch runs as one hop
+    and reports back with one ``call_soon_threadsafe``: no task per write or per batch.
     """
 
     def __init__(
@@ -392,36 +397,40 @@ class _GroupCommitWriter:
         self._timeout = timeout
         self._pending: deque[_Pending] = deque()
         self._in_flight = False
+        self._scheduled = False
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def submit(self, work: WriteWork) -> Any:
         """Run ``work(connection)`` inside a write transaction and return what it returns."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((work, future))
-        if not self._in_flight:
-            self._start_next_batch()
+        self._schedule()
         return await future
 
     async def drain(self) -> None:
         """Wait until every queued write has been committed or has failed."""
         await self._idle.wait()
 
+    def _schedule(self) -> None:
+        if self._in_flight or self._scheduled:
+            return
+        self._scheduled = True
+        self._idle.clear()
+        asyncio.get_running_loop().call_soon(self._start_next_batch)
+
     def _start_next_batch(self) -> None:
+        self._scheduled = False
         batch: list[_Pending] = []
         while self._pending and len(batch) < _MAX_BATCH:
             work, future = self._pending.popleft()
             if not future.done():  # a cancelled caller's write is never started
                 batch.append((work, future))
         if not batch:
-            self._in_flight = False
             self._idle.set()
             return
         self._in_flight = True
-        self._idle.clear()
-        loop = asyncio.get_running_loop()
-        self._send(batch, loop.time() + self._timeout, 0.002)
+        self._send(batch, asyncio.get_running_loop().time() + self._timeout, 0.002)
 
     def _send(self, batch: list[_Pending], deadline: float, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -465,7 +474,11 @@ class _GroupCommitWriter:
                     future.set_exception(self._translated(result.error))
                 else:
                     future.set_result(result)
-        self._start_next_batch()
+        self._in_flight = False
+        if self._pending:
+            self._schedule()
+        else:
+            self._idle.set()
 
     def _translated(self, error: BaseException) -> BaseException:
         """The confstore error for ``error``: a fresh one per caller, so no traceback is shared."""
