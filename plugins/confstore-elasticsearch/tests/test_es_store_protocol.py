@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -17,7 +18,6 @@ import pytest
 from confstore_elasticsearch import ElasticsearchConfigStore
 from confstore_elasticsearch._documents import document, load_mapping, version_id
 from confstore_elasticsearch.emulator import ElasticsearchEmulator
-from conftest import StoreFactory
 
 from confstore import (
     BackendUnavailableError,
@@ -31,6 +31,7 @@ from confstore import (
 from confstore._registry import backend_registry
 from confstore.http import RequestInfo
 
+StoreFactory = Callable[..., Awaitable[ElasticsearchConfigStore]]
 KEY = ("acme", "system", "svc", "db.url")
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "elasticsearch"
 
