@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import select
 import signal
 import stat
 import subprocess
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,26 @@ def test_export_to_a_file_is_readable_by_its_owner_only(cli: Cli, tmp_path: Path
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert len(json.loads(backup.read_text())["configs"]) == 1
     assert not (tmp_path / "backup.json.partial").exists()
+
+
+def test_export_streams_instead_of_building_the_document(cli: Cli, tmp_path: Path) -> None:
+    # In-process on a named memory store, so that only the export's own allocations count.
+    url = "memory://cli-export-memory-test"
+    document = history_document("acme", 100, 60)
+    for entry in document["configs"]:
+        entry["config_value"]["padding"] = "x" * 1000
+    cli.call(lambda store: store.import_configs("acme", document), url)
+    output = tmp_path / "export.json"
+    with output.open("w") as sink, contextlib.redirect_stdout(sink):
+        tracemalloc.start()
+        try:
+            assert main(["--url", url, "export", "--tenant", "acme", "--history"]) == 0
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    size = output.stat().st_size
+    assert size > 6_000_000
+    assert peak < size / 10, f"peak {peak} bytes for a {size}-byte export"
 
 
 def test_export_of_an_empty_tenant_is_an_empty_document(cli: Cli) -> None:
