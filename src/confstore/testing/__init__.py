@@ -57,7 +57,9 @@ these class attributes of the test class; a skip always names the reason:
     ``{"test_name": "reason"}``: those tests run as strict xfail, so the day a gap is fixed the
     run fails until the entry is removed. A name that is no test of the suite is a usage error.
 
-The core contract is never optional: only the tests above depend on capabilities.
+The core contract is never optional: only the tests above depend on capabilities. The change
+feed is held to its at-least-once promise: a change delivered twice is tolerated, a missing one
+or one out of version order for its key is not.
 Classes named ``*Tests`` are abstract groups and never collected; a subclass with another name
 (``TestMyStore``) is collected unless it sets ``__test__`` itself.
 
