@@ -340,3 +340,35 @@ async def test_the_periodic_refresh_makes_writes_searchable_when_switched_on() -
         await call(http, "PUT", "things/_doc/1", {"name": "a"})
         await emulator.next_periodic_refresh()
         assert (await call(http, "POST", "things/_count", {})).json()["count"] == 1
+
+
+async def test_track_total_hits_counts_up_to_ten_thousand_by_default(client: HttpClient) -> None:
+    await make_index(client)
+    lines = "".join(
+        json.dumps({"index": {"_index": "things", "_id": str(number)}}) + "\n" + '{"n": 1}\n'
+        for number in range(10_001)
+    )
+    await client.request(
+        "POST", "_bulk", data=lines, content_type="application/x-ndjson", params={"refresh": "true"}
+    )
+    default = (await call(client, "POST", "things/_search", {"size": 0})).json()["hits"]["total"]
+    exact = (
+        await call(client, "POST", "things/_search", {"size": 0, "track_total_hits": True})
+    ).json()
+    assert default == {"value": 10_000, "relation": "gte"}
+    assert exact["hits"]["total"] == {"value": 10_001, "relation": "eq"}
+
+
+async def test_refresh_wait_for_makes_a_write_searchable(client: HttpClient) -> None:
+    await make_index(client)
+    await call(client, "PUT", "things/_doc/1", {"name": "a"}, refresh="wait_for")
+    assert (await call(client, "POST", "things/_count", {})).json()["count"] == 1
+
+
+async def test_mget_is_real_time_and_marks_missing_documents(client: HttpClient) -> None:
+    await make_index(client)
+    await call(client, "PUT", "things/_doc/1", {"name": "a"})
+    docs = (await call(client, "POST", "things/_mget", {"ids": ["1", "2"]})).json()["docs"]
+    assert docs[0]["found"] is True
+    assert docs[0]["_source"] == {"name": "a"}
+    assert docs[1] == {"_index": "things", "_id": "2", "found": False}
