@@ -102,9 +102,9 @@ def run_in_pty(argv: list[str], *, cwd: Path, timeout: float = 60, **env: str) -
         argv, stdin=terminal, stdout=terminal, stderr=terminal, cwd=cwd, env=cli_environment(**env)
     )
     os.close(terminal)
-    output = read_until_closed(controller, timeout)
+    output = read_until_closed(controller, 60)
     os.close(controller)
-    return process.wait(timeout=timeout), output
+    return process.wait(timeout=60), output
 
 
 def read_until_closed(descriptor: int, timeout: float) -> str:
