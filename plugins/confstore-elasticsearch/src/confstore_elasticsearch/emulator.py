@@ -24,6 +24,14 @@ Usage::
 
     async with ElasticsearchEmulator(flavor="opensearch") as emulator:
         store = ElasticsearchConfigStore(emulator.url)
+        emulator.inject("drop_after", method="POST", path_contains="_create")  # next matching one
+        emulator.inject(status=429, times=2)
+        emulator.random_fault_rate = 0.1   # each request: 10 % one of random_fault_kinds
+        emulator.latency = 0.005           # seconds added to every request
+        emulator.clear_log(); ...; sequential_rounds(emulator.requests)
+
+``path_contains`` matches the raw (percent-encoded) path; ``requests`` logs method, raw path,
+query, headers, status, injected fault and timings.
 """
 
 from __future__ import annotations
