@@ -93,7 +93,7 @@ class Cli:
         return asyncio.run(run())
 
 
-def run_in_pty(argv: list[str], *, cwd: Path, timeout: float = 60, **env: str) -> tuple[int, str]:
+def run_in_pty(argv: list[str], *, cwd: Path, **env: str) -> tuple[int, str]:
     """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal; its exit code and output."""
     import pty  # POSIX only, like the behaviour under test
 
