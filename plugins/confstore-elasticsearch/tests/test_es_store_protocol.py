@@ -25,6 +25,7 @@ from confstore import (
     ConfigKey,
     ConfigScope,
     InvalidConfigError,
+    InvalidIdentifierError,
     VersionConflictError,
     open_store,
 )
@@ -428,3 +429,18 @@ def test_the_wheel_ships_the_mappings(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "confstore_elasticsearch/mappings/heads.json" in names
     assert "confstore_elasticsearch/mappings/versions.json" in names
+
+
+@pytest.mark.parametrize("hostile", ["a/b", "../heads", "a%2Fb", "a?b=c", "a#b", "caf\u00e9", " a"])
+async def test_hostile_identifiers_never_reach_the_cluster(
+    make_es_store: StoreFactory, es_emulator: ElasticsearchEmulator, hostile: str
+) -> None:
+    store = await make_es_store()
+    es_emulator.clear_log()
+    with pytest.raises(InvalidIdentifierError):
+        await store.set_config(hostile, "system", "svc", "key", {"v": 1})
+    with pytest.raises(InvalidIdentifierError):
+        await store.get_config("acme", "system", hostile, "key")
+    with pytest.raises(InvalidIdentifierError):
+        await store.delete_config("acme", "system", "svc", hostile, purge=True)
+    assert es_emulator.requests == []
