@@ -3,8 +3,8 @@
 Schema (``PRAGMA user_version`` = 1; ``initialize()`` creates it once and is idempotent):
 
 - ``config_versions``: every stored version, one row each, with the key's four identifier columns,
-  ``version``, the value as canonical JSON text and the audit fields. ``seq`` (AUTOINCREMENT) orders
-  rows by commit; ``UNIQUE(tenant_id, scope, service, config_key, version)`` is both the guarantee
+  ``version``, the value as canonical JSON text and the audit fields. ``seq`` (the rowid) orders
+  rows by insertion; ``UNIQUE(tenant_id, scope, service, config_key, version)`` is both the guarantee
   that no two writes share a version and the index every per-key read seeks, so the latest version
   and ``history(10)`` of a key with a million versions cost one B-tree descent, like a key with 100.
   Identifiers are separate columns (never concatenated), so ("a:b", "c") and ("a", "b:c") differ.
@@ -19,8 +19,8 @@ A trigger on ``config_versions`` maintains heads and the change feed inside the 
 no extra round trip, and the statement is atomic with them. Timestamps are ISO 8601 text in UTC
 with microseconds, as in exports (readable with any SQLite tool, and the fastest form to parse).
 
-The change log is never pruned (one small row per write); ``seq`` only grows, so a cursor stays
-valid forever.
+The change log is never pruned (one small row per write), so its rowid ``seq`` only grows and a
+cursor stays valid forever, without AUTOINCREMENT's extra page write per commit.
 
 Connections: a file store opens one writer and one reader connection (aiosqlite, each on its own
 thread). The file is in WAL mode, so reads never wait for the writer; ``synchronous=FULL`` by default
@@ -95,7 +95,7 @@ _PAGE_SIZE = 1000
 _SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS config_versions (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         tenant_id TEXT NOT NULL,
         scope TEXT NOT NULL,
         service TEXT NOT NULL,
@@ -125,7 +125,7 @@ _SCHEMA = (
     """,
     """
     CREATE TABLE IF NOT EXISTS config_changes (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         tenant_id TEXT NOT NULL,
         scope TEXT NOT NULL,
         service TEXT NOT NULL,
@@ -359,8 +359,23 @@ def _run_batch(works: Sequence[WriteWork], connection: sqlite3.Connection) -> li
     return outcomes
 
 
+class _OneStatement:
+    """A write that changes the database with one SQL statement, atomic by itself, so it needs no
+    savepoint (two statements fewer on the hot path of set_config)."""
+
+    __slots__ = ("work",)
+
+    def __init__(self, work: WriteWork) -> None:
+        self.work = work
+
+    def __call__(self, connection: sqlite3.Connection) -> Any:
+        return self.work(connection)
+
+
 def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
-    connection.execute("SAVEPOINT confstore_write")
+    savepoint = not isinstance(work, _OneStatement)
+    if savepoint:
+        connection.execute("SAVEPOINT confstore_write")
     try:
         result = work(connection)
     except sqlite3.Error as exc:
@@ -370,10 +385,12 @@ def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
     except Exception as exc:
         failure = exc
     else:
-        connection.execute("RELEASE confstore_write")
+        if savepoint:
+            connection.execute("RELEASE confstore_write")
         return result
-    connection.execute("ROLLBACK TO confstore_write")
-    connection.execute("RELEASE confstore_write")
+    if savepoint:
+        connection.execute("ROLLBACK TO confstore_write")
+        connection.execute("RELEASE confstore_write")
     return _Failed(failure)
 
 
@@ -620,7 +637,7 @@ class SQLiteConfigStore(ConfigStore):
             )
             return written[0], written[1], now
 
-        version, created_at, updated_at = await self._write(work)
+        version, created_at, updated_at = await self._write(_OneStatement(work))
         return ConfigEntry(
             tenant_id=key.tenant_id,
             scope=key.scope,
