@@ -18,6 +18,7 @@ from ._base import (
     TENANT,
     StoreTestsBase,
     delete,
+    history,
     property_test,
     read,
     read_feed,
@@ -105,6 +106,25 @@ class ListingTests(StoreTestsBase):
             await write(config_store, tenant_id=tenant_id, config_key="one")
             await write(config_store, tenant_id=tenant_id, config_key="two")
         assert await config_store.list_tenants() == sorted(tenants)
+
+    async def test_listings_are_not_truncated(self, config_store: ConfigStore) -> None:
+        # Backends that search or aggregate often return 10 hits unless asked for more.
+        tenants = [f"t{number:02}" for number in range(25)]
+        for tenant_id in tenants:
+            await write(config_store, tenant_id=tenant_id)
+        for number in range(40):
+            await write(config_store, config_key=f"k{number:02}")
+        for _ in range(24):
+            await write(config_store, config_key="k00")
+        assert await config_store.list_tenants() == sorted([*tenants, TENANT])
+        listed = await config_store.list_configs(TENANT)
+        assert [entry.config_key for entry in listed] == [f"k{number:02}" for number in range(40)]
+        exported = await config_store.export_configs(TENANT, include_history=True)
+        assert len(exported["configs"]) == 64
+        assert len(await history(config_store, config_key="k00", limit=30)) == 25
+        stats = await config_store.get_stats()
+        assert (stats["total_configs"], stats["total_versions"]) == (65, 89)
+        assert stats["total_tenants"] == 26
 
     async def test_list_tenants_of_an_empty_store_is_empty(self, config_store: ConfigStore) -> None:
         assert await config_store.list_tenants() == []

@@ -33,6 +33,14 @@ class VersioningTests(StoreTestsBase):
         written = [await write(config_store, {"n": number}) for number in range(1, 6)]
         assert versions(written) == [1, 2, 3, 4, 5]
 
+    async def test_writing_the_same_value_again_adds_a_version(
+        self, config_store: ConfigStore
+    ) -> None:
+        await write(config_store, {"same": True})
+        again = await write(config_store, {"same": True})
+        assert again.version == 2
+        assert versions(await history(config_store)) == [2, 1]
+
     async def test_keys_are_versioned_independently(self, config_store: ConfigStore) -> None:
         await write(config_store, config_key="first")
         await write(config_store, config_key="first")
