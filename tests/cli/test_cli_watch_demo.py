@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -11,6 +12,10 @@ from contextlib import contextmanager
 
 import pytest
 from cli_harness import Cli, cli_environment, confstore_command
+
+from confstore import BackendUnavailableError, ChangeBatch, MemoryConfigStore, register_backend
+from confstore._registry import backend_registry
+from confstore.cli import main
 
 
 @contextmanager
@@ -74,6 +79,39 @@ def test_watch_json_prints_one_object_per_change_filtered_by_tenant(cli: Cli) ->
         ("acme", "set", 1),
         ("acme", "delete", 2),
     ]
+
+
+class _OutageStore(MemoryConfigStore):
+    """A memory store whose change feed is down for two polls, during which a config is
+    written; the poll that delivers it also asks the watch to stop, as Ctrl-C would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls = 0
+
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        self.polls += 1
+        if self.polls == 2:
+            await self.set_config("acme", "agent", "bot", "settings", {})
+        if self.polls in (2, 3):
+            raise BackendUnavailableError("change feed down")
+        batch = await super()._changes_since(cursor, limit)
+        if batch.changes:
+            os.kill(os.getpid(), signal.SIGINT)
+        return batch
+
+
+def test_watch_waits_out_an_outage_and_misses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: a store that fails on cue cannot be reached from another process.
+    register_backend("cli-outage", lambda url, **options: _OutageStore())
+    try:
+        assert main(["--url", "cli-outage://", "watch", "--interval", "0.01"]) == 0
+    finally:
+        backend_registry.unregister("cli-outage")
+    out, err = capsys.readouterr()
+    assert out.split()[2:] == ["set", "acme/agent/bot/settings", "version", "1"]
+    assert err.count("confstore: warning: change feed down; retrying") == 1
+    assert "the backend answers again" in err
 
 
 def test_demo_walks_through_a_store(cli: Cli) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 
+from .._errors import BackendError
 from .._models import ConfigChange, utc_now
 from .._url import StoreURL
 from ._common import ExitCode, open_cli_store, store_url
@@ -14,6 +15,7 @@ from ._output import Console, format_time
 
 
 async def watch(args: argparse.Namespace, console: Console) -> int:
+    """Poll the change feed from its present end; an outage is reported once and waited out."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -21,16 +23,32 @@ async def watch(args: argparse.Namespace, console: Console) -> int:
     async with open_cli_store(args) as store:
         cursor = await store.current_cursor()
         console.note(f"watching {StoreURL.parse(store_url(args))} for changes (Ctrl-C to stop)")
+        outage = False
         while not stop.is_set():
-            batch = await store.changes_since(cursor)
+            try:
+                batch = await store.changes_since(cursor)
+            except BackendError as exc:
+                if not outage:
+                    console.note(f"confstore: warning: {exc}; retrying")
+                outage = True
+                await _pause(stop, args.interval)
+                continue
+            if outage:
+                console.note("confstore: the backend answers again")
+                outage = False
             for change in batch.changes:
                 if _wanted(change, args):
                     _show_change(console, change)
             cursor = batch.cursor
             if not batch.has_more:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=args.interval)
+                await _pause(stop, args.interval)
     return ExitCode.OK
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if a signal asks to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 def _wanted(change: ConfigChange, args: argparse.Namespace) -> bool:
