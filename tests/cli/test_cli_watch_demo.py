@@ -9,11 +9,19 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from cli_harness import Cli, cli_environment, confstore_command
 
-from confstore import BackendUnavailableError, ChangeBatch, MemoryConfigStore, register_backend
+from confstore import (
+    BackendUnavailableError,
+    ChangeBatch,
+    ConfigStore,
+    MemoryConfigStore,
+    StoreURL,
+    register_backend,
+)
 from confstore._registry import backend_registry
 from confstore.cli import main
 
@@ -103,7 +111,10 @@ class _OutageStore(MemoryConfigStore):
 
 def test_watch_waits_out_an_outage_and_misses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     # In-process: a store that fails on cue cannot be reached from another process.
-    register_backend("cli-outage", lambda url, **options: _OutageStore())
+    def open_outage_store(url: StoreURL, /, **options: Any) -> ConfigStore:
+        return _OutageStore()
+
+    register_backend("cli-outage", open_outage_store)
     try:
         assert main(["--url", "cli-outage://", "watch", "--interval", "0.01"]) == 0
     finally:
