@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -110,7 +111,8 @@ Handler = Callable[["ElasticsearchEmulator", _Request], Awaitable[tuple[int, Any
 
 
 class ElasticsearchEmulator:
-    """An Elasticsearch (or OpenSearch) node in this process, listening on 127.0.0.1, port 0."""
+    """An Elasticsearch (or OpenSearch) node in this process, listening on 127.0.0.1, port 0
+    (HTTPS when given a server ``ssl_context``)."""
 
     def __init__(
         self,
@@ -118,11 +120,13 @@ class ElasticsearchEmulator:
         flavor: Flavor = "elasticsearch",
         refresh_interval: float | None = None,
         seed: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if flavor not in ("elasticsearch", "opensearch"):
             raise ValueError(f"flavor must be elasticsearch or opensearch, not {flavor!r}")
         self.flavor: Flavor = flavor
         self.refresh_interval = refresh_interval
+        self.ssl_context = ssl_context
         self.indices: dict[str, Index] = {}
         self.requests: list[LoggedRequest] = []
         self.faults: list[FaultRule] = []
@@ -158,12 +162,13 @@ class ElasticsearchEmulator:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         sockets = getattr(site._server, "sockets", None)
         assert sockets, "the emulator's site has no listening socket"
         port = sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         if self.refresh_interval is not None:
             self._refresher = asyncio.create_task(self._refresh_periodically(self.refresh_interval))
         return self.url
