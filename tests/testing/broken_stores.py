@@ -294,6 +294,15 @@ class HandleLocalFeedStore(MemoryConfigStore):
         return replace(batch, changes=own)
 
 
+class FirstPageOnlyStore(MemoryConfigStore):
+    """Lists only the first 10 matches, as a search backend does when not asked for more."""
+
+    async def _list_configs(
+        self, tenant_id: str, scope: ConfigScope | None, service: str | None
+    ) -> list[ConfigEntry]:
+        return (await super()._list_configs(tenant_id, scope, service))[:10]
+
+
 @dataclass(frozen=True)
 class BrokenStore:
     store_class: type[MemoryConfigStore]
@@ -320,4 +329,5 @@ BROKEN_STORES = [
     BrokenStore(NewestFirstFeedStore, "test_feed_reports_every_write_in_order"),
     BrokenStore(CachingHandleStore, "test_peer_sees_a_delete"),
     BrokenStore(HandleLocalFeedStore, "test_change_feed_of_a_peer_sees_a_write"),
+    BrokenStore(FirstPageOnlyStore, "test_listings_are_not_truncated"),
 ]
