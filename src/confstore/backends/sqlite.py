@@ -26,7 +26,7 @@ Connections: a file store opens one writer and one reader connection (aiosqlite,
 thread). The file is in WAL mode, so reads never wait for the writer; ``synchronous=FULL`` by default
 makes every acknowledged write survive a crash of the process or the machine. ``:memory:`` uses a
 single connection for both. A read is one thread hop: the query runs and its rows become
-ConfigEntry objects on the reader thread (``_run_in_thread``).
+ConfigEntry objects on the reader thread (``_queue_on_thread``).
 
 Writes go through one group-commit path: a write is queued, and the writer takes everything queued
 so far into one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, one fsync, one thread hop). Each
@@ -290,27 +290,29 @@ def _is_busy(exc: BaseException) -> bool:
 def _run_in_thread(
     connection: aiosqlite.Connection, work: Callable[..., _T], *args: Any
 ) -> asyncio.Future[_T]:
-    """Run ``work(sqlite3_connection, *args)`` on the aiosqlite connection's thread, as one hop.
-
-    aiosqlite's public methods each run one sqlite3 call on that thread; a group commit runs many
-    statements, and a read builds its entries next to its query, each in one hop instead of one
-    per call. So we queue the work the way aiosqlite queues its own calls (a future and a callable
-    on ``_tx``), which also skips its per-call wrappers: this is every read's hot path.
-    """
-    if not connection._running or connection._connection is None:
-        raise ValueError("the aiosqlite connection is closed")
+    """Run ``work(sqlite3_connection, *args)`` on the aiosqlite connection's thread, as one hop."""
     future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-    connection._tx.put_nowait((future, partial(work, connection._connection, *args)))
+    _queue_on_thread(connection, future, work, *args)
     return future
 
 
-def _post_to_thread(
-    connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], None]
+def _queue_on_thread(
+    connection: aiosqlite.Connection,
+    future: asyncio.Future[Any] | None,
+    work: Callable[..., Any],
+    *args: Any,
 ) -> None:
-    """Queue ``work`` on the connection's thread with no future: it reports back by itself."""
+    """Queue ``work(sqlite3_connection, *args)`` on the connection's thread; ``future`` gets its result.
+
+    aiosqlite's public methods each run one sqlite3 call on that thread; a group commit runs many
+    statements, and a read builds its entries next to its query, each in one hop instead of one
+    per call. So we queue work the way aiosqlite queues its own calls (a future, or None for work
+    that reports back by itself, and a callable on ``_tx``; aiosqlite >= 0.22), which also skips
+    its per-call wrappers: this is the hot path of every read and write.
+    """
     if not connection._running or connection._connection is None:
         raise ValueError("the aiosqlite connection is closed")
-    connection._tx.put_nowait((None, partial(work, connection._connection)))
+    connection._tx.put_nowait((future, partial(work, connection._connection, *args)))
 
 
 async def _retry_while_busy(
@@ -463,7 +465,7 @@ class _GroupCommitWriter:
                 loop.call_soon_threadsafe(self._finish, batch, outcome, deadline, delay)
 
         try:
-            _post_to_thread(self._connection, on_writer_thread)
+            _queue_on_thread(self._connection, None, on_writer_thread)
         except ValueError as exc:
             self._finish(batch, exc, deadline, delay)
 
