@@ -39,6 +39,18 @@ Fixtures (the extension points):
     BackendError (never "absent") and that health_check returns False, each within
     ``unreachable_timeout``. Without it those tests are skipped.
 
+For a store opened from a URL, ``store_handles(url)`` gives both optional fixtures in two lines::
+
+    @pytest.fixture
+    async def config_store_peer(store_url):
+        async with store_handles(store_url) as open_handle:
+            yield await open_handle()
+
+    @pytest.fixture
+    async def reopen_config_store(store_url):
+        async with store_handles(store_url) as open_handle:
+            yield open_handle
+
 Capabilities: the store's ``capabilities`` (StoreCapabilities: ``persistent``, ``shared``) and
 these class attributes of the test class; a skip always names the reason:
 
@@ -86,6 +98,7 @@ from ._base import StoreTestsBase as StoreTestsBase  # noqa: E402
 from ._plugin import config_store_peer as config_store_peer  # noqa: E402
 from ._plugin import pytest_collection_modifyitems as pytest_collection_modifyitems  # noqa: E402
 from ._plugin import reopen_config_store as reopen_config_store  # noqa: E402
+from ._plugin import store_handles as store_handles  # noqa: E402
 from ._plugin import unreachable_config_store as unreachable_config_store  # noqa: E402
 from ._suite import ConfigStoreTests as ConfigStoreTests  # noqa: E402
 
@@ -96,5 +109,6 @@ __all__ = [
     "config_store_peer",
     "pytest_collection_modifyitems",
     "reopen_config_store",
+    "store_handles",
     "unreachable_config_store",
 ]

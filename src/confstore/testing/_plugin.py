@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 
+from .._registry import open_store
 from .._store import ConfigStore
 from ._base import ReopenConfigStore, StoreTestsBase
+
+
+@contextlib.asynccontextmanager
+async def store_handles(url: str, **options: Any) -> AsyncIterator[ReopenConfigStore]:
+    """An async callable opening initialised handles on ``url``; every one is closed on exit.
+
+    For the optional fixtures: ``config_store_peer`` yields ``await open_handle()``, and
+    ``reopen_config_store`` yields ``open_handle`` itself.
+    """
+    opened: list[ConfigStore] = []
+
+    async def open_handle() -> ConfigStore:
+        store = open_store(url, **options)
+        await store.initialize()
+        opened.append(store)
+        return store
+
+    try:
+        yield open_handle
+    finally:
+        for store in opened:
+            await store.close()
 
 
 @pytest.fixture
