@@ -103,10 +103,10 @@ def _add_key(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_tenant(
-    parser: argparse.ArgumentParser, default: str | None = "default", help: str | None = None
+    parser: argparse.ArgumentParser, default: str | None = "default", meaning: str | None = None
 ) -> None:
     parser.add_argument(
-        "-t", "--tenant", default=default, help=help or f"tenant id (default: {default})"
+        "-t", "--tenant", default=default, help=meaning or f"tenant id (default: {default})"
     )
 
 
