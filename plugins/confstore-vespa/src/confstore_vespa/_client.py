@@ -6,9 +6,10 @@ the escapes of Vespa's selection lexer), and numbers are formatted from ints. No
 passes is concatenated raw into a path or a selection.
 
 Status codes are interpreted here too: GET 200/404; writes 200 (applied) / 412 (condition
-failed, final); 400 a client or schema error; 429 and 503 retried (by HttpClient) and then
-BackendUnavailableError; a 5xx, timeout or dropped connection on a write is an *unknown outcome*
-(WriteOutcome.UNKNOWN) that the caller resolves by reading back.
+failed, final); 400 a client or schema error. Reads are retried by HttpClient on 429/502/503/504
+and dropped connections, writes only on 429 (not applied); what is still failing after that is
+BackendUnavailableError. A 5xx (but 507), timeout or dropped connection on a write is an
+*unknown outcome* (WriteOutcome.UNKNOWN) that the caller resolves by reading back.
 """
 
 from __future__ import annotations
