@@ -208,15 +208,15 @@ _SELECT_CHANGES = (
 _SELECT_CURSOR = "SELECT coalesce(max(seq), 0) FROM config_changes"
 
 # latest + 1 and the compare-and-set check in one statement, inside the write transaction.
+# Parameters: ?1-?4 the key, ?5 value, ?6 now, ?7 updated_by, ?8 comment, ?9 deleted, ?10 expected.
 _APPEND_VERSION = """
     INSERT INTO config_versions (tenant_id, scope, service, config_key, version, value,
                                  created_at, updated_at, updated_by, comment, deleted)
-    SELECT :tenant_id, :scope, :service, :config_key, coalesce(h.latest_version, 0) + 1, :value,
-           coalesce(h.created_at, :now), :now, :updated_by, :comment, :deleted
+    SELECT ?1, ?2, ?3, ?4, coalesce(h.latest_version, 0) + 1, ?5,
+           coalesce(h.created_at, ?6), ?6, ?7, ?8, ?9
     FROM (SELECT 1) LEFT JOIN config_heads AS h
-      ON h.tenant_id = :tenant_id AND h.scope = :scope
-     AND h.service = :service AND h.config_key = :config_key
-    WHERE :expected IS NULL OR coalesce(h.latest_version, 0) = :expected
+      ON h.tenant_id = ?1 AND h.scope = ?2 AND h.service = ?3 AND h.config_key = ?4
+    WHERE ?10 IS NULL OR coalesce(h.latest_version, 0) = ?10
 """
 _APPEND_VERSION_RETURNING = _APPEND_VERSION + " RETURNING version, created_at"
 _INSERT_VERSION = (
@@ -849,18 +849,15 @@ def _append_version(
     """Write latest + 1 of ``key``; return (version, created_at). Raises VersionConflictError."""
     row = connection.execute(
         _APPEND_VERSION_RETURNING,
-        {
-            "tenant_id": key.tenant_id,
-            "scope": key.scope.value,
-            "service": key.service,
-            "config_key": key.config_key,
-            "value": value_json,
-            "now": now,
-            "updated_by": updated_by,
-            "comment": comment,
-            "deleted": int(deleted),
-            "expected": expected_version,
-        },
+        (
+            *_key_params(key),
+            value_json,
+            now,
+            updated_by,
+            comment,
+            int(deleted),
+            expected_version,
+        ),
     ).fetchone()
     if row is None:
         head = connection.execute(_SELECT_HEAD, _key_params(key)).fetchone()
@@ -875,18 +872,15 @@ def _import_append(entries: list[ConfigEntry], connection: sqlite3.Connection) -
     connection.executemany(
         _APPEND_VERSION,
         (
-            {
-                "tenant_id": entry.tenant_id,
-                "scope": entry.scope.value,
-                "service": entry.service,
-                "config_key": entry.config_key,
-                "value": _dumps(entry.config_value),
-                "now": now,
-                "updated_by": entry.updated_by,
-                "comment": entry.comment,
-                "deleted": int(entry.deleted),
-                "expected": None,
-            }
+            (
+                *_key_params(entry.key),
+                _dumps(entry.config_value),
+                now,
+                entry.updated_by,
+                entry.comment,
+                int(entry.deleted),
+                None,
+            )
             for entry in entries
         ),
     )
