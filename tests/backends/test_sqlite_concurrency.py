@@ -194,3 +194,30 @@ async def test_writer_killed_with_sigkill_loses_no_reported_version(db_path: Pat
             return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
 
     assert await asyncio.to_thread(integrity_check) == "ok"
+
+
+async def test_a_write_that_fails_after_changing_rows_is_rolled_back_alone(
+    store: SQLiteConfigStore,
+) -> None:
+    """The group-commit path itself: each write of a batch runs in its own savepoint."""
+    writer = store._writer
+    assert writer is not None
+
+    def insert_then_fail(connection: sqlite3.Connection) -> None:
+        connection.execute(
+            "INSERT INTO config_versions (tenant_id, scope, service, config_key, version, value, "
+            "created_at, updated_at) VALUES ('t', 'system', 'svc', 'doomed', 1, '{}', 'x', 'x')"
+        )
+        raise VersionConflictError(1, 2)
+
+    outcomes = await asyncio.gather(
+        store.set_config("t", SYSTEM, "svc", "before", {"n": 1}),
+        writer.submit(insert_then_fail),
+        store.set_config("t", SYSTEM, "svc", "after", {"n": 2}),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], VersionConflictError)
+    assert await store.get_config("t", SYSTEM, "svc", "doomed") is None
+    assert await store.get_config("t", SYSTEM, "svc", "before") is not None
+    assert await store.get_config("t", SYSTEM, "svc", "after") is not None
+    assert (await store.get_stats())["total_versions"] == 2
