@@ -185,9 +185,12 @@ class DocumentClient:
         while True:
             response = await self.http.request("GET", self._type_path(), params=params)
             _raise_for_read(response)
-            body = response.json()
-            for document in body.get("documents", []):
-                fields = document.get("fields")
+            body = _json_object(response)
+            documents = body.get("documents", [])
+            if not isinstance(documents, list):
+                raise BackendError(f"GET {response.url}: 'documents' is not a list")
+            for document in documents:
+                fields = document.get("fields") if isinstance(document, dict) else None
                 if isinstance(fields, dict):
                     yield fields
             continuation = body.get("continuation")
@@ -205,8 +208,9 @@ class DocumentClient:
                 "DELETE", self._type_path(), params=params, idempotent=True
             )
             _raise_for_read(response)
-            body = response.json()
-            removed += int(body.get("documentCount", 0))
+            body = _json_object(response)
+            count = body.get("documentCount", 0)
+            removed += count if isinstance(count, int) else 0
             continuation = body.get("continuation")
             if not continuation:
                 return removed
@@ -227,6 +231,13 @@ class DocumentClient:
         if self.cluster:
             params["cluster"] = self.cluster
         return params
+
+
+def _json_object(response: HttpResponse) -> dict[str, Any]:
+    body = response.json()
+    if not isinstance(body, dict):
+        raise BackendError(f"{response.method} {response.url}: the answer is not a JSON object")
+    return body
 
 
 def _write_outcome(response: HttpResponse) -> WriteOutcome:
