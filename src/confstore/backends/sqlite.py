@@ -595,17 +595,19 @@ class SQLiteConfigStore(ConfigStore):
             with self._driver_errors:
                 if not self.in_memory:
                     await asyncio.to_thread(_make_parent_directory, self.path)
-                writer = await self._connect()
+                opened: list[aiosqlite.Connection] = []
                 try:
+                    writer = reader = await self._connect(opened)
                     await _retry_while_busy(
                         writer, partial(_prepare_writer, self.synchronous), self.timeout
                     )
-                    reader = writer
                     if not self.in_memory:
-                        reader = await self._connect()
+                        reader = await self._connect(opened)
                         await _run_in_thread(reader, _prepare_reader)
                 except BaseException:
-                    await writer.close()
+                    for connection in opened:
+                        with contextlib.suppress(Exception):
+                            await connection.close()
                     raise
             self._writer_connection = writer
             self._reader_connection = reader
@@ -793,10 +795,13 @@ class SQLiteConfigStore(ConfigStore):
             raise self._not_open()
         return await writer.submit(work)
 
-    async def _connect(self) -> aiosqlite.Connection:
-        return await aiosqlite.connect(
+    async def _connect(self, opened: list[aiosqlite.Connection]) -> aiosqlite.Connection:
+        """Open a connection (autocommit: transactions are explicit) and add it to ``opened``."""
+        connection = await aiosqlite.connect(
             self.path, timeout=self.timeout, isolation_level=None, cached_statements=256
         )
+        opened.append(connection)
+        return connection
 
     def _not_open(self) -> BackendUnavailableError:
         return BackendUnavailableError(
