@@ -341,20 +341,12 @@ class VespaEmulator:
         if delay:
             await asyncio.sleep(delay)
         for rule in faults:
-            if rule.action == "status":
-                entry.fault = f"status {rule.status}"
-                return _fault_reply(rule.status, raw_path, target)
-            if rule.action == "drop_before":
-                entry.fault = "drop_before"
-                return _Reply(-1, None)
+            if rule.action in ("status", "drop_before"):
+                return _inject(rule, entry, raw_path, target)
         reply = self._apply(request.method, target, raw_path, dict(request.query), body)
         for rule in faults:
-            if rule.action == "status_after":
-                entry.fault = f"status_after {rule.status}"
-                return _fault_reply(rule.status, raw_path, target)
-            if rule.action == "drop_after":
-                entry.fault = "drop_after"
-                return _Reply(-1, None)
+            if rule.action in ("status_after", "drop_after"):
+                return _inject(rule, entry, raw_path, target)
         return reply
 
     def _apply(
@@ -730,11 +722,16 @@ def _project(fields: Mapping[str, Any], wanted: set[str] | None) -> dict[str, An
     return {name: value for name, value in fields.items() if name in wanted}
 
 
-def _fault_reply(status: int, raw_path: str, target: _Target) -> _Reply:
-    body: dict[str, Any] = {"pathId": raw_path, "message": f"emulated fault: HTTP {status}"}
+def _inject(rule: FaultRule, entry: LoggedRequest, raw_path: str, target: _Target) -> _Reply:
+    """The reply for a status or dropped-connection fault (status -1: drop the connection)."""
+    if rule.action.startswith("drop"):
+        entry.fault = rule.action
+        return _Reply(-1, None)
+    entry.fault = f"{rule.action} {rule.status}"
+    body: dict[str, Any] = {"pathId": raw_path, "message": f"emulated fault: HTTP {rule.status}"}
     if target.specific:
         body["id"] = target.full_id
-    return _Reply(status, body)
+    return _Reply(rule.status, body)
 
 
 def _json_or_text(body: bytes) -> Any:
