@@ -441,3 +441,18 @@ async def test_a_malformed_document_is_a_backend_error(
     vespa.put_document(head_id(), {**fields, "payload": "not json"})
     with pytest.raises(BackendError, match="malformed"):
         await store.get_config(TENANT, SCOPE, SERVICE, KEY)
+
+
+async def test_a_writer_that_gives_up_between_its_steps_leaves_nothing_broken(
+    vespa: VespaEmulator, make_store: StoreFactory
+) -> None:
+    dying, next_writer = await make_store(), await make_store()
+    vespa.add_fault("drop_before", operations=["put"], path_contains="/docid/h/")
+    with pytest.raises(BackendUnavailableError):
+        await dying.set_config(TENANT, SCOPE, SERVICE, KEY, {"n": "dying"})
+    assert version_documents(vespa) == [version_id(1)]
+    assert await next_writer.get_config(TENANT, SCOPE, SERVICE, KEY) is None
+    vespa.clear_faults()
+    assert await write(next_writer, 2) == 2
+    history = await next_writer.get_config_history(TENANT, SCOPE, SERVICE, KEY)
+    assert [(e.version, e.config_value) for e in history] == [(2, {"n": 2}), (1, {"n": "dying"})]
