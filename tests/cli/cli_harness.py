@@ -124,26 +124,29 @@ def read_until_closed(descriptor: int, timeout: float) -> str:
 
 
 @contextmanager
-def running_vespa_emulator() -> Iterator[str]:
-    """The confstore-vespa emulator serving on 127.0.0.1 from a thread; yields its store URL."""
-    emulator_module = pytest.importorskip("confstore_vespa.emulator")
-    emulator = emulator_module.VespaEmulator()
+def running_emulator(backend: str) -> Iterator[str]:
+    """A plugin's HTTP emulator (``vespa`` or ``elasticsearch``) serving on 127.0.0.1 from a
+    thread of this process; yields the store URL other processes can use."""
+    module = pytest.importorskip(f"confstore_{backend}.emulator")
+    emulator_class = {"vespa": "VespaEmulator", "elasticsearch": "ElasticsearchEmulator"}[backend]
     loop = asyncio.new_event_loop()
     started = threading.Event()
+    urls: list[str] = []
+    stop = asyncio.Event()
 
-    def serve() -> None:
-        loop.run_until_complete(emulator.start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(emulator.stop())
-        loop.close()
+    async def serve() -> None:
+        async with getattr(module, emulator_class)() as emulator:
+            urls.append(f"{backend}+{emulator.url}")
+            started.set()
+            await stop.wait()
 
-    thread = threading.Thread(target=serve, daemon=True)
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
     if not started.wait(30):
-        raise TimeoutError("the Vespa emulator did not start")
+        raise TimeoutError(f"the {backend} emulator did not start")
     try:
-        yield "vespa+" + emulator.url
+        yield urls[0]
     finally:
-        loop.call_soon_threadsafe(loop.stop)
+        loop.call_soon_threadsafe(stop.set)
         thread.join(30)
+        loop.close()

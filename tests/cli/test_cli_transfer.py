@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_harness import (
     Cli,
     cli_environment,
     confstore_command,
     read_until_closed,
-    running_vespa_emulator,
+    running_emulator,
 )
 
 from confstore import ConfigStore
@@ -274,12 +275,13 @@ def test_migrate_into_a_store_of_another_kind_in_process(cli: Cli, tmp_path: Pat
     assert everything(cli, target) == everything(cli)
 
 
-def test_migrate_into_vespa_over_http_keeps_every_version(cli: Cli) -> None:
+@pytest.mark.parametrize("backend", ["vespa", "elasticsearch"])
+def test_migrate_into_an_http_backend_keeps_every_version(cli: Cli, backend: str) -> None:
     seed(cli, acme=(2, 3), beta=(1, 2))
-    with running_vespa_emulator() as vespa_url:
-        result = cli("migrate", "--from", cli.url, "--to", vespa_url, "--batch-size", "4")
+    with running_emulator(backend) as target:
+        result = cli("migrate", "--from", cli.url, "--to", target, "--batch-size", "4")
         assert result.exit_code == 0, result.stderr
-        assert everything(cli, vespa_url) == everything(cli)
+        assert everything(cli, target) == everything(cli)
 
 
 def test_migrate_resumes_after_being_killed(cli: Cli, tmp_path: Path) -> None:
