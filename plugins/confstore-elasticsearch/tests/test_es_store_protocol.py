@@ -379,6 +379,14 @@ def _micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
+def _key_parts() -> tuple[str, ConfigScope, str, str]:
+    return KEY[0], ConfigScope(KEY[1]), KEY[2], KEY[3]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _key() -> ConfigKey:
     return ConfigKey(KEY[0], ConfigScope(KEY[1]), KEY[2], KEY[3])
 
@@ -444,3 +452,18 @@ async def test_hostile_identifiers_never_reach_the_cluster(
     with pytest.raises(InvalidIdentifierError):
         await store.delete_config("acme", "system", "svc", hostile, purge=True)
     assert es_emulator.requests == []
+
+
+async def test_a_version_left_from_before_a_purge_is_not_adopted(
+    make_es_store: StoreFactory,
+) -> None:
+    store = await make_es_store()
+    await store.set_config(*KEY, {"v": "new life"})
+    stale = ConfigEntry(*_key_parts(), {"v": "old life"}, 2, _now(), _now())
+    source = document(stale, write_id="dead-writer", written_micros=1, lineage="previous-life")
+    await store.http.request(
+        "POST", f"confstore-versions/_create/{_path(version_id(_key(), 2))}", json_body=source
+    )
+    written = await store.set_config(*KEY, {"v": "next"})
+    assert written.version == 2
+    assert (await store.get_config(*KEY, version=2)).config_value == {"v": "next"}  # type: ignore[union-attr]

@@ -386,6 +386,11 @@ class ElasticsearchConfigStore(ConfigStore):
         found = await self._get_doc(VERSIONS, version_id(key, latest + 1))
         if found is None:
             return current
+        if head is not None and found.lineage != head.lineage:
+            # Left by a writer of the key's previous life (before a purge) that died before it
+            # could withdraw it: it belongs to no head, so remove it rather than adopt it.
+            await self._withdraw(VERSIONS, version_id(key, latest + 1), found)
+            return current
         _, after = await self._advance_head(key, head, head_document(found.source), found.write_id)
         return after
 
