@@ -12,7 +12,8 @@ Write protocol (every write: read head, create version, advance head = 3 sequent
 - Crash between 2 and 3: the head still says N while N+1 exists. The next writer's create of
   N+1 gets 409; it re-reads the head and, if it has not moved, copies that version document into
   the head (a compare-and-set, so racing repairers are harmless) and carries on with N+2: no gap,
-  no duplicate. Until then the orphan shows in searches (export with history, total_versions,
+  no duplicate. (A version of the key's previous lineage, left by a writer that died during a
+  purge, is withdrawn instead.) Until then the orphan shows in searches (export with history, total_versions,
   the change feed), not in reads through the head.
 - A head compare-and-set that fails (409) is resolved by reading the head back: if it carries
   our ``write_id`` (we, or a repairer copying our version, advanced it) or has moved past our
