@@ -91,7 +91,6 @@ _EXPORT_PROBE = textwrap.dedent(
     """
     import asyncio, json, sys
     from confstore import open_store
-    from confstore.cli._transfer import write_export
 
     def peak_rss_bytes():
         # VmHWM belongs to this process image (ru_maxrss would carry the parent's peak over exec).
@@ -105,7 +104,7 @@ _EXPORT_PROBE = textwrap.dedent(
             before = peak_rss_bytes()
             with open(out, "w", encoding="utf-8") as stream:
                 if mode == "stream":
-                    await write_export(store, "scale", True, stream)
+                    await store.write_export("scale", stream, include_history=True)
                 else:
                     json.dump(await store.export_configs("scale", include_history=True), stream)
             after = peak_rss_bytes()

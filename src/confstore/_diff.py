@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr
 
-SECRET_MASK = "***"
+from ._secrets import SECRET_MASK
 
 DiffKind = Literal["added", "removed", "changed"]
 

@@ -43,8 +43,8 @@ from ._typed import (
     TypedConfigSpec,
     dump_for_storage,
     load_from_storage,
+    spec_at,
     spec_for,
-    typed_config_specs,
 )
 from ._url import StoreURL, default_store_url
 from ._validation import validate_scope
@@ -503,7 +503,7 @@ class ConfigManager:
                 f" {what}; nothing to roll back to",
                 field="to_version",
             )
-        spec = _spec_at(checked_scope, config_key)
+        spec = spec_at(checked_scope, config_key)
         if spec is not None:
             load_from_storage(spec.model, old.config_value)
         entry = await self._store.set_config(
@@ -542,7 +542,7 @@ class ConfigManager:
             if entry is None:
                 raise InvalidConfigError(f"{name} {version} does not exist", field=name)
             values.append(entry.config_value)
-        spec = _spec_at(checked_scope, config_key)
+        spec = spec_at(checked_scope, config_key)
         secret_paths = frozenset() if spec is None else secret_paths_for(spec.model)
         return diff_values(values[0], values[1], secret_paths=secret_paths)
 
@@ -856,13 +856,6 @@ def _expect(config: Any, model: type[ModelT]) -> ModelT:
             f"expected a {model.__name__}, got {type(config).__name__}", field="config"
         )
     return config
-
-
-def _spec_at(scope: ConfigScope, config_key: str) -> TypedConfigSpec | None:
-    for spec in typed_config_specs().values():
-        if spec.scope == scope and spec.config_key == config_key:
-            return spec
-    return None
 
 
 _global_lock = threading.Lock()

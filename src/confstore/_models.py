@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
 from ._errors import ImportFormatError
+from ._secrets import mask_secrets
 
 
 class ConfigScope(enum.StrEnum):
@@ -37,7 +38,7 @@ class ConfigKey:
         return f"{self.tenant_id}/{self.scope.value}/{self.service}/{self.config_key}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ConfigEntry:
     """One stored version of a config. Immutable; timestamps are timezone-aware UTC.
 
@@ -60,6 +61,14 @@ class ConfigEntry:
     @property
     def key(self) -> ConfigKey:
         return ConfigKey(self.tenant_id, self.scope, self.service, self.config_key)
+
+    def __repr__(self) -> str:
+        """The dataclass repr, with values of keys named like secrets (``*api_key*``...) masked."""
+        shown = ", ".join(
+            f"{item.name}={mask_secrets(getattr(self, item.name))!r}"
+            for item in fields(self)
+        )
+        return f"{type(self).__name__}({shown})"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used in export documents."""

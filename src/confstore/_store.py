@@ -8,13 +8,21 @@ A backend author implements the abstract methods; each one's docstring is its co
 from __future__ import annotations
 
 import abc
+import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TextIO
 
 from ._errors import InvalidConfigError
-from ._export import IMPORT_MODES, ImportMode, build_export_document, parse_import_document
+from ._export import (
+    IMPORT_MODES,
+    ImportMode,
+    build_export_document,
+    export_header,
+    parse_import_document,
+)
 from ._models import ChangeBatch, ConfigEntry, ConfigKey, ConfigScope
 from ._validation import (
     DEFAULT_MAX_VALUE_BYTES,
@@ -28,6 +36,7 @@ from ._validation import (
 )
 
 DEFAULT_CHANGE_LIMIT = 1000
+_EXPORT_CHUNK_CHARACTERS = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +208,32 @@ class ConfigStore(abc.ABC):
             entry async for entry in self.iter_configs(tenant_id, include_history=include_history)
         ]
         return build_export_document(tenant_id, include_history, entries)
+
+    async def write_export(
+        self, tenant_id: str, stream: TextIO, *, include_history: bool = False
+    ) -> int:
+        """Write the export document of a tenant to ``stream`` as JSON; return the entry count.
+
+        Entries are streamed (memory stays bounded however many versions there are) and written
+        from a worker thread in chunks, so a slow file does not block the event loop.
+        Exports are backups: secrets are kept intact.
+        """
+        header = json.dumps(export_header(tenant_id, include_history), indent=2, ensure_ascii=False)
+        chunk = [header[: -len("\n}")] + ',\n  "configs": [']
+        pending = 0
+        count = 0
+        async for entry in self.iter_configs(tenant_id, include_history=include_history):
+            text = json.dumps(entry.to_dict(), ensure_ascii=False)
+            chunk.append((",\n    " if count else "\n    ") + text)
+            pending += len(text)
+            count += 1
+            if pending >= _EXPORT_CHUNK_CHARACTERS:
+                await asyncio.to_thread(stream.write, "".join(chunk))
+                chunk.clear()
+                pending = 0
+        chunk.append("\n  ]\n}\n")
+        await asyncio.to_thread(stream.write, "".join(chunk))
+        return count
 
     async def import_configs(
         self,

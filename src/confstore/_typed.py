@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import pydantic_core
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from ._diff import SECRET_MASK, secret_paths_for
+from ._diff import secret_paths_for
 from ._errors import InvalidConfigError
 from ._models import ConfigScope
+from ._secrets import SECRET_MASK
 from ._validation import validate_identifier, validate_scope
 from .hookspecs import SchemaRegistrar, hookimpl
 
@@ -158,6 +159,14 @@ def typed_config_specs() -> dict[str, TypedConfigSpec]:
 def spec_for(model_or_name: type[BaseModel] | str) -> TypedConfigSpec:
     """The spec of a registered model class or name; InvalidConfigError naming the known ones."""
     return schema_registry.spec_for(model_or_name)
+
+
+def spec_at(scope: ConfigScope | str, config_key: str) -> TypedConfigSpec | None:
+    """The typed config stored at (scope, any service, config_key), if one is registered there."""
+    for spec in schema_registry.specs().values():
+        if spec.scope == scope and spec.config_key == config_key:
+            return spec
+    return None
 
 
 def default_schema_name(model: type[BaseModel]) -> str:

@@ -19,8 +19,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, SecretStr
 
-from ._diff import SECRET_MASK
 from ._manager import NOT_CACHED, ConfigManager, get_config_manager
+from ._secrets import SECRET_MASK
 from .schemas import RoutingConfig, SystemConfig, TelemetryConfig
 
 _SOURCES: Final[dict[str, type[BaseModel]]] = {

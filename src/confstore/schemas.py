@@ -21,8 +21,8 @@ from pydantic import (
     SerializationInfo,
 )
 
-from ._diff import SECRET_MASK
 from ._sealing import note_change
+from ._secrets import SECRET_MASK
 
 # Serialisation context key: ``model_dump(mode="json", context={REVEAL_SECRETS: True})`` shows
 # secrets in clear; without it JSON dumps show the mask.

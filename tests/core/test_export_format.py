@@ -145,3 +145,19 @@ def test_export_schema_file_describes_the_document() -> None:
     }
     entry_schema = schema["$defs"]["entry"]
     assert set(entry_schema["properties"]) == set(entry().to_dict())
+
+
+async def test_write_export_streams_the_same_document_export_configs_builds(tmp_path: Path) -> None:
+    from confstore import MemoryConfigStore
+
+    async with MemoryConfigStore() as store:
+        for version in range(3):
+            await store.set_config("acme", "agent", f"agent{version}", "agent_config", {"n": version})
+        await store.delete_config("acme", "agent", "agent1", "agent_config")
+        path = tmp_path / "export.json"
+        with path.open("w", encoding="utf-8") as stream:
+            count = await store.write_export("acme", stream, include_history=True)
+        built = await store.export_configs("acme", include_history=True)
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert count == 4
+    assert {**written, "exported_at": None} == {**built, "exported_at": None}

@@ -10,7 +10,6 @@ from .._url import StoreURL
 from ._commands import show_diff, show_entry, show_history
 from ._common import ExitCode, open_cli_store, store_url
 from ._output import Console
-from ._transfer import write_export
 
 TENANT = "demo"
 SCOPE, SERVICE, CONFIG_KEY = "agent", "support-bot", "llm_settings"
@@ -63,7 +62,7 @@ async def demo(args: argparse.Namespace, console: Console) -> int:
             "export the tenant: a backup you can import anywhere (it keeps secrets)",
             f"confstore export --tenant {TENANT}",
         )
-        await write_export(store, TENANT, False, console.out)
+        await store.write_export(TENANT, console.out)
     console.line(
         "\nnext: `confstore rollback "
         f"{where} {first.version}` brings version {first.version} back; "

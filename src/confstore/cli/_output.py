@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from .._models import ConfigEntry
-from ._schemas import mask_secrets, secret_paths_of
+from .._secrets import mask_secrets
+from ._schemas import secret_paths_of
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -12,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TextIO
 
-from .._export import ImportMode, export_header, parse_import_document, plan_restore
+from .._export import ImportMode, parse_import_document, plan_restore
 from .._models import ConfigEntry
 from .._registry import open_store
 from .._store import ConfigStore
@@ -24,28 +23,10 @@ from ._output import Console, ProgressBar
 async def export(args: argparse.Namespace, console: Console) -> int:
     async with open_cli_store(args) as store:
         with _export_stream(args.output) as stream:
-            count = await write_export(store, args.tenant, args.history, stream)
+            count = await store.write_export(args.tenant, stream, include_history=args.history)
     if args.output:
         console.note(f"exported {count} versions of tenant {args.tenant} to {args.output}")
     return ExitCode.OK
-
-
-async def write_export(
-    store: ConfigStore, tenant_id: str, include_history: bool, stream: TextIO
-) -> int:
-    """Write the export document entry by entry, so memory stays bounded; return the entry count.
-
-    Exports are backups and keep secrets intact (a masked backup could not be restored).
-    """
-    header = json.dumps(export_header(tenant_id, include_history), indent=2, ensure_ascii=False)
-    stream.write(header[: -len("\n}")] + ',\n  "configs": [')
-    count = 0
-    async for entry in store.iter_configs(tenant_id, include_history=include_history):
-        separator = ",\n    " if count else "\n    "
-        stream.write(separator + json.dumps(entry.to_dict(), ensure_ascii=False))
-        count += 1
-    stream.write("\n  ]\n}\n")
-    return count
 
 
 @contextmanager
