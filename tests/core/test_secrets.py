@@ -39,6 +39,7 @@ def test_secret_name_paths_lists_where_secrets_are() -> None:
         "accounts[0].access_token",
         "db.password",
         "llm_api_key",
+        "unset_secret",
     ]
 
 
