@@ -36,6 +36,7 @@ from ._errors import BackendError, BackendTimeoutError, BackendUnavailableError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_EXCERPT = 300
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 # aiohttp warns (ResourceWarning) about bodies over 1 MiB given as bytes; stream those instead.
 _LARGE_BODY = 1024 * 1024
 
@@ -199,16 +200,20 @@ class HttpClient:
         timeout: float | None,
     ) -> HttpResponse:
         session = self._get_session()
-        client_timeout = aiohttp.ClientTimeout(total=self.timeout if timeout is None else timeout)
+        # asyncio.timeout rather than aiohttp's own: when a caller's timeout fires too, a nested
+        # asyncio.timeout lets the caller's cancellation through instead of reporting ours.
         with map_exceptions(method, str(url)):
             request_body: bytes | io.BytesIO | None = body
             if body is not None and len(body) > _LARGE_BODY:
                 request_body = io.BytesIO(body)  # a fresh stream per attempt
-            async with session.request(
-                method, url, data=request_body, headers=headers, timeout=client_timeout
-            ) as response:
-                payload = await response.read()
-                return HttpResponse(response.status, response.headers, payload, method, str(url))
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                async with session.request(
+                    method, url, data=request_body, headers=headers, timeout=_NO_AIOHTTP_TIMEOUT
+                ) as response:
+                    payload = await response.read()
+                    return HttpResponse(
+                        response.status, response.headers, payload, method, str(url)
+                    )
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
