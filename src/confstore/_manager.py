@@ -655,16 +655,18 @@ class ConfigManager:
         service: str,
         default: BaseModel | None,
     ) -> tuple[BaseModel, int]:
-        """A private copy of the latest config (or the starting point) and its version."""
-        entry = await self._store.get_config(tenant_id, spec.scope, service, spec.config_key)
-        if entry is not None:
-            model = _build(spec, tenant_id, entry)
-            assert model is not None
-            return model, entry.version
-        # Absent may still mean deleted: a tombstone is the version to compare against.
+        """A private copy of the latest config (or the starting point) and its version.
+
+        One read of the newest version, tombstones included: a live one is the config, a
+        tombstone or nothing means the starting point, compared against that version.
+        """
         history = await self._store.get_config_history(
             tenant_id, spec.scope, service, spec.config_key, limit=1
         )
+        if history and not history[0].deleted:
+            model = _build(spec, tenant_id, history[0])
+            assert model is not None
+            return model, history[0].version
         version = history[0].version if history else 0
         if default is not None:
             return default.model_copy(deep=True), version
