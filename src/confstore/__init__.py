@@ -31,6 +31,7 @@ from ._store import StoreCapabilities as StoreCapabilities
 from ._url import StoreURL as StoreURL
 from ._url import default_store_url as default_store_url
 from .backends.memory import MemoryConfigStore as MemoryConfigStore
+from .backends.sqlite import SQLiteConfigStore as SQLiteConfigStore
 from .schemas import AgentConfig as AgentConfig
 from .schemas import DSPyModuleType as DSPyModuleType
 from .schemas import ModuleConfig as ModuleConfig
@@ -70,6 +71,7 @@ __all__ = [
     "OptimizerConfig",
     "OptimizerType",
     "RoutingConfig",
+    "SQLiteConfigStore",
     "StoreCapabilities",
     "StoreOptions",
     "StoreURL",

@@ -65,8 +65,7 @@ class ConfigEntry:
     def __repr__(self) -> str:
         """The dataclass repr, with values of keys named like secrets (``*api_key*``...) masked."""
         shown = ", ".join(
-            f"{item.name}={mask_secrets(getattr(self, item.name))!r}"
-            for item in fields(self)
+            f"{item.name}={mask_secrets(getattr(self, item.name))!r}" for item in fields(self)
         )
         return f"{type(self).__name__}({shown})"
 

@@ -152,7 +152,9 @@ async def test_write_export_streams_the_same_document_export_configs_builds(tmp_
 
     async with MemoryConfigStore() as store:
         for version in range(3):
-            await store.set_config("acme", "agent", f"agent{version}", "agent_config", {"n": version})
+            await store.set_config(
+                "acme", "agent", f"agent{version}", "agent_config", {"n": version}
+            )
         await store.delete_config("acme", "agent", "agent1", "agent_config")
         path = tmp_path / "export.json"
         with path.open("w", encoding="utf-8") as stream:

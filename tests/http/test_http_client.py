@@ -232,7 +232,9 @@ async def test_a_body_over_one_mib_is_sent_whole_without_a_warning() -> None:
     assert received == [big]
 
 
-async def test_a_callers_timeout_is_not_swallowed_by_the_clients_own(server: tuple[Script, str]) -> None:
+async def test_a_callers_timeout_is_not_swallowed_by_the_clients_own(
+    server: tuple[Script, str],
+) -> None:
     _, url = server
     async with HttpClient(url, retry=FAST_RETRY, timeout=0.1) as client:
         loop = asyncio.get_running_loop()
