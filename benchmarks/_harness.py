@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from confstore import ConfigStore
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,21 @@ async def median_seconds(
             await operation()
         samples.append((time.perf_counter() - started) / batch)
     return statistics.median(samples)
+
+
+async def concurrent_write_rate(
+    store: ConfigStore, writers: int, writes_each: int, *, one_key: bool
+) -> float:
+    """Writes per second of ``writers`` concurrent tasks each writing ``writes_each`` versions,
+    to one shared key or to a key of their own."""
+
+    async def write_many(writer: int) -> None:
+        config_key = "shared" if one_key else f"key-{writer}"
+        for count in range(writes_each):
+            await store.set_config(
+                "bench", "system", "svc", config_key, {"writer": writer, "count": count}
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(write_many(writer) for writer in range(writers)))
+    return writers * writes_each / (time.perf_counter() - started)

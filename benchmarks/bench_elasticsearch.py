@@ -9,13 +9,10 @@ on one key) against one writer, in the same run and with the same injected laten
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from confstore_elasticsearch import ElasticsearchConfigStore
 from confstore_elasticsearch.emulator import ElasticsearchEmulator, sequential_rounds
 
-from ._harness import Result
+from ._harness import Result, concurrent_write_rate
 
 INJECTED_LATENCY = 0.005
 CONCURRENT_WRITERS = 64
@@ -56,27 +53,16 @@ async def _budget_rows(
     return rows
 
 
-async def _writes_per_second(
-    store: ElasticsearchConfigStore, writers: int, writes_each: int, *, one_key: bool
-) -> float:
-    async def write_many(writer: int) -> None:
-        config_key = "shared" if one_key else f"key-{writer}"
-        for count in range(writes_each):
-            await store.set_config(*IDENTITY, config_key, {"writer": writer, "count": count})
-
-    started = time.perf_counter()
-    await asyncio.gather(*(write_many(writer) for writer in range(writers)))
-    return writers * writes_each / (time.perf_counter() - started)
-
-
 async def _throughput_rows(
     store: ElasticsearchConfigStore, emulator: ElasticsearchEmulator, quick: bool
 ) -> list[Result]:
     writes_each = 2 if quick else 8
     emulator.latency = INJECTED_LATENCY
-    alone = await _writes_per_second(store, 1, writes_each * 4, one_key=False)
-    many_keys = await _writes_per_second(store, CONCURRENT_WRITERS, writes_each, one_key=False)
-    one_key = await _writes_per_second(store, CONCURRENT_WRITERS, 1 if quick else 2, one_key=True)
+    alone = await concurrent_write_rate(store, 1, writes_each * 4, one_key=False)
+    many_keys = await concurrent_write_rate(store, CONCURRENT_WRITERS, writes_each, one_key=False)
+    one_key = await concurrent_write_rate(
+        store, CONCURRENT_WRITERS, 1 if quick else 2, one_key=True
+    )
     emulator.latency = 0.0
     note = f"{INJECTED_LATENCY * 1000:.0f} ms injected per request; baseline: a single writer"
     return [

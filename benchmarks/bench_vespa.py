@@ -10,13 +10,10 @@ the store gets from concurrency while each request waits 5 ms; 64 distinct keys,
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from confstore_vespa import VespaConfigStore
 from confstore_vespa.emulator import VespaEmulator, sequential_rounds
 
-from ._harness import Result
+from ._harness import Result, concurrent_write_rate
 
 LATENCY = 0.005
 # Round trips are counted with a longer latency, so that requests sent in parallel overlap on the
@@ -58,25 +55,12 @@ async def _round_trips(store: VespaConfigStore, vespa: VespaEmulator) -> list[Re
     ]
 
 
-async def _write_rate(
-    store: VespaConfigStore, writers: int, writes: int, shared_key: bool
-) -> float:
-    async def writer(number: int) -> None:
-        key = "shared" if shared_key else f"key-{number}"
-        for count in range(writes):
-            await store.set_config(TENANT, SCOPE, SERVICE, key, {"writer": number, "n": count})
-
-    started = time.perf_counter()
-    await asyncio.gather(*(writer(number) for number in range(writers)))
-    return writers * writes / (time.perf_counter() - started)
-
-
 async def _throughput(store: VespaConfigStore, vespa: VespaEmulator, quick: bool) -> list[Result]:
     writes = 2 if quick else 8
     vespa.latency = LATENCY
-    single = await _write_rate(store, 1, writes * 4, shared_key=False)
-    distinct = await _write_rate(store, WRITERS, writes, shared_key=False)
-    shared = await _write_rate(store, WRITERS, 1 if quick else 2, shared_key=True)
+    single = await concurrent_write_rate(store, 1, writes * 4, one_key=False)
+    distinct = await concurrent_write_rate(store, WRITERS, writes, one_key=False)
+    shared = await concurrent_write_rate(store, WRITERS, 1 if quick else 2, one_key=True)
     vespa.latency = 0.0
     note = f"{LATENCY * 1000:.0f} ms per request; baseline: one writer, same latency"
     return [
