@@ -186,9 +186,14 @@ class ConfigStore(abc.ABC):
             comment=validate_optional_text("comment", comment),
         )
 
-    @abc.abstractmethod
-    async def list_tenants(self) -> list[str]:
-        """Tenants with at least one live key, sorted."""
+    async def list_tenants(self, *, include_deleted: bool = False) -> list[str]:
+        """Tenants with at least one live key, sorted.
+
+        With ``include_deleted=True``: every tenant with a stored version, also one whose keys
+        are all deleted (its history is still there, e.g. for a migration). Purged keys count
+        for nothing.
+        """
+        return await self._list_tenants(bool(include_deleted))
 
     async def iter_configs(
         self, tenant_id: str, *, include_history: bool = False
@@ -322,6 +327,10 @@ class ConfigStore(abc.ABC):
     ) -> bool:
         """Tombstone (a new version, empty value, ``deleted=True``) if the key is live, or purge
         every version. True if something was deleted or purged; must not race with writers."""
+
+    @abc.abstractmethod
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
+        """See list_tenants: tenants with a live key, or with any stored version, sorted."""
 
     @abc.abstractmethod
     def _iter_configs(self, tenant_id: str, include_history: bool) -> AsyncIterator[ConfigEntry]:

@@ -170,6 +170,14 @@ def test_tenants_lists_tenants_with_live_configs(cli: Cli) -> None:
     assert cli("tenants").stdout.split() == ["TENANT_ID", "acme", "zeta"]
 
 
+def test_tenants_all_includes_tenants_whose_configs_are_deleted(cli: Cli) -> None:
+    cli.seed("set", "--tenant", "acme", *KEY, "{}")
+    cli.seed("set", "--tenant", "retired", *KEY, "{}")
+    cli.seed("delete", "--tenant", "retired", *KEY)
+    assert cli("tenants", "--json").json() == ["acme"]
+    assert cli("tenants", "--all", "--json").json() == ["acme", "retired"]
+
+
 def test_history_lists_versions_newest_first_up_to_the_limit(cli: Cli) -> None:
     for n in range(1, 5):
         cli.seed("set", *KEY, json.dumps({"n": n}), "--comment", f"change {n}")

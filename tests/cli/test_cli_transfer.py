@@ -71,7 +71,7 @@ def everything(cli: Cli, url: str | None = None) -> dict[str, list[dict[str, Any
                 entry.to_dict()
                 async for entry in store.iter_configs(tenant_id, include_history=True)
             ]
-            for tenant_id in await store.list_tenants()
+            for tenant_id in await store.list_tenants(include_deleted=True)
         }
 
     return cli.call(read, url)
@@ -239,6 +239,16 @@ def test_migrate_keeps_tombstones(cli: Cli, tmp_path: Path) -> None:
     target = f"sqlite:///{tmp_path / 'target.db'}"
     cli("migrate", "--from", cli.url, "--to", target)
     assert everything(cli, target) == everything(cli)
+
+
+def test_migrate_keeps_a_tenant_whose_configs_are_all_deleted(cli: Cli, tmp_path: Path) -> None:
+    cli.seed("set", "--tenant", "retired", "agent", "bot", "settings", '{"model": "old"}')
+    cli.seed("delete", "--tenant", "retired", "agent", "bot", "settings")
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    assert cli("migrate", "--from", cli.url, "--to", target).exit_code == 0
+    copied = everything(cli, target)
+    assert [entry["deleted"] for entry in copied["retired"]] == [False, True]
+    assert copied == everything(cli)
 
 
 def test_migrate_onto_a_different_history_exits_3(cli: Cli, tmp_path: Path) -> None:

@@ -81,9 +81,9 @@ class SwitchableStore(MemoryConfigStore):
         self._check()
         return await super()._import_entries(*args, **kwargs)
 
-    async def list_tenants(self) -> list[str]:
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
         self._check()
-        return await super().list_tenants()
+        return await super()._list_tenants(include_deleted)
 
     async def get_stats(self) -> dict[str, Any]:
         self._check()

@@ -166,8 +166,8 @@ class AttachedEntriesStore(MemoryConfigStore):
 class UnsortedTenantsStore(MemoryConfigStore):
     """Lists tenants in the order they first wrote."""
 
-    async def list_tenants(self) -> list[str]:
-        live = set(await super().list_tenants())
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
+        live = set(await super()._list_tenants(include_deleted))
         ordered = dict.fromkeys(key.tenant_id for key in self._data.versions)
         return [tenant_id for tenant_id in ordered if tenant_id in live]
 

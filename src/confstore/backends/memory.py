@@ -131,7 +131,11 @@ class MemoryConfigStore(ConfigStore):
             self._append(key, {}, updated_by, comment, deleted=True)
             return True
 
-    async def list_tenants(self) -> list[str]:
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
+        if include_deleted:
+            return sorted(
+                {key.tenant_id for key, history in list(self._data.versions.items()) if history}
+            )
         return sorted({key.tenant_id for key, _ in self._latest_live()})
 
     async def _iter_configs(

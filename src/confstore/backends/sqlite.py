@@ -192,6 +192,7 @@ _SELECT_HISTORY_PAGE = f"""
     LIMIT :limit
 """
 _SELECT_TENANTS = "SELECT DISTINCT tenant_id FROM config_heads WHERE deleted = 0 ORDER BY tenant_id"
+_SELECT_ALL_TENANTS = "SELECT DISTINCT tenant_id FROM config_heads ORDER BY tenant_id"
 # One statement, so one consistent snapshot.
 _SELECT_STATS = """
     SELECT
@@ -702,8 +703,9 @@ class SQLiteConfigStore(ConfigStore):
 
         return cast(bool, await self._write(work))
 
-    async def list_tenants(self) -> list[str]:
-        return [row[0] for row in await self._query(_fetch_rows, _SELECT_TENANTS, ())]
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
+        sql = _SELECT_ALL_TENANTS if include_deleted else _SELECT_TENANTS
+        return [row[0] for row in await self._query(_fetch_rows, sql, ())]
 
     async def _iter_configs(
         self, tenant_id: str, include_history: bool

@@ -191,7 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--scope", choices=[scope.value for scope in ConfigScope])
     sub.add_argument("--service")
 
-    command("tenants", _commands.tenants, "List the tenants that have configs.")
+    sub = command("tenants", _commands.tenants, "List the tenants that have configs.")
+    sub.add_argument(
+        "--all",
+        action="store_true",
+        help="also tenants whose configs are all deleted (their history is kept)",
+    )
 
     sub = command("history", _commands.history, "Show the versions of a config, newest first.")
     _add_key(sub)

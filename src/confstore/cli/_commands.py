@@ -171,7 +171,7 @@ async def list_(args: argparse.Namespace, console: Console) -> int:
 
 async def tenants(args: argparse.Namespace, console: Console) -> int:
     async with open_cli_store(args) as store:
-        names = await store.list_tenants()
+        names = await store.list_tenants(include_deleted=args.all)
     if console.json_mode:
         console.json(names)
     else:

@@ -126,7 +126,7 @@ def _show_plan(console: Console, tenant_id: str, planned: list[ConfigEntry], ski
 
 async def migrate(args: argparse.Namespace, console: Console) -> int:
     async with open_store(args.source) as source, open_store(args.target) as target:
-        tenants = await source.list_tenants()
+        tenants = await source.list_tenants(include_deleted=True)
         total = int((await source.get_stats()).get("total_versions", 0))
         progress = ProgressBar(console.err, total, "versions") if console.err.isatty() else None
         read = written = 0

@@ -128,6 +128,18 @@ class ListingTests(StoreTestsBase):
 
     async def test_list_tenants_of_an_empty_store_is_empty(self, config_store: ConfigStore) -> None:
         assert await config_store.list_tenants() == []
+        assert await config_store.list_tenants(include_deleted=True) == []
+
+    async def test_tenant_whose_keys_are_all_deleted_is_listed_only_with_include_deleted(
+        self, config_store: ConfigStore
+    ) -> None:
+        await write(config_store, tenant_id="gone")
+        await delete(config_store, tenant_id="gone")
+        await write(config_store, tenant_id="live")
+        await write(config_store, tenant_id="purged")
+        await delete(config_store, tenant_id="purged", purge=True)
+        assert await config_store.list_tenants() == ["live"]
+        assert await config_store.list_tenants(include_deleted=True) == ["gone", "live"]
 
     async def test_tenant_with_one_live_key_among_deleted_ones_is_listed(
         self, config_store: ConfigStore

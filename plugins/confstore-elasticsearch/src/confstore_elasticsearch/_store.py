@@ -554,9 +554,10 @@ class ElasticsearchConfigStore(ConfigStore):
             raise response.error(f"cannot delete the versions of {key}")
         return int(response.json()["deleted"])
 
-    async def list_tenants(self) -> list[str]:
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
         await self._refresh(HEADS)
-        return [name async for name, _ in self._composite(HEADS, _live_heads(), "tenant_id")]
+        query = _filters() if include_deleted else _live_heads()
+        return [name async for name, _ in self._composite(HEADS, query, "tenant_id")]
 
     async def _iter_configs(
         self, tenant_id: str, include_history: bool

@@ -541,11 +541,11 @@ class VespaConfigStore(ConfigStore):
         ]
         return sorted(entries, key=lambda entry: entry.key)
 
-    async def list_tenants(self) -> list[str]:
+    async def _list_tenants(self, include_deleted: bool) -> list[str]:
         tenants = {
             str(fields["tenant_id"])
             async for fields in self._visit_summaries(self._select.equals("kind", "head"))
-            if _head_of(fields).live
+            if _head_of(fields).live or (include_deleted and _head_of(fields).version > 0)
         }
         return sorted(tenants)
 
