@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import pkgutil
 import platform
 import sys
@@ -56,10 +57,23 @@ def main() -> int:
     parser.add_argument(
         "names", nargs="*", help="run only benchmarks whose module name contains one of these"
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the process to one CPU (thread hand-offs then vary with scheduling)",
+    )
     args = parser.parse_args()
+    pinned = "no"
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        # Every store call hands work to a thread (aiosqlite) or a socket peer (the emulators);
+        # whether that thread wakes on the same CPU or another changes a hand-off several times
+        # over on a VM. Pinning gives confstore and its baselines the same conditions.
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        pinned = f"CPU {cpu}"
     print(
         f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-        f"{__import__('os').cpu_count()} cores; quick={args.quick}"
+        f"{os.cpu_count()} cores; pinned to: {pinned}; quick={args.quick}"
     )
     results: list[Result] = []
     for name in _modules(args.names):

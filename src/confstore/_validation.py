@@ -12,6 +12,9 @@ from ._models import ConfigKey, ConfigScope
 IDENTIFIER_MAX_LENGTH = 128
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 
+_VALIDATED_KEYS_LIMIT = 4096
+_VALIDATED_KEYS: dict[tuple[object, ...], ConfigKey] = {}
+
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", re.ASCII)
 
 
@@ -53,12 +56,31 @@ def validate_scope(value: object) -> ConfigScope:
 def validate_key(
     tenant_id: object, scope: object, service: object, config_key: object
 ) -> ConfigKey:
-    return ConfigKey(
+    """Validate the four parts of a config's identity; InvalidIdentifierError names the bad one.
+
+    Keys validated before are remembered (a bounded cache), since every read and write of a hot
+    key would otherwise run the same checks again.
+    """
+    parts = (tenant_id, scope, service, config_key)
+    if (
+        type(tenant_id) is str
+        and type(service) is str
+        and type(config_key) is str
+        and isinstance(scope, str)
+    ):
+        known = _VALIDATED_KEYS.get(parts)
+        if known is not None:
+            return known
+    key = ConfigKey(
         validate_identifier("tenant_id", tenant_id),
         validate_scope(scope),
         validate_identifier("service", service),
         validate_identifier("config_key", config_key),
     )
+    if len(_VALIDATED_KEYS) >= _VALIDATED_KEYS_LIMIT:
+        _VALIDATED_KEYS.clear()
+    _VALIDATED_KEYS[parts] = key
+    return key
 
 
 def validate_version(version: object, *, name: str = "version", allow_zero: bool = False) -> int:

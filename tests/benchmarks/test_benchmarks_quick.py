@@ -33,6 +33,7 @@ def test_every_benchmark_runs_in_quick_mode_and_reports_rows() -> None:
     for module in modules:
         assert f"running {module} ..." in result.stderr
     table = result.stdout.splitlines()
+    assert table[0].startswith("machine:")
     assert table[1].startswith("benchmark")
     rows = [line for line in table[3:] if line.strip() and not line.startswith(("notes:", "  "))]
     assert len(rows) >= len(modules), result.stdout

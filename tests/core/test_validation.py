@@ -122,3 +122,18 @@ def test_encoded_value_is_a_private_copy() -> None:
     original["nested"]["a"].append(3)  # type: ignore[index]
     assert copy == {"nested": {"a": [1, 2]}}
     assert text == '{"nested":{"a":[1,2]}}'
+
+
+def test_validated_keys_are_remembered_without_weakening_checks() -> None:
+    first = validate_key("acme", "system", "svc", "key")
+    assert validate_key("acme", ConfigScope.SYSTEM, "svc", "key") is first
+
+    class Sneaky(str):
+        pass
+
+    with pytest.raises(InvalidIdentifierError):
+        validate_key(Sneaky("acme"), "system", "svc", "key")
+    with pytest.raises(InvalidIdentifierError, match="scope"):
+        validate_key("acme", ["system"], "svc", "key")
+    with pytest.raises(InvalidIdentifierError, match="scope"):
+        validate_key("acme", "SYSTEM", "svc", "key")
