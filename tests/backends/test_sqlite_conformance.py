@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from confstore import ConfigStore, open_store
-from confstore.testing import ConfigStoreTests, ReopenConfigStore
+from confstore.testing import ConfigStoreTests, ReopenConfigStore, store_handles
 
 pytest_plugins = ["confstore.testing"]
 
@@ -26,23 +26,14 @@ async def config_store(sqlite_url: str) -> AsyncIterator[ConfigStore]:
 
 @pytest.fixture
 async def config_store_peer(sqlite_url: str) -> AsyncIterator[ConfigStore]:
-    async with open_store(sqlite_url) as store:
-        yield store
+    async with store_handles(sqlite_url) as open_handle:
+        yield await open_handle()
 
 
 @pytest.fixture
 async def reopen_config_store(sqlite_url: str) -> AsyncIterator[ReopenConfigStore]:
-    opened: list[ConfigStore] = []
-
-    async def reopen() -> ConfigStore:
-        store = open_store(sqlite_url)
-        await store.initialize()
-        opened.append(store)
-        return store
-
-    yield reopen
-    for store in opened:
-        await store.close()
+    async with store_handles(sqlite_url) as open_handle:
+        yield open_handle
 
 
 @pytest.fixture
