@@ -23,6 +23,11 @@ from ._models import ConfigChange as ConfigChange
 from ._models import ConfigEntry as ConfigEntry
 from ._models import ConfigKey as ConfigKey
 from ._models import ConfigScope as ConfigScope
+from ._models import decode_cursor as decode_cursor
+from ._models import encode_cursor as encode_cursor
+from ._models import epoch_micros as epoch_micros
+from ._models import from_epoch_micros as from_epoch_micros
+from ._models import utc_now as utc_now
 from ._options import StoreOptions as StoreOptions
 from ._registry import open_store as open_store
 from ._registry import register_backend as register_backend
@@ -79,10 +84,15 @@ __all__ = [
     "TelemetryConfig",
     "VersionConflictError",
     "__version__",
+    "decode_cursor",
     "default_store_url",
+    "encode_cursor",
+    "epoch_micros",
+    "from_epoch_micros",
     "get_config_manager",
     "open_store",
     "plan_restore",
     "register_backend",
     "reset_config_manager",
+    "utc_now",
 ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any, Self
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self, TypeVar
 
-from ._errors import ImportFormatError
+from ._errors import ImportFormatError, InvalidConfigError
 from ._secrets import mask_secrets
 
 
@@ -150,6 +153,43 @@ class ChangeBatch:
     changes: tuple[ConfigChange, ...]
     cursor: str
     has_more: bool = field(default=False)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CursorState = TypeVar("_CursorState")
+
+
+def encode_cursor(prefix: str, state: Any) -> str:
+    """An opaque change-feed cursor: ``prefix`` and the JSON of ``state``, URL-safe base64."""
+    payload = json.dumps(state, separators=(",", ":")).encode()
+    return prefix + base64.urlsafe_b64encode(payload).decode("ascii")
+
+
+def decode_cursor(
+    cursor: object, *, prefix: str, backend: str, parse: Callable[[Any], _CursorState]
+) -> _CursorState:
+    """The state of a cursor made by ``encode_cursor(prefix, ...)``, checked by ``parse``.
+
+    Raises InvalidConfigError for anything this backend did not issue: another prefix, broken
+    base64 or JSON, or a state ``parse`` rejects (ValueError, KeyError or TypeError).
+    """
+    try:
+        if not isinstance(cursor, str) or not cursor.startswith(prefix):
+            raise ValueError("not issued by this backend")
+        return parse(json.loads(base64.urlsafe_b64decode(cursor[len(prefix) :].encode("ascii"))))
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
+        raise InvalidConfigError(
+            f"not a change-feed cursor of the {backend} store: {cursor!r:.80}", field="cursor"
+        ) from exc
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch: exact, for stores whose date types keep less."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def utc_now() -> datetime:

@@ -163,3 +163,20 @@ async def test_write_export_streams_the_same_document_export_configs_builds(tmp_
     written = json.loads(path.read_text(encoding="utf-8"))
     assert count == 4
     assert {**written, "exported_at": None} == {**built, "exported_at": None}
+
+
+def test_cursor_codec_round_trips_and_rejects_foreign_cursors() -> None:
+    from confstore import InvalidConfigError, decode_cursor, encode_cursor
+
+    cursor = encode_cursor("t1.", {"w": 5, "s": [[1, "a"]]})
+    assert decode_cursor(cursor, prefix="t1.", backend="Test", parse=lambda state: state["w"]) == 5
+    for foreign in ("x1." + cursor[3:], "t1.!!!", "t1." + "e30=", 7):
+        with pytest.raises(InvalidConfigError, match="not a change-feed cursor of the Test store"):
+            decode_cursor(foreign, prefix="t1.", backend="Test", parse=lambda state: state["w"])
+
+
+def test_epoch_micros_keep_every_microsecond() -> None:
+    from confstore import epoch_micros, from_epoch_micros
+
+    assert epoch_micros(T0) == 1767323045000006
+    assert from_epoch_micros(epoch_micros(T0)) == T0

@@ -43,12 +43,17 @@ EXPECTED_CONFSTORE_EXPORTS = [
     "TelemetryConfig",
     "VersionConflictError",
     "__version__",
+    "decode_cursor",
     "default_store_url",
+    "encode_cursor",
+    "epoch_micros",
+    "from_epoch_micros",
     "get_config_manager",
     "open_store",
     "plan_restore",
     "register_backend",
     "reset_config_manager",
+    "utc_now",
 ]
 
 

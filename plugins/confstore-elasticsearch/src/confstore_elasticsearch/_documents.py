@@ -12,11 +12,10 @@ Two indices, each with the strict mapping of ``mappings/{heads,versions}.json``:
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -27,12 +26,13 @@ from confstore import (
     ConfigEntry,
     ConfigKey,
     ConfigScope,
-    InvalidConfigError,
+    decode_cursor,
+    encode_cursor,
+    epoch_micros,
 )
 
 HEADS = "heads"
 VERSIONS = "versions"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_PREFIX = "es1."
 
 
@@ -60,10 +60,6 @@ def version_id(key: ConfigKey, version: int) -> str:
 
 def purge_marker_id(key: ConfigKey, write_id: str) -> str:
     return f"{key_id(key)}/purge:{write_id}"
-
-
-def to_micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def document(
@@ -95,8 +91,8 @@ def document(
         "value": entry.config_value,
         "created_at": entry.created_at.isoformat(timespec="microseconds"),
         "updated_at": entry.updated_at.isoformat(timespec="microseconds"),
-        "created_micros": to_micros(entry.created_at),
-        "updated_micros": to_micros(entry.updated_at),
+        "created_micros": epoch_micros(entry.created_at),
+        "updated_micros": epoch_micros(entry.updated_at),
         "written_micros": written_micros,
         "updated_by": entry.updated_by,
         "comment": entry.comment,
@@ -156,27 +152,22 @@ class FeedCursor:
     seen: frozenset[tuple[int, str]]
 
     def encode(self) -> str:
-        payload = json.dumps({"h": self.high, "s": sorted(self.seen)}, separators=(",", ":"))
-        return _CURSOR_PREFIX + base64.urlsafe_b64encode(payload.encode()).decode("ascii")
+        return encode_cursor(_CURSOR_PREFIX, {"h": self.high, "s": sorted(self.seen)})
 
     @classmethod
     def decode(cls, cursor: str | None) -> FeedCursor:
         if cursor is None:
             return cls(None, frozenset())
-        try:
-            if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
-                raise ValueError("wrong prefix")
-            payload = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :]))
-            high = payload["h"]
-            if high is not None and not isinstance(high, int):
-                raise ValueError("bad high-water mark")
-            seen = frozenset((int(micros), str(token)) for micros, token in payload["s"])
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise InvalidConfigError(
-                f"not a change-feed cursor of the Elasticsearch store: {cursor!r:.80}",
-                field="cursor",
-            ) from exc
-        return cls(high, seen)
+        return decode_cursor(
+            cursor, prefix=_CURSOR_PREFIX, backend="Elasticsearch", parse=cls._from_state
+        )
+
+    @classmethod
+    def _from_state(cls, state: Any) -> FeedCursor:
+        high = state["h"]
+        if high is not None and (isinstance(high, bool) or not isinstance(high, int)):
+            raise ValueError("bad high-water mark")
+        return cls(high, frozenset((int(micros), str(token)) for micros, token in state["s"]))
 
     def advanced(self, delivered: list[tuple[int, str]], window_micros: int) -> FeedCursor:
         high = max(

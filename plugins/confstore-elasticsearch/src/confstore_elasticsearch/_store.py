@@ -54,7 +54,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from confstore import (
@@ -72,7 +71,9 @@ from confstore import (
     StoreOptions,
     StoreURL,
     VersionConflictError,
+    epoch_micros,
     plan_restore,
+    utc_now,
 )
 from confstore.http import HttpClient, HttpResponse, RetryPolicy, auth_headers, make_ssl_context
 
@@ -88,7 +89,6 @@ from ._documents import (
     key_id,
     load_mapping,
     path_id,
-    to_micros,
     version_id,
 )
 
@@ -100,10 +100,6 @@ _CONTENTION_BACKOFF = RetryPolicy(base_delay=0.002, max_delay=0.1)
 _SINGLE_TRY = RetryPolicy(attempts=1)
 _HEALTH_ATTEMPTS = 3
 _INDEX_PREFIX_FORBIDDEN = set('\\/*?"<>| ,#:')
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +280,7 @@ class ElasticsearchConfigStore(ConfigStore):
                 raise VersionConflictError(expected_version, latest, key=key)
             if only_if_live and (head is None or not head.live):
                 return None
-            now = _utc_now()
+            now = utc_now()
             entry = ConfigEntry(
                 tenant_id=key.tenant_id,
                 scope=key.scope,
@@ -298,7 +294,7 @@ class ElasticsearchConfigStore(ConfigStore):
                 comment=comment,
                 deleted=deleted,
             )
-            written = max(to_micros(now), _written_micros(head) + 1)
+            written = max(epoch_micros(now), _written_micros(head) + 1)
             lineage = head.lineage if head is not None else write_id
             source = document(entry, write_id=write_id, written_micros=written, lineage=lineage)
             created = await self._create_version(version_id(key, entry.version), source)
@@ -530,7 +526,7 @@ class ElasticsearchConfigStore(ConfigStore):
         source = document(
             marker,
             write_id=head.write_id,
-            written_micros=max(to_micros(_utc_now()), _written_micros(head) + 1),
+            written_micros=max(epoch_micros(utc_now()), _written_micros(head) + 1),
             lineage=head.lineage,
             kind="purge",
         )
@@ -616,7 +612,7 @@ class ElasticsearchConfigStore(ConfigStore):
         keys = sorted({entry.key for entry in planned})
         heads = dict(zip(keys, await self._mget(HEADS, [key_id(key) for key in keys]), strict=True))
         sources: dict[ConfigKey, list[dict[str, Any]]] = {}
-        base = to_micros(_utc_now())
+        base = epoch_micros(utc_now())
         for key, group in itertools.groupby(planned, key=lambda entry: entry.key):
             head = heads[key]
             start = max(base, _written_micros(head) + 1)

@@ -55,8 +55,6 @@ selection (fine for configuration data, not for millions of documents).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import itertools
 import json
 import random
@@ -65,7 +63,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from confstore import (
@@ -84,6 +81,10 @@ from confstore import (
     StoreOptions,
     StoreURL,
     VersionConflictError,
+    decode_cursor,
+    encode_cursor,
+    epoch_micros,
+    from_epoch_micros,
     plan_restore,
 )
 from confstore.http import HttpClient, RetryPolicy, auth_headers, make_ssl_context
@@ -97,7 +98,6 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_CHANGE_WINDOW = 30.0
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_PREFIX = "vespa1."
 _UNKNOWN_OUTCOME_LIMIT = 8
 _CONTENTION_LIMIT = 10_000
@@ -643,8 +643,8 @@ class VespaConfigStore(ConfigStore):
                 epoch=head.epoch,
                 version=entry.version,
                 deleted=entry.deleted,
-                created_at=_to_us(entry.created_at),
-                updated_at=_to_us(entry.updated_at),
+                created_at=epoch_micros(entry.created_at),
+                updated_at=epoch_micros(entry.updated_at),
                 payload=json.dumps(entry.config_value, ensure_ascii=False, separators=(",", ":")),
                 audit=_audit(entry.updated_by, entry.comment),
                 write_id=uuid.uuid4().hex,
@@ -816,8 +816,8 @@ class VespaConfigStore(ConfigStore):
                 config_key=key.config_key,
                 config_value=value,
                 version=int(fields["version"]),
-                created_at=_from_us(int(fields["created_at"])),
-                updated_at=_from_us(int(fields["updated_at"])),
+                created_at=from_epoch_micros(int(fields["created_at"])),
+                updated_at=from_epoch_micros(int(fields["updated_at"])),
                 updated_by=audit.get("updated_by"),
                 comment=audit.get("comment"),
                 deleted=_flag(fields.get("deleted")),
@@ -892,33 +892,23 @@ def _number(fields: Mapping[str, Any], name: str) -> int:
 
 def _encode_cursor(watermark: int | None, records: Iterable[_Record]) -> str:
     seen = sorted({(record.updated_at, *record.ident) for record in records})
-    state = {"w": watermark, "s": [list(item) for item in seen]}
-    raw = json.dumps(state, separators=(",", ":")).encode()
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii")
+    return encode_cursor(_CURSOR_PREFIX, {"w": watermark, "s": [list(item) for item in seen]})
 
 
 def _decode_cursor(cursor: str | None) -> tuple[int | None, list[_Record]]:
     if cursor is None:
         return None, []
-    try:
-        if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
-            raise ValueError("foreign cursor")
-        state = json.loads(base64.urlsafe_b64decode(cursor[len(_CURSOR_PREFIX) :].encode("ascii")))
-        watermark = state["w"]
-        if watermark is not None and (
-            isinstance(watermark, bool) or not isinstance(watermark, int)
-        ):
-            raise ValueError("bad watermark")
-        records = []
-        for updated_at, tenant, scope, service, config_key, kind, epoch, version in state["s"]:
-            key = ConfigKey(str(tenant), ConfigScope(scope), str(service), str(config_key))
-            records.append(
-                _Record(key, str(kind), int(epoch), int(version), False, int(updated_at))
-            )
-    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
-        raise InvalidConfigError(
-            f"not a change-feed cursor of the Vespa store: {cursor!r:.80}", field="cursor"
-        ) from exc
+    return decode_cursor(cursor, prefix=_CURSOR_PREFIX, backend="Vespa", parse=_cursor_state)
+
+
+def _cursor_state(state: Any) -> tuple[int | None, list[_Record]]:
+    watermark = state["w"]
+    if watermark is not None and (isinstance(watermark, bool) or not isinstance(watermark, int)):
+        raise ValueError("bad watermark")
+    records = []
+    for updated_at, tenant, scope, service, config_key, kind, epoch, version in state["s"]:
+        key = ConfigKey(str(tenant), ConfigScope(scope), str(service), str(config_key))
+        records.append(_Record(key, str(kind), int(epoch), int(version), False, int(updated_at)))
     return watermark, records
 
 
@@ -944,14 +934,6 @@ def _audit(updated_by: str | None, comment: str | None) -> str:
 
 def _now_us() -> int:
     return time.time_ns() // 1000
-
-
-def _to_us(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_us(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _app_url(app: Any) -> str:
