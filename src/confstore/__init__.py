@@ -5,6 +5,7 @@ from ._errors import BackendError as BackendError
 from ._errors import BackendTimeoutError as BackendTimeoutError
 from ._errors import BackendUnavailableError as BackendUnavailableError
 from ._errors import ConfigStoreError as ConfigStoreError
+from ._errors import CursorExpiredError as CursorExpiredError
 from ._errors import ImportConflictError as ImportConflictError
 from ._errors import ImportFormatError as ImportFormatError
 from ._errors import InvalidConfigError as InvalidConfigError
@@ -65,6 +66,7 @@ __all__ = [
     "ConfigStore",
     "ConfigStoreError",
     "ConfigWatch",
+    "CursorExpiredError",
     "DSPyModuleType",
     "ImportConflictError",
     "ImportFormatError",

@@ -11,6 +11,7 @@ Hierarchy::
     ├── VersionConflictError        .expected, .actual
     ├── ImportFormatError
     ├── ImportConflictError         .key, .version
+    ├── CursorExpiredError
     ├── NoSuchBackendError          (also LookupError)  .scheme, .package
     └── BackendError
         ├── BackendUnavailableError
@@ -76,6 +77,13 @@ class ImportConflictError(ConfigStoreError):
         self.key = key
         self.version = version
         super().__init__(message)
+
+
+class CursorExpiredError(ConfigStoreError):
+    """A change-feed cursor is older than what the store still keeps (retention, compaction).
+
+    Changes after it may be gone: start again from ``current_cursor()`` and re-read what matters.
+    """
 
 
 class NoSuchBackendError(ConfigStoreError, LookupError):

@@ -34,7 +34,7 @@ from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 from pydantic import BaseModel
 
 from ._diff import ConfigDiff, diff_values, secret_paths_for
-from ._errors import InvalidConfigError, VersionConflictError
+from ._errors import CursorExpiredError, InvalidConfigError, VersionConflictError
 from ._models import ChangeKind, ConfigChange, ConfigEntry, ConfigKey, ConfigScope
 from ._registry import open_store
 from ._sealing import Seal, seal
@@ -699,7 +699,7 @@ class ConfigManager:
                     if failing:
                         logger.info("confstore: following the change feed again")
                     failing = False
-                await asyncio.sleep(self.poll_interval)
+                await self._store.wait_for_changes(self._cursor, self.poll_interval)
         finally:
             if not self._closing:
                 # The loop is shutting down under us (asyncio.run ended): without a poller the
@@ -713,7 +713,7 @@ class ConfigManager:
             while True:
                 try:
                     batch = await self._store.changes_since(self._cursor)
-                except InvalidConfigError:
+                except CursorExpiredError:
                     await self._restart_feed()
                     return
                 if batch.changes:

@@ -281,9 +281,21 @@ class ConfigStore(abc.ABC):
 
         Every committed write, from any handle, process or host, appears at least once, in version
         order per key. Pass the returned ``cursor`` back to continue; ``has_more`` says another
-        page is ready now. Raises InvalidConfigError for a cursor this store did not issue.
+        page is ready now. Raises InvalidConfigError for a cursor this store did not issue, and
+        CursorExpiredError for one older than what the store still keeps.
         """
         return await self._changes_since(cursor, validate_limit(limit))
+
+    async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
+        """Return once a write after ``cursor`` may have been committed, or after ``timeout`` s.
+
+        Followers of the feed (``ConfigManager``, ``confstore watch``) call it between
+        ``changes_since`` polls. Waking without a change is allowed; sleeping past a change for
+        longer than ``timeout`` is not. The default sleeps ``timeout``; a backend that can be told
+        of commits (LISTEN/NOTIFY, a watch stream, server-sent events) overrides it to return at
+        once. May raise BackendError; a follower treats that like a failed poll.
+        """
+        await asyncio.sleep(timeout)
 
     @abc.abstractmethod
     async def current_cursor(self) -> str:

@@ -24,6 +24,7 @@ EXPECTED_CONFSTORE_EXPORTS = [
     "ConfigStore",
     "ConfigStoreError",
     "ConfigWatch",
+    "CursorExpiredError",
     "DSPyModuleType",
     "ImportConflictError",
     "ImportFormatError",

@@ -1,0 +1,87 @@
+"""How the manager follows the change feed: an expired cursor resyncs, any other error does not,
+and a store that is told of commits wakes the follower before the poll interval ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from manager_stores import SwitchableStore
+
+from confstore import (
+    ChangeBatch,
+    ConfigManager,
+    CursorExpiredError,
+    InvalidConfigError,
+    MemoryConfigStore,
+    SystemConfig,
+)
+
+WAIT = 3.0
+
+
+class FeedFailingStore(SwitchableStore):
+    """Raises ``feed_error`` (once) from the next change-feed request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feed_error: Exception | None = None
+
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        error, self.feed_error = self.feed_error, None
+        if error is not None:
+            raise error
+        return await super()._changes_since(cursor, limit)
+
+
+async def test_expired_cursor_drops_the_cache_and_follows_from_the_present() -> None:
+    store = FeedFailingStore()
+    async with ConfigManager(store, poll_interval=60) as manager:
+        await manager.get_system_config("t")
+        reads = store.reads
+        store.feed_error = CursorExpiredError("cursor older than the retained feed")
+        await manager.refresh()
+        await manager.get_system_config("t")
+        assert store.reads == reads + 1
+
+
+async def test_unrelated_invalid_config_error_is_not_taken_for_expiry() -> None:
+    store = FeedFailingStore()
+    async with ConfigManager(store, poll_interval=60) as manager:
+        await manager.get_system_config("t")
+        reads = store.reads
+        store.feed_error = InvalidConfigError("something else is wrong")
+        with pytest.raises(InvalidConfigError, match="something else"):
+            await manager.refresh()
+        await manager.get_system_config("t")
+        assert store.reads == reads
+
+
+class NotifyingStore(MemoryConfigStore):
+    """A store that is told of its own commits, as LISTEN/NOTIFY or a watch stream would be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed = asyncio.Event()
+
+    async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.committed.wait()
+                self.committed.clear()
+
+
+async def test_a_store_that_is_told_of_commits_wakes_the_follower_before_the_poll() -> None:
+    store = NotifyingStore()
+    async with (
+        ConfigManager(store, poll_interval=60) as manager,
+        ConfigManager(store, poll_interval=60) as writer,
+    ):
+        assert (await manager.get_system_config("t")).llm_model != "woken"
+        watch = manager.watch(tenant_id="t")
+        await writer.set_system_config(SystemConfig(llm_model="woken"), tenant_id="t")
+        store.committed.set()
+        event = await asyncio.wait_for(anext(watch), WAIT)
+        assert event.version == 1
+        assert (await manager.get_system_config("t")).llm_model == "woken"
