@@ -19,6 +19,8 @@ KNOWN_PLUGIN_PACKAGES = {
     "vespa": "confstore-vespa",
     "elasticsearch": "confstore-elasticsearch",
     "opensearch": "confstore-elasticsearch",
+    "postgresql": "confstore-postgres",
+    "postgres": "confstore-postgres",
 }
 
 

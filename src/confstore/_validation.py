@@ -122,7 +122,12 @@ def encode_value(
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidConfigError(f"config_value is not JSON-serialisable: {exc}") from exc
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidConfigError(
+            f"config_value is not valid Unicode text (a lone surrogate?): {exc.reason}"
+        ) from exc
     if size > max_bytes:
         raise InvalidConfigError(
             f"config_value is {size} bytes serialised; the limit is {max_bytes}"

@@ -1,0 +1,71 @@
+"""asyncpg failures, translated once into confstore errors, and sorted by what they say about a write.
+
+The one place that knows asyncpg's exceptions. A failure either says nothing was applied (the
+server reported an error for the statement, or nothing was sent), or leaves the outcome unknown
+(the connection dropped or timed out after the statement was sent: the server may have committed).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from asyncpg.exceptions import _base as asyncpg_base
+
+from confstore import (
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ConfigStoreError,
+    InvalidConfigError,
+)
+
+_SCHEMA_MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """True when a statement was sent and its fate is unknown: the connection was lost (or timed
+    out) before the server's answer arrived. Such a write must be read back, never repeated blindly."""
+    if isinstance(exc, asyncpg.PostgresConnectionError | TimeoutError | ConnectionError):
+        return True
+    # A socket error in the middle of a query; refused connections never get that far.
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def not_sent(exc: BaseException) -> bool:
+    """True for a connection found closed before anything was sent (safe to send again)."""
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
+
+def stale_statement(exc: BaseException) -> bool:
+    """A cached prepared statement outlived a schema change; the statement did nothing."""
+    return isinstance(exc, asyncpg.InvalidCachedStatementError | asyncpg.OutdatedSchemaCacheError)
+
+
+def translate(exc: BaseException, where: str) -> BaseException:
+    """The confstore error for an asyncpg, socket or timeout failure at ``where``; others as they are."""
+    if isinstance(exc, ConfigStoreError):
+        return exc
+    if isinstance(exc, TimeoutError | asyncpg.QueryCanceledError):
+        return BackendTimeoutError(f"{where} did not answer in time: {_text(exc)}")
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return BackendUnavailableError(
+            f"{where} refused: {_text(exc)} (the README lists the privileges confstore needs)"
+        )
+    if isinstance(exc, _SCHEMA_MISSING):
+        return BackendUnavailableError(
+            f"{where}: confstore's tables are missing ({_text(exc)}); was the schema dropped "
+            "after initialize()?"
+        )
+    if isinstance(exc, asyncpg_base.ClientConfigurationError):
+        return InvalidConfigError(f"bad connection settings for {where}: {exc}", field="url")
+    if isinstance(exc, asyncpg_base.DataError):
+        return InvalidConfigError(f"a value cannot be sent to {where}: {exc}")
+    if isinstance(exc, asyncpg.PostgresError):
+        return BackendUnavailableError(f"{where} failed: {_text(exc)}")
+    if isinstance(exc, asyncpg.InterfaceError | OSError):
+        return BackendUnavailableError(f"cannot reach {where}: {_text(exc)}")
+    return exc
+
+
+def _text(exc: BaseException) -> str:
+    sqlstate = getattr(exc, "sqlstate", None)
+    message = str(exc) or type(exc).__name__
+    return f"{message} (SQLSTATE {sqlstate})" if sqlstate else message
