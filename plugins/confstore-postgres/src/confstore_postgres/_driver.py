@@ -20,18 +20,31 @@ from confstore import (
 _SCHEMA_MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
 
 
+# The server ended the session (shutdown, crash of another backend) while a statement ran.
+_SESSION_ENDED = (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+
+
 def outcome_unknown(exc: BaseException) -> bool:
     """True when a statement was sent and its fate is unknown: the connection was lost (or timed
     out) before the server's answer arrived. Such a write must be read back, never repeated blindly."""
     if isinstance(exc, asyncpg.PostgresConnectionError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, _SESSION_ENDED):
         return True
     # A socket error in the middle of a query; refused connections never get that far.
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
 
 
 def not_sent(exc: BaseException) -> bool:
-    """True for a connection found closed before anything was sent (safe to send again)."""
+    """True for a connection found closed or broken before anything was sent (safe to send again)."""
+    if isinstance(exc, asyncpg_base.InternalClientError):
+        return True
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
+
+def connection_broken(exc: BaseException) -> bool:
+    """True unless the server answered with an ordinary error, after which the connection is fine."""
+    return not isinstance(exc, asyncpg.PostgresError) or outcome_unknown(exc)
 
 
 def stale_statement(exc: BaseException) -> bool:

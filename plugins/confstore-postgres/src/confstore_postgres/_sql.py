@@ -296,6 +296,10 @@ NOTIFY: Final = "SELECT set_config('synchronous_commit', 'off', true), pg_notify
 database-wide lock through its commit, which would serialise every concurrent write's fsync; sent
 apart, with no commit flush (a wake-up carries no data), writers keep committing in groups."""
 
+TABLE_EXISTS: Final = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = $1 AND c.relname = $2)"
+)
 SCHEMA_EXISTS: Final = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
 SERVER_VERSION: Final = "SELECT current_setting('server_version_num')::int"
 CONNECTION_IDENTITY: Final = (

@@ -60,7 +60,7 @@ from confstore import (
 from confstore._export import ImportMode
 
 from . import _sql
-from ._driver import not_sent, outcome_unknown, stale_statement, translate
+from ._driver import connection_broken, not_sent, outcome_unknown, stale_statement, translate
 from ._feed import MAX_DONE, FeedCursor, next_page, present
 from ._settings import PostgresSettings
 
@@ -597,10 +597,12 @@ class PostgresConfigStore(ConfigStore):
                     session = getattr(connection, "session", None)
                     try:
                         return await attempt(connection)
-                    except TimeoutError:
-                        # The statement may still be running: drop the connection rather than
-                        # hand it back; the read-back ends its server session.
-                        connection.terminate()
+                    except Exception as exc:
+                        # A timed-out statement may still be running, and a connection cut off
+                        # mid-answer may look alive: never hand either back to the pool (the
+                        # read-back ends the server session that ran the write).
+                        if connection_broken(exc):
+                            _discard(connection)
                         raise
             except Exception as exc:
                 if session is None or not (outcome_unknown(exc) or not_sent(exc)):
@@ -662,7 +664,12 @@ class PostgresConfigStore(ConfigStore):
             pool = self._require_pool()
             try:
                 async with pool.acquire(timeout=self.timeout) as connection:
-                    return await getattr(connection, method)(sql, *arguments)
+                    try:
+                        return await getattr(connection, method)(sql, *arguments)
+                    except Exception as exc:
+                        if connection_broken(exc):
+                            _discard(connection)
+                        raise
             except Exception as exc:
                 lost = outcome_unknown(exc) and not isinstance(exc, TimeoutError)
                 if retry and (lost or not_sent(exc) or stale_statement(exc)):
@@ -811,9 +818,11 @@ class PostgresConfigStore(ConfigStore):
         return str(feed_id)
 
     async def _schema_info(self, connection: asyncpg.Connection) -> tuple[int, str] | None:
-        table = f'"{self.settings.schema}".schema_info'
-        if await connection.fetchval("SELECT to_regclass($1) IS NULL", table):
+        # A query of pg_class, not to_regclass(): it reads the catalog with this statement's
+        # snapshot, so it sees tables another store created while we waited for the setup lock.
+        if not await connection.fetchval(_sql.TABLE_EXISTS, self.settings.schema, "schema_info"):
             return None
+        table = f'"{self.settings.schema}".schema_info'
         row = await connection.fetchrow(self._statements.schema_info)
         if row is None:
             raise BackendUnavailableError(
@@ -880,6 +889,12 @@ def _key_arrays(keys: Sequence[ConfigKey]) -> tuple[list[str], list[str], list[s
         [key.service for key in keys],
         [key.config_key for key in keys],
     )
+
+
+def _discard(connection: asyncpg.Connection) -> None:
+    """Close a connection that must not be reused (asyncpg may already have taken it back)."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
 
 
 def _unreachable(exc: BaseException) -> bool:

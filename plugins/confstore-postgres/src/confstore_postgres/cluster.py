@@ -299,6 +299,9 @@ def _server_user() -> pwd.struct_passwd | None:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: SIGINT (a fast shutdown) when the starting thread exits."""
+    """In the child before exec: SIGINT (a fast shutdown) when the starting thread exits, and
+    every CPU (a benchmark may have pinned its own process to one)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
