@@ -137,3 +137,12 @@ def test_validated_keys_are_remembered_without_weakening_checks() -> None:
         validate_key("acme", ["system"], "svc", "key")
     with pytest.raises(InvalidIdentifierError, match="scope"):
         validate_key("acme", "SYSTEM", "svc", "key")
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb"])
+def test_a_value_with_a_lone_surrogate_is_invalid_config(text: str) -> None:
+    # Such text has no UTF-8 form, so no backend could store it: a typed error, not UnicodeError.
+    with pytest.raises(InvalidConfigError, match="surrogate"):
+        encode_value({"v": text})
+    with pytest.raises(InvalidConfigError):
+        encode_value({text: 1})

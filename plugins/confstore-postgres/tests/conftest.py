@@ -15,20 +15,11 @@ import asyncpg
 import pytest
 from confstore_postgres import PostgresConfigStore
 from confstore_postgres.cluster import TemporaryCluster, free_port
+from pg_support import TEST_SETTINGS, with_options
 
 from confstore import ConfigStore, open_store
 
 SERVER_URL_VARIABLE = "CONFSTORE_TEST_POSTGRES_URL"
-# Commits still write their WAL to the operating system before they are acknowledged, so a
-# killed server (the fault tests) loses nothing acknowledged; only power-loss durability, which is
-# PostgreSQL's own and not under test, is given up for speed on a disk shared with other work.
-TEST_SETTINGS = {"fsync": "off"}
-
-
-def with_options(url: str, **options: str) -> str:
-    """``url`` with query options added."""
-    query = "&".join(f"{name}={value}" for name, value in options.items())
-    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 WRITER_SCRIPT = Path(__file__).with_name("_pg_writer.py")
+# Commits still write their WAL to the operating system before they are acknowledged, so a
+# killed server (the fault tests) loses nothing acknowledged; only power-loss durability, which is
+# PostgreSQL's own and not under test, is given up for speed on a disk shared with other work.
+TEST_SETTINGS = {"fsync": "off"}
+
+
+def with_options(url: str, **options: str) -> str:
+    """``url`` with query options added."""
+    query = "&".join(f"{name}={value}" for name, value in options.items())
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 class LossyProxy:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from confstore_postgres.cluster import TemporaryCluster
-from conftest import TEST_SETTINGS, with_options
+from pg_support import TEST_SETTINGS, with_options
 
 from confstore import BackendError, BackendUnavailableError, ConfigStoreError, open_store
 

@@ -8,8 +8,7 @@ import json
 import asyncpg
 import pytest
 from confstore_postgres import PostgresConfigStore
-from conftest import with_options
-from pg_support import LossyProxy, run_writers, writer_process
+from pg_support import LossyProxy, run_writers, with_options, writer_process
 
 from confstore import (
     BackendUnavailableError,
@@ -223,12 +222,12 @@ async def test_manager_watch_sees_another_processs_write_long_before_its_poll(
 async def test_three_processes_writing_one_key_get_exactly_one_to_n(
     pg_store: PostgresConfigStore, store_url: str
 ) -> None:
-    outputs = await run_writers(store_url, 3, 40, "contended")
+    outputs = await run_writers(store_url, 3, 20, "contended")
     acknowledged = [line.split(" ", 1) for output in outputs for line in output.splitlines()]
     versions = sorted(int(version) for version, _ in acknowledged)
-    assert versions == list(range(1, 121))
+    assert versions == list(range(1, 61))
     history = await pg_store.get_config_history("multi", "system", "svc", "contended", limit=500)
-    assert [entry.version for entry in history] == list(range(120, 0, -1))
+    assert [entry.version for entry in history] == list(range(60, 0, -1))
     stored = {entry.version: entry.config_value for entry in history}
     assert stored == {int(version): json.loads(value) for version, value in acknowledged}
 
@@ -278,3 +277,34 @@ async def test_a_write_cut_off_before_it_ran_is_sent_again_once(
         await blocker.close()
     assert entry.version == 2
     assert [item.version for item in await pg_store.get_config_history(*KEY)] == [2, 1]
+
+
+async def test_the_privileges_the_readme_lists_are_enough(
+    pg_store: PostgresConfigStore, postgres_url: str, schema: str
+) -> None:
+    role = f"app_{schema}"
+    tables = "config_heads, config_versions, config_changes, schema_info"
+    await sql(postgres_url, f"CREATE ROLE {role} LOGIN")
+    try:
+        for grant in (
+            f'GRANT USAGE ON SCHEMA "{schema}" TO {role}',
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(f'{schema}.{t}' for t in tables.split(', '))} TO {role}",
+        ):
+            await sql(postgres_url, grant)
+        base, _, _ = postgres_url.partition("?")
+        url = with_options(base.replace("postgres:@", f"{role}:@", 1), schema=schema)
+        async with open_store(url) as limited:
+            cursor = await limited.current_cursor()
+            await limited.set_config(*KEY, {"n": 1})
+            await limited.set_config(*KEY, {"n": 2}, expected_version=1)
+            document = await limited.export_configs("acme", include_history=True)
+            assert await limited.import_configs("copy", document, mode="append") == 2
+            assert await limited.delete_config(*KEY) is True
+            assert await limited.delete_config(*KEY, purge=True) is True
+            await limited.wait_for_changes(cursor, 0.01)
+            changes, _ = await read_feed(limited, cursor)
+            assert len(changes) == 6
+    finally:
+        await sql(postgres_url, f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM {role}')
+        await sql(postgres_url, f'REVOKE ALL ON SCHEMA "{schema}" FROM {role}')
+        await sql(postgres_url, f"DROP ROLE {role}")

@@ -250,6 +250,9 @@ class PostgresConfigStore(ConfigStore):
         }
         self._where = settings.describe()
         self._pool: asyncpg.Pool | None = None
+        self._lane: asyncpg.Connection | None = None
+        self._lane_busy = False
+        self._lane_wanted = settings.pool_size > 1
         self._feed_id = ""
         self._lifecycle = asyncio.Lock()
         self._notifier = _Notifier(self)
@@ -312,7 +315,11 @@ class PostgresConfigStore(ConfigStore):
             await self._notifier.flush()
             await self._listener.close()
             pool, self._pool = self._pool, None
+            lane, self._lane = self._lane, None
             if pool is not None:
+                if lane is not None:
+                    with contextlib.suppress(Exception):
+                        await pool.release(lane)
                 try:
                     async with asyncio.timeout(self.timeout):
                         await pool.close()
@@ -590,21 +597,11 @@ class PostgresConfigStore(ConfigStore):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         while True:
-            pool = self._require_pool()
-            session: tuple[int, datetime] | None = None
+            used: list[tuple[int, datetime] | None] = []
             try:
-                async with pool.acquire(timeout=self._remaining(deadline)) as connection:
-                    session = getattr(connection, "session", None)
-                    try:
-                        return await attempt(connection)
-                    except Exception as exc:
-                        # A timed-out statement may still be running, and a connection cut off
-                        # mid-answer may look alive: never hand either back to the pool (the
-                        # read-back ends the server session that ran the write).
-                        if connection_broken(exc):
-                            _discard(connection)
-                        raise
+                return await self._use_connection(attempt, used)
             except Exception as exc:
+                session = used[0] if used else None
                 if session is None or not (outcome_unknown(exc) or not_sent(exc)):
                     if session is not None and stale_statement(exc) and loop.time() < deadline:
                         continue
@@ -660,22 +657,62 @@ class PostgresConfigStore(ConfigStore):
     async def _fetch(self, method: str, sql: str, *arguments: Any) -> Any:
         """A read on a pooled connection; sent again once on a new connection if the pooled one
         turns out to be dead (a server restart)."""
+
+        def operation(connection: asyncpg.Connection) -> Awaitable[Any]:
+            return getattr(connection, method)(sql, *arguments)  # type: ignore[no-any-return]
+
         for retry in (True, False):
-            pool = self._require_pool()
             try:
-                async with pool.acquire(timeout=self.timeout) as connection:
-                    try:
-                        return await getattr(connection, method)(sql, *arguments)
-                    except Exception as exc:
-                        if connection_broken(exc):
-                            _discard(connection)
-                        raise
+                return await self._use_connection(operation)
             except Exception as exc:
                 lost = outcome_unknown(exc) and not isinstance(exc, TimeoutError)
                 if retry and (lost or not_sent(exc) or stale_statement(exc)):
                     continue
                 _raise_translated(exc, self._where)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _use_connection(
+        self,
+        operation: Callable[[asyncpg.Connection], Awaitable[_T]],
+        used: list[tuple[int, datetime] | None] | None = None,
+    ) -> _T:
+        """Run ``operation(connection)`` on the fast lane when it is free, else on a pooled
+        connection; ``used`` gets the server session it ran on. A failure that may have left the
+        connection broken (a timed-out statement may still run; a connection cut off mid-answer
+        may look alive) discards it, so it never serves another call.
+
+        The fast lane is one pooled connection the store keeps: an operation that finds it free
+        skips the pool's acquire and release, which cost more than a short query's round trip."""
+        pool = self._require_pool()
+        if self._lane is None and self._lane_wanted and not self._lane_busy:
+            self._lane_busy = True
+            try:
+                self._lane = await pool.acquire()
+            finally:
+                self._lane_busy = False
+        lane = self._lane
+        if lane is not None and not self._lane_busy:
+            self._lane_busy = True
+            try:
+                if used is not None:
+                    used.append(lane.session)
+                return await operation(lane)
+            except Exception as exc:
+                if connection_broken(exc):
+                    self._lane = None
+                    await _give_back(pool, lane)
+                raise
+            finally:
+                self._lane_busy = False
+        async with pool.acquire() as connection:
+            if used is not None:
+                used.append(getattr(connection, "session", None))
+            try:
+                return await operation(connection)
+            except Exception as exc:
+                if connection_broken(exc):
+                    _discard(connection)
+                raise
 
     async def _lock_keys(self, connection: asyncpg.Connection, keys: Sequence[ConfigKey]) -> None:
         await connection.execute(self._statements.lock_keys, *_key_arrays(keys))
@@ -889,6 +926,13 @@ def _key_arrays(keys: Sequence[ConfigKey]) -> tuple[list[str], list[str], list[s
         [key.service for key in keys],
         [key.config_key for key in keys],
     )
+
+
+async def _give_back(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+    """Return a broken connection to the pool closed, so the pool replaces it."""
+    _discard(connection)
+    with contextlib.suppress(Exception):
+        await pool.release(connection)
 
 
 def _discard(connection: asyncpg.Connection) -> None:
