@@ -699,13 +699,22 @@ class ConfigManager:
                     if failing:
                         logger.info("confstore: following the change feed again")
                     failing = False
-                await self._store.wait_for_changes(self._cursor, self.poll_interval)
+                await self._wait_for_changes()
         finally:
             if not self._closing:
                 # The loop is shutting down under us (asyncio.run ended): without a poller the
                 # cache would go stale, so drop it; the next read starts over in its own loop.
                 self._forget_cache()
                 self._started = False
+
+    async def _wait_for_changes(self) -> None:
+        try:
+            await self._store.wait_for_changes(self._cursor, self.poll_interval)
+        except Exception as exc:
+            # A store that cannot wait for notifications (say, its listener connection broke)
+            # is still polled: the next poll reports the outage if there is one.
+            logger.debug("confstore: waiting for changes failed (%s); polling", exc)
+            await asyncio.sleep(self.poll_interval)
 
     async def _poll_once(self) -> None:
         assert self._poll_lock is not None
