@@ -56,21 +56,21 @@ def secret_paths_for(model: type[BaseModel]) -> frozenset[str]:
 def _secret_paths(model: type[BaseModel], prefix: str) -> Iterator[str]:
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
-        for kind in _leaf_types(field.annotation):
+        for kind in leaf_types(field.annotation):
             if kind is SecretStr:
                 yield path
             elif isinstance(kind, type) and issubclass(kind, BaseModel):
                 yield from _secret_paths(kind, f"{path}.")
 
 
-def _leaf_types(annotation: Any) -> Iterator[Any]:
+def leaf_types(annotation: Any) -> Iterator[Any]:
     """The classes an annotation can hold: unions and Annotated are opened, generics are not."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        yield from _leaf_types(typing.get_args(annotation)[0])
+        yield from leaf_types(typing.get_args(annotation)[0])
     elif origin is typing.Union or origin is types.UnionType:
         for argument in typing.get_args(annotation):
-            yield from _leaf_types(argument)
+            yield from leaf_types(argument)
     else:
         yield annotation
 

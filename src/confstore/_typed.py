@@ -182,20 +182,12 @@ def dump_for_storage(config: BaseModel) -> dict[str, Any]:
     placeholder (``"***"``) instead of a secret.
     """
     try:
-        data = pydantic_core.to_jsonable_python(
-            _reveal(config.model_dump(mode="python", warnings=False))
-        )
+        data = jsonable(config.model_dump(mode="python", warnings=False))
     except pydantic_core.PydanticSerializationError:
         raise InvalidConfigError(
             f"{type(config).__name__} holds a value that cannot be stored as JSON"
         ) from None
-    for path in secret_paths_for(type(config)):
-        secret = _value_at(data, path)
-        if isinstance(secret, str) and secret in MASKED_SECRET_PLACEHOLDERS:
-            raise InvalidConfigError(
-                f"{path} holds the mask placeholder, not a secret; set the real value or None",
-                field=path,
-            )
+    refuse_mask_placeholders(type(config), data)
     if not isinstance(data, dict):
         raise InvalidConfigError(f"{type(config).__name__} does not dump to a JSON object")
     non_finite = next(_non_finite_paths(data, ""), None)
@@ -206,12 +198,37 @@ def dump_for_storage(config: BaseModel) -> dict[str, Any]:
     return data
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` (model fields, defaults) as JSON-ready data, secrets in clear."""
+    return pydantic_core.to_jsonable_python(_reveal(value))
+
+
+def refuse_mask_placeholders(model: type[BaseModel], data: object) -> None:
+    """InvalidConfigError when a secret field of ``model`` in ``data`` holds a mask placeholder."""
+    for path in secret_paths_for(model):
+        secret = _value_at(data, path)
+        if isinstance(secret, str) and secret in MASKED_SECRET_PLACEHOLDERS:
+            raise InvalidConfigError(
+                f"{path} holds the mask placeholder, not a secret; set the real value or None",
+                field=path,
+            )
+
+
 def load_from_storage(model: type[ModelT], value: object) -> ModelT:
     """Validate a stored value as ``model``; InvalidConfigError naming the field, secrets masked."""
     try:
         return model.model_validate(value)
     except ValidationError as exc:
         raise invalid_config_error(model, exc, value) from None
+
+
+def invalid_fields(model: type[BaseModel], value: object) -> list[str]:
+    """The fields (dotted paths) that keep ``value`` from validating as ``model``; [] if valid."""
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return [_location(detail["loc"]) for detail in exc.errors(include_url=False)]
+    return []
 
 
 def invalid_config_error(
