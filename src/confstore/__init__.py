@@ -8,11 +8,13 @@ from ._errors import ConfigStoreError as ConfigStoreError
 from ._errors import CursorExpiredError as CursorExpiredError
 from ._errors import ImportConflictError as ImportConflictError
 from ._errors import ImportFormatError as ImportFormatError
+from ._errors import InheritanceError as InheritanceError
 from ._errors import InvalidConfigError as InvalidConfigError
 from ._errors import InvalidIdentifierError as InvalidIdentifierError
 from ._errors import NoSuchBackendError as NoSuchBackendError
 from ._errors import VersionConflictError as VersionConflictError
 from ._export import plan_restore as plan_restore
+from ._layers import ExplainedField as ExplainedField
 from ._manager import ConfigChangeEvent as ConfigChangeEvent
 from ._manager import ConfigManager as ConfigManager
 from ._manager import ConfigWatch as ConfigWatch
@@ -68,8 +70,10 @@ __all__ = [
     "ConfigWatch",
     "CursorExpiredError",
     "DSPyModuleType",
+    "ExplainedField",
     "ImportConflictError",
     "ImportFormatError",
+    "InheritanceError",
     "InvalidConfigError",
     "InvalidIdentifierError",
     "MemoryConfigStore",

@@ -8,6 +8,7 @@ Hierarchy::
     ConfigStoreError
     ├── InvalidIdentifierError      (also ValueError)
     ├── InvalidConfigError          (also ValueError)
+    │   └── InheritanceError        .tenants
     ├── VersionConflictError        .expected, .actual
     ├── ImportFormatError
     ├── ImportConflictError         .key, .version
@@ -49,6 +50,19 @@ class InvalidConfigError(ConfigStoreError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
         super().__init__(message)
+
+
+class InheritanceError(InvalidConfigError):
+    """A write to the base tenant would make inheriting tenants' effective configs invalid;
+    nothing was written.
+
+    ``tenants`` maps each affected tenant to the fields that would fail (dotted paths).
+    """
+
+    def __init__(self, message: str, *, tenants: dict[str, list[str]]) -> None:
+        self.tenants = tenants
+        first = next(iter(tenants.values()), [])
+        super().__init__(message, field=first[0] if first else None)
 
 
 class VersionConflictError(ConfigStoreError):

@@ -15,6 +15,12 @@ Cache rules, in short:
   be sealed (plugin schemas not derived from ``confstore.schemas.ConfigModel``) are copied per read.
 - A manager serves one event loop at a time. When its loop ends (``asyncio.run`` returns), the
   cache is dropped with the poller, and the next use starts both again in the new loop.
+
+Layered configs (``inherit=True``, the default; the merge rules are in ``_layers``): a tenant's
+slot holds its stored overrides and a link to the base tenant's slot of the same key, and its
+model is the merge of schema defaults, base, overrides and environment. A change to the base
+slot drops the models of the slots linked to it, so each is merged again on its next read: once
+per change, never per read. A non-base slot is only cached together with its base slot.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import contextlib
 import copy
 import inspect
 import logging
+import os
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
@@ -34,20 +41,42 @@ from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 from pydantic import BaseModel
 
 from ._diff import ConfigDiff, diff_values, secret_paths_for
-from ._errors import CursorExpiredError, InvalidConfigError, VersionConflictError
+from ._environment import EnvironmentOverrides
+from ._errors import (
+    CursorExpiredError,
+    InheritanceError,
+    InvalidConfigError,
+    VersionConflictError,
+)
+from ._layers import (
+    TENANT_FIELD,
+    ExplainedField,
+    Layer,
+    Source,
+    explain_fields,
+    merge_layers,
+    merge_patch,
+    overrides_for,
+    same_json,
+    schema_layer,
+)
 from ._models import ChangeKind, ConfigChange, ConfigEntry, ConfigKey, ConfigScope
 from ._registry import open_store
 from ._sealing import Seal, seal
+from ._secrets import mask_secrets, refuse_masked_secrets
 from ._store import ConfigStore
 from ._typed import (
     TypedConfigSpec,
     dump_for_storage,
+    invalid_fields,
     load_from_storage,
+    refuse_mask_placeholders,
     spec_at,
     spec_for,
+    typed_config_specs,
 )
 from ._url import StoreURL, default_store_url
-from ._validation import validate_scope
+from ._validation import validate_identifier, validate_scope
 from .schemas import AgentConfig, RoutingConfig, SystemConfig, TelemetryConfig
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -56,7 +85,11 @@ logger = logging.getLogger("confstore.manager")
 
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_UPDATE_ATTEMPTS = 64
+DEFAULT_BASE_TENANT = "default"
 _MAX_BACKOFF_SECONDS = 0.05
+# Concurrent reads when a base write checks the tenants that inherit from it.
+_CHECK_CONCURRENCY = 16
+_MAX_LISTED_TENANTS = 10
 
 # A slot whose model must be (re)built from the stored value before it is handed out.
 _UNBUILT: Final = object()
@@ -75,12 +108,20 @@ class WriteOptions(TypedDict, total=False):
 
 
 class _Slot:
-    """What the cache knows of one key: the stored entry (None: absent) and its built model."""
+    """What the cache knows of one key: the stored entry (None: absent) and its built model.
 
-    __slots__ = ("entry", "model", "seal", "spec", "stamp", "value")
+    ``base`` is the slot of the base tenant's value this one inherits (None: it inherits
+    nothing); ``dependents`` are the slots inheriting this one's value.
+    """
 
-    def __init__(self, spec: TypedConfigSpec) -> None:
+    __slots__ = ("base", "dependents", "entry", "model", "seal", "spec", "stamp", "value")
+
+    def __init__(self, spec: TypedConfigSpec, base: _Slot | None = None) -> None:
         self.spec = spec
+        self.base = base
+        self.dependents: list[_Slot] = []
+        if base is not None:
+            base.dependents.append(self)
         self.entry: ConfigEntry | None = None
         # What a read returns: the sealed model, None (absent, no defaults), or _UNBUILT.
         self.value: Any = _UNBUILT
@@ -95,9 +136,12 @@ class _Slot:
         return 0 if self.entry is None else self.entry.version
 
     def hold(self, entry: ConfigEntry | None) -> None:
-        """Forget the built model and keep ``entry`` (None: the key is absent)."""
+        """Forget the built model and keep ``entry`` (None: the key is absent); the slots that
+        inherit from this one are built again on their next read."""
         self.drop_model()
         self.entry = entry
+        for dependent in self.dependents:
+            dependent.drop_model()
 
     def drop_model(self) -> None:
         if self.seal is not None:
@@ -113,12 +157,17 @@ class ConfigChangeEvent:
 
     ``entry`` is the version written (a tombstone for DELETE, whose ``deleted`` is True), or None
     for PURGE. Secrets in ``entry.config_value`` are in clear, as stored: do not log them.
+
+    ``inherited_from`` is set when a write to the base tenant changed the effective config of the
+    watched tenant (``watch(tenant_id=T)``): ``key`` is then T's config, and ``version`` and
+    ``entry`` are the base tenant's write.
     """
 
     key: ConfigKey
     kind: ChangeKind
     version: int
     entry: ConfigEntry | None
+    inherited_from: str | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -130,9 +179,13 @@ class ConfigChangeEvent:
 
     def __repr__(self) -> str:
         # The value is left out: it may hold secrets, and events end up in logs.
+        inherited = (
+            "" if self.inherited_from is None else f", inherited_from={self.inherited_from!r}"
+        )
         return (
             f"ConfigChangeEvent(key='{self.key}', kind={self.kind.value!r}, "
-            f"version={self.version}, deleted={self.entry is not None and self.entry.deleted})"
+            f"version={self.version}, deleted={self.entry is not None and self.entry.deleted}"
+            f"{inherited})"
         )
 
 
@@ -208,6 +261,12 @@ class ConfigManager:
     ``$CONFSTORE_URL``, else the SQLite default) and closes it on ``close()``. The manager
     initialises the store on first use; ``async with ConfigManager(...) as m:`` does it upfront.
     A manager belongs to one event loop at a time.
+
+    Typed configs are layered (``inherit=True``): a tenant's effective config is the schema's
+    defaults, overlaid by the config stored for ``base_tenant``, by the tenant's own stored
+    overrides, and by environment overrides (``CONFSTORE_<SCOPE>__<FIELD>``, read from
+    ``environ``, default ``os.environ``, once, here: a bad one raises InvalidConfigError naming
+    it). ``inherit=False`` reads and stores each tenant's config complete, on its own.
     """
 
     def __init__(
@@ -217,9 +276,17 @@ class ConfigManager:
         url: str | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         cache: bool = True,
+        inherit: bool = True,
+        base_tenant: str = DEFAULT_BASE_TENANT,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         if store is not None and url is not None:
             raise InvalidConfigError("pass a store or a url, not both", field="store")
+        self.inherit = bool(inherit)
+        self.base_tenant = validate_identifier("base_tenant", base_tenant)
+        self._environment = EnvironmentOverrides.read(
+            os.environ if environ is None else environ, typed_config_specs().values()
+        )
         if not isinstance(poll_interval, int | float) or not poll_interval > 0:
             raise InvalidConfigError(
                 f"poll_interval must be a positive number of seconds, got {poll_interval!r}",
@@ -417,16 +484,64 @@ class ConfigManager:
         ``tenant_id`` defaults to ``config.tenant_id`` (schemas that have one), ``service`` to the
         schema's default service. With ``expected_version`` the write is a compare-and-set
         (VersionConflictError). A bad value raises InvalidConfigError and nothing is written.
+
+        With inheritance the tenant stores what differs from what it inherits, plus every field
+        it already overrides (a pinned value stays pinned; ``patch`` with ``null`` unpins).
         """
         spec = spec_for(type(config))
-        return await self._write(
+        tenant_id = _tenant_of(spec, config, tenant_id)
+        service = spec.service_for(service)
+        desired = _storage_value(spec, config, tenant_id)
+        if not self.inherit:
+            return await self._write(
+                spec,
+                desired,
+                tenant_id,
+                service,
+                expected_version=expected_version,
+                updated_by=updated_by,
+                comment=comment,
+            )
+        return await self._write_layered(
             spec,
-            config,
-            _tenant_of(spec, config, tenant_id),
-            spec.service_for(service),
+            tenant_id,
+            service,
+            lambda stored: self._overrides(spec, stored, desired),
             expected_version=expected_version,
             updated_by=updated_by,
             comment=comment,
+        )
+
+    async def patch(
+        self,
+        model: type[BaseModel],
+        tenant_id: str,
+        changes: Mapping[str, Any],
+        service: str | None = None,
+        **options: Unpack[WriteOptions],
+    ) -> ConfigEntry:
+        """Apply the RFC 7396 JSON merge patch ``changes`` to the tenant's stored overrides.
+
+        A key set to a value is stored as an override, even when it equals the inherited value
+        (that pins it); ``null`` drops the override, so the field is inherited again; an object
+        merges into a nested one. The effective config must validate (InvalidConfigError naming
+        the field); on a concurrent write the patch is applied again to the newer value, unless
+        ``expected_version`` is given (VersionConflictError).
+        """
+        spec = spec_for(model)
+        if not isinstance(changes, Mapping):
+            raise InvalidConfigError(
+                f"a merge patch of a config is a JSON object, got {type(changes).__name__}",
+                field="changes",
+            )
+        refuse_masked_secrets(dict(changes))
+        patch = copy.deepcopy(dict(changes))
+        return await self._write_layered(
+            spec,
+            tenant_id,
+            spec.service_for(service),
+            lambda stored: merge_patch(stored.value, patch),
+            **options,
         )
 
     async def update(
@@ -441,39 +556,121 @@ class ConfigManager:
         comment: str | None = None,
         max_attempts: int = DEFAULT_UPDATE_ATTEMPTS,
     ) -> ConfigEntry:
-        """Read-modify-write with compare-and-set: ``fn`` gets a private copy of the latest config
-        (absent: ``default``, else the schema's defaults) and returns the new one (or None after
-        changing it in place); it may be async. On a concurrent write the whole cycle runs again,
-        so ``fn`` may be called more than once. VersionConflictError after ``max_attempts``.
+        """Read-modify-write with compare-and-set: ``fn`` gets a private copy of the latest
+        effective config (nothing stored or inherited: ``default``, else the schema's defaults)
+        and returns the new one (or None after changing it in place); it may be async. On a
+        concurrent write the whole cycle runs again, so ``fn`` may be called more than once.
+        VersionConflictError after ``max_attempts``. With inheritance only the fields ``fn``
+        changed become overrides: the others keep following the base.
         """
         spec = spec_for(model)
-        service = spec.service_for(service)
-        await self.initialize()
-        conflict: VersionConflictError | None = None
-        for attempt in range(max(1, max_attempts)):
-            current, expected_version = await self._latest_for_update(
-                spec, tenant_id, service, default
-            )
+
+        async def compose(stored: _Stored) -> dict[str, Any]:
+            current = self._start_of_update(spec, tenant_id, stored, default)
             outcome = fn(current)  # type: ignore[arg-type]
             if inspect.isawaitable(outcome):
                 outcome = await outcome
             new = current if outcome is None else outcome
-            try:
-                return await self._write(
-                    spec,
-                    _expect(new, spec.model),
-                    tenant_id,
-                    service,
-                    expected_version=expected_version,
-                    updated_by=updated_by,
-                    comment=comment,
-                )
-            except VersionConflictError as exc:
-                conflict = exc
-                ceiling = min(_MAX_BACKOFF_SECONDS, 0.001 * 2**attempt)
-                await asyncio.sleep(random.uniform(0, ceiling))
-        assert conflict is not None
-        raise conflict
+            desired = _storage_value(spec, _expect(new, spec.model), tenant_id)
+            return self._overrides(spec, stored, desired) if self.inherit else desired
+
+        return await self._write_layered(
+            spec,
+            tenant_id,
+            spec.service_for(service),
+            compose,
+            updated_by=updated_by,
+            comment=comment,
+            max_attempts=max_attempts,
+        )
+
+    async def delete(
+        self,
+        model: type[BaseModel],
+        tenant_id: str,
+        service: str | None = None,
+        *,
+        purge: bool = False,
+        updated_by: str | None = None,
+        comment: str | None = None,
+    ) -> bool:
+        """Delete the tenant's stored config (a tombstone version; ``purge`` removes every
+        version); True if there was one. The tenant then inherits everything again.
+
+        Deleting the base tenant's config raises InheritanceError, deleting nothing, when a
+        tenant's overrides would not validate without it.
+        """
+        spec = spec_for(model)
+        service = spec.service_for(service)
+        await self.initialize()
+        if self._is_base(tenant_id):
+            await self._refuse_breaking_base(spec, service, None)
+        deleted = await self._store.delete_config(
+            tenant_id,
+            spec.scope,
+            service,
+            spec.config_key,
+            purge=purge,
+            updated_by=updated_by,
+            comment=comment,
+        )
+        slot = self._table(spec, service).get(tenant_id) if self.cache_enabled else None
+        if slot is not None:
+            slot.stamp += 1
+            slot.hold(None)
+        return deleted
+
+    async def explain(
+        self,
+        model: type[BaseModel],
+        tenant_id: str,
+        service: str | None = None,
+        *,
+        show_secrets: bool = False,
+    ) -> list[ExplainedField]:
+        """Where each field of the tenant's effective config comes from, one record per field
+        (dotted paths for fields of nested models), in schema order; [] when there is no config.
+
+        Secrets are masked unless ``show_secrets``. Served from the cache, like ``get``.
+        """
+        spec = spec_for(model)
+        service = spec.service_for(service)
+        own, base = await self._layer_entries(spec, tenant_id, service)
+        if own is None and base is None and not _has_defaults(spec):
+            return []
+        merged, origins = merge_layers(spec.model, self._layers(spec, tenant_id, own, base))
+        shown = dump_for_storage(self._validated(spec, tenant_id, merged))
+        if not show_secrets:
+            shown = mask_secrets(shown, secret_paths_for(spec.model))
+        return explain_fields(spec.model, shown, merged, origins)
+
+    async def check(
+        self, tenant_id: str | None = None
+    ) -> list[tuple[ConfigKey, InvalidConfigError]]:
+        """Validate the effective typed configs of ``tenant_id`` (default: every tenant with a
+        stored config) and return the ones that fail, with their errors; [] when all are valid.
+
+        Each stored typed config is built with everything it inherits and the environment; a
+        tenant named explicitly is also checked for the configs it only inherits.
+        """
+        await self.initialize()
+        tenants = [tenant_id] if tenant_id is not None else await self._store.list_tenants()
+        base: dict[_Location, ConfigEntry] = {}
+        if self.inherit:
+            base = _typed_locations(await self._store.list_configs(self.base_tenant))
+        problems = []
+        for tenant in tenants:
+            own = _typed_locations(await self._store.list_configs(tenant))
+            inherited = base if self._base_for(tenant) is not None else {}
+            locations = own.keys() | (inherited.keys() if tenant_id is not None else set())
+            for location in sorted(locations):
+                spec = spec_at(location[0], location[2])
+                assert spec is not None
+                try:
+                    self._build(spec, tenant, own.get(location), inherited.get(location))
+                except InvalidConfigError as exc:
+                    problems.append((ConfigKey(tenant, *location), exc))
+        return problems
 
     async def rollback(
         self,
@@ -489,7 +686,7 @@ class ConfigManager:
         """Write a new version whose value equals version ``to_version``'s, and return it.
 
         InvalidConfigError when that version does not exist, is a deletion, or (for a typed
-        config) no longer validates against its schema; nothing is written then.
+        config) would not make a valid effective config today; nothing is written then.
         """
         checked_scope = validate_scope(scope)
         await self.initialize()
@@ -503,21 +700,26 @@ class ConfigManager:
                 f" {what}; nothing to roll back to",
                 field="to_version",
             )
+        comment = comment if comment is not None else f"rollback to version {to_version}"
         spec = spec_at(checked_scope, config_key)
         if spec is not None:
-            load_from_storage(spec.model, old.config_value)
-        entry = await self._store.set_config(
+            return await self._write_layered(
+                spec,
+                tenant_id,
+                service,
+                lambda stored: old.config_value,
+                updated_by=updated_by,
+                comment=comment,
+            )
+        return await self._store.set_config(
             tenant_id,
             checked_scope,
             service,
             config_key,
             old.config_value,
             updated_by=updated_by,
-            comment=comment if comment is not None else f"rollback to version {to_version}",
+            comment=comment,
         )
-        if spec is not None:
-            self._remember_write(spec, entry)
-        return entry
 
     async def diff(
         self,
@@ -577,23 +779,54 @@ class ConfigManager:
 
     async def _read(self, spec: TypedConfigSpec, tenant_id: str, service: str) -> BaseModel | None:
         await self.initialize()
+        base_tenant = self._base_for(tenant_id)
         if not self.cache_enabled:
-            entry = await self._store.get_config(tenant_id, spec.scope, service, spec.config_key)
-            return _build(spec, tenant_id, entry)
+            own, base = await self._fetch(spec, service, tenant_id, base_tenant)
+            return self._build(spec, tenant_id, own, base)
         table = self._table(spec, service)
         slot = table.get(tenant_id)
         if slot is None:
             epoch = self._epoch
-            entry = await self._store.get_config(tenant_id, spec.scope, service, spec.config_key)
+            base_slot = None if base_tenant is None else table.get(base_tenant)
+            unread_base = base_tenant if base_slot is None else None
+            own, base = await self._fetch(spec, service, tenant_id, unread_base)
             slot = table.get(tenant_id)
             if slot is None:
                 if self._epoch != epoch:
                     # The poller changed the cache while we read: what we read may be older.
-                    return _build(spec, tenant_id, entry)
-                slot = table.setdefault(tenant_id, _Slot(spec))
-                slot.hold(entry)
+                    base = base if base_slot is None else base_slot.entry
+                    return self._build(spec, tenant_id, own, base)
+                if base_tenant is not None and table.get(base_tenant) is None:
+                    table[base_tenant] = _Slot(spec)
+                    table[base_tenant].hold(base)
+                base_slot = None if base_tenant is None else table[base_tenant]
+                slot = table[tenant_id] = _Slot(spec, base_slot)
+                slot.hold(own)
         config: BaseModel | None = self._handout(slot, tenant_id)
         return config
+
+    async def _fetch(
+        self, spec: TypedConfigSpec, service: str, tenant_id: str, base_tenant: str | None
+    ) -> tuple[ConfigEntry | None, ConfigEntry | None]:
+        """The latest stored entries of the tenant and (when named) of its base, read together."""
+
+        async def latest(tenant: str | None) -> ConfigEntry | None:
+            if tenant is None:
+                return None
+            return await self._store.get_config(tenant, spec.scope, service, spec.config_key)
+
+        own, base = await asyncio.gather(latest(tenant_id), latest(base_tenant))
+        return own, base
+
+    async def _layer_entries(
+        self, spec: TypedConfigSpec, tenant_id: str, service: str
+    ) -> tuple[ConfigEntry | None, ConfigEntry | None]:
+        """The stored layers the tenant's cached config is built from (read now if not cached)."""
+        await self._read(spec, tenant_id, service)
+        slot = self._table(spec, service).get(tenant_id) if self.cache_enabled else None
+        if slot is None:
+            return await self._fetch(spec, service, tenant_id, self._base_for(tenant_id))
+        return slot.entry, None if slot.base is None else slot.base.entry
 
     def _handout(self, slot: _Slot, tenant_id: str) -> Any:
         """What a read returns for a slot: its sealed model, built now if needed, or a copy."""
@@ -601,7 +834,8 @@ class ConfigManager:
             return slot.value
         if slot.model is not None:
             return slot.model.model_copy(deep=True)
-        model = _build(slot.spec, tenant_id, slot.entry)
+        base = None if slot.base is None else slot.base.entry
+        model = self._build(slot.spec, tenant_id, slot.entry, base)
         if model is None:
             slot.value = None
             return None
@@ -613,10 +847,56 @@ class ConfigManager:
         slot.value = model
         return model
 
+    def _base_for(self, tenant_id: str) -> str | None:
+        """The tenant whose stored configs ``tenant_id`` inherits, if it inherits any."""
+        return self.base_tenant if self.inherit and tenant_id != self.base_tenant else None
+
+    def _is_base(self, tenant_id: str) -> bool:
+        return self.inherit and tenant_id == self.base_tenant
+
+    def _layers(
+        self,
+        spec: TypedConfigSpec,
+        tenant_id: str,
+        own: _StoredValue | None,
+        base: _StoredValue | None,
+        *,
+        environment: bool = True,
+    ) -> list[Layer]:
+        """The layers of the tenant's effective config, lowest first."""
+        layers = [schema_layer(spec.model)]
+        if base is not None:
+            layers.append(_layer_of(spec, "base", self.base_tenant, base))
+        if own is not None:
+            source: Source = "base" if self._is_base(tenant_id) else "tenant"
+            layers.append(_layer_of(spec, source, tenant_id, own))
+        if environment:
+            layers.extend(self._environment.layers(spec))
+        return layers
+
+    def _build(
+        self,
+        spec: TypedConfigSpec,
+        tenant_id: str,
+        own: ConfigEntry | None,
+        base: ConfigEntry | None,
+    ) -> BaseModel | None:
+        """A fresh effective model; nothing stored: the defaults, or None when there are none."""
+        if own is None and base is None and not _has_defaults(spec):
+            return None
+        merged, _ = merge_layers(spec.model, self._layers(spec, tenant_id, own, base))
+        return self._validated(spec, tenant_id, merged)
+
+    @staticmethod
+    def _validated(spec: TypedConfigSpec, tenant_id: str, document: dict[str, Any]) -> BaseModel:
+        if spec.has_tenant_field:
+            document = {**document, TENANT_FIELD: tenant_id}
+        return load_from_storage(spec.model, document)
+
     async def _write(
         self,
         spec: TypedConfigSpec,
-        config: BaseModel,
+        value: dict[str, Any],
         tenant_id: str,
         service: str,
         *,
@@ -624,7 +904,6 @@ class ConfigManager:
         updated_by: str | None,
         comment: str | None,
     ) -> ConfigEntry:
-        value = _storage_value(spec, config, tenant_id)
         await self.initialize()
         entry = await self._store.set_config(
             tenant_id,
@@ -639,45 +918,174 @@ class ConfigManager:
         self._remember_write(spec, entry)
         return entry
 
-    def _remember_write(self, spec: TypedConfigSpec, entry: ConfigEntry) -> None:
-        if not self.cache_enabled:
-            return
-        table = self._table(spec, entry.service)
-        slot = table.setdefault(entry.tenant_id, _Slot(spec))
-        slot.stamp += 1
-        if slot.entry is None or slot.version < entry.version:
-            slot.hold(entry)
-
-    async def _latest_for_update(
+    async def _write_layered(
         self,
         spec: TypedConfigSpec,
         tenant_id: str,
         service: str,
-        default: BaseModel | None,
-    ) -> tuple[BaseModel, int]:
-        """A private copy of the latest config (or the starting point) and its version.
+        compose: Callable[[_Stored], dict[str, Any] | Awaitable[dict[str, Any]]],
+        *,
+        expected_version: int | None = None,
+        updated_by: str | None = None,
+        comment: str | None = None,
+        max_attempts: int = DEFAULT_UPDATE_ATTEMPTS,
+    ) -> ConfigEntry:
+        """Store what ``compose`` makes of the tenant's stored layers, checked, compare-and-set.
 
-        One read of the newest version, tombstones included: a live one is the config, a
-        tombstone or nothing means the starting point, compared against that version.
+        On a concurrent write the layers are read and composed again (up to ``max_attempts``),
+        unless the caller gave ``expected_version``.
         """
-        history = await self._store.get_config_history(
-            tenant_id, spec.scope, service, spec.config_key, limit=1
+        await self.initialize()
+        attempts = 1 if expected_version is not None else max(1, max_attempts)
+        conflict: VersionConflictError | None = None
+        for attempt in range(attempts):
+            stored = await self._stored(spec, tenant_id, service)
+            value = compose(stored)
+            if inspect.isawaitable(value):
+                value = await value
+            value = await self._checked(spec, tenant_id, service, value, stored.base)
+            try:
+                return await self._write(
+                    spec,
+                    value,
+                    tenant_id,
+                    service,
+                    expected_version=stored.version
+                    if expected_version is None
+                    else expected_version,
+                    updated_by=updated_by,
+                    comment=comment,
+                )
+            except VersionConflictError as exc:
+                if expected_version is not None:
+                    raise
+                conflict = exc
+                ceiling = min(_MAX_BACKOFF_SECONDS, 0.001 * 2**attempt)
+                await asyncio.sleep(random.uniform(0, ceiling))
+        assert conflict is not None
+        raise conflict
+
+    async def _stored(self, spec: TypedConfigSpec, tenant_id: str, service: str) -> _Stored:
+        """The tenant's newest version (tombstones included) and its base's latest, read now."""
+
+        async def base_entry() -> ConfigEntry | None:
+            base_tenant = self._base_for(tenant_id)
+            if base_tenant is None:
+                return None
+            return await self._store.get_config(base_tenant, spec.scope, service, spec.config_key)
+
+        history, base = await asyncio.gather(
+            self._store.get_config_history(tenant_id, spec.scope, service, spec.config_key, 1),
+            base_entry(),
         )
-        if history and not history[0].deleted:
-            model = _build(spec, tenant_id, history[0])
-            assert model is not None
-            return model, history[0].version
-        version = history[0].version if history else 0
-        if default is not None:
-            return default.model_copy(deep=True), version
-        model = _build(spec, tenant_id, None)
+        latest = history[0] if history else None
+        live = None if latest is None or latest.deleted else latest
+        return _Stored(
+            value=copy.deepcopy(live.config_value) if live is not None else {},
+            version=0 if latest is None else latest.version,
+            entry=live,
+            base=base,
+        )
+
+    async def _checked(
+        self,
+        spec: TypedConfigSpec,
+        tenant_id: str,
+        service: str,
+        value: object,
+        base: ConfigEntry | None,
+    ) -> dict[str, Any]:
+        """``value`` as the tenant stores it, once its effective config (without the environment,
+        which may change) validates; a base value also must not break any inheriting tenant."""
+        if not isinstance(value, dict):
+            raise InvalidConfigError(
+                f"a stored {spec.name} config is a JSON object, got {type(value).__name__}"
+            )
+        if spec.has_tenant_field:
+            value = {**value, TENANT_FIELD: tenant_id}
+        refuse_mask_placeholders(spec.model, value)
+        merged, _ = merge_layers(
+            spec.model, self._layers(spec, tenant_id, value, base, environment=False)
+        )
+        self._validated(spec, tenant_id, merged)
+        if self._is_base(tenant_id):
+            await self._refuse_breaking_base(spec, service, value)
+        return value
+
+    async def _refuse_breaking_base(
+        self, spec: TypedConfigSpec, service: str, value: dict[str, Any] | None
+    ) -> None:
+        """InheritanceError when ``value`` (None: deleted) as the base tenant's config would make
+        a tenant's stored overrides at the same key fail validation."""
+        tenants = [
+            tenant for tenant in await self._store.list_tenants() if tenant != self.base_tenant
+        ]
+        limit = asyncio.Semaphore(_CHECK_CONCURRENCY)
+
+        async def stored_by(tenant: str) -> ConfigEntry | None:
+            async with limit:
+                return await self._store.get_config(tenant, spec.scope, service, spec.config_key)
+
+        failures: dict[str, list[str]] = {}
+        for entry in await asyncio.gather(*map(stored_by, tenants)):
+            if entry is None:
+                continue
+            merged, _ = merge_layers(
+                spec.model, self._layers(spec, entry.tenant_id, entry, value, environment=False)
+            )
+            if spec.has_tenant_field:
+                merged[TENANT_FIELD] = entry.tenant_id
+            fields = invalid_fields(spec.model, merged)
+            if fields:
+                failures[entry.tenant_id] = fields
+        if failures:
+            raise InheritanceError(_inheritance_message(spec, service, failures), tenants=failures)
+
+    def _overrides(
+        self, spec: TypedConfigSpec, stored: _Stored, desired: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What the tenant stores for its effective config to be ``desired`` (see overrides_for)."""
+        inherited, _ = merge_layers(
+            spec.model, self._layers(spec, "", None, stored.base, environment=False)
+        )
+        environment, _ = merge_layers(spec.model, self._environment.layers(spec))
+        return overrides_for(
+            spec.model,
+            _without_tenant(spec, stored.value),
+            inherited,
+            environment,
+            _without_tenant(spec, desired),
+        )
+
+    def _start_of_update(
+        self, spec: TypedConfigSpec, tenant_id: str, stored: _Stored, default: BaseModel | None
+    ) -> BaseModel:
+        """A private copy of the config ``update`` starts from."""
+        if stored.entry is None and stored.base is None and default is not None:
+            return default.model_copy(deep=True)
+        model = self._build(spec, tenant_id, stored.entry, stored.base)
         if model is None:
             raise InvalidConfigError(
-                f"no {spec.name} config is stored for {tenant_id}/{service} and the schema has "
+                f"no {spec.name} config is stored for {tenant_id} and the schema has "
                 "required fields: pass default= to create one",
                 field="default",
             )
-        return model, version
+        return model
+
+    def _remember_write(self, spec: TypedConfigSpec, entry: ConfigEntry) -> None:
+        if not self.cache_enabled:
+            return
+        table = self._table(spec, entry.service)
+        slot = table.get(entry.tenant_id)
+        if slot is None:
+            base_tenant = self._base_for(entry.tenant_id)
+            base_slot = None if base_tenant is None else table.get(base_tenant)
+            if base_tenant is not None and base_slot is None:
+                return  # cached only with its base: the next read fetches both
+            slot = table[entry.tenant_id] = _Slot(spec, base_slot)
+        slot.stamp += 1
+        if slot.entry is None or slot.version < entry.version:
+            slot.hold(entry)
 
     async def _follow_feed(self) -> None:
         failing = False
@@ -748,15 +1156,19 @@ class ConfigManager:
             if slot is not None:
                 stamps[change.key] = (slot, slot.stamp)
         latest = {key: await self._get_latest(key) for key in stamps}
-        events = [await self._event_for(change, latest) for change in changes]
+        events: list[tuple[ConfigChangeEvent, str | None]] = []
+        for change in changes:
+            event = await self._event_for(change, latest)
+            if event is not None:
+                events.append((event, None))
+            events.extend(await self._inherited_events(change, latest))
         self._epoch += 1
         for key, (slot, stamp) in stamps.items():
             entry = latest[key]
             if slot.stamp == stamp or (entry is not None and entry.version > slot.version):
                 slot.hold(entry)
-        for event in events:
-            if event is not None:
-                self._deliver(event)
+        for event, tenant_id in events:
+            self._deliver(event, tenant_id)
 
     async def _get_latest(self, key: ConfigKey) -> ConfigEntry | None:
         return await self._store.get_config(key.tenant_id, key.scope, key.service, key.config_key)
@@ -766,21 +1178,82 @@ class ConfigManager:
     ) -> ConfigChangeEvent | None:
         if not any(watch.matches(change.key) for watch in self._watches):
             return None
-        entry = None
-        if change.kind is not ChangeKind.PURGE:
-            known = latest.get(change.key)
-            if known is not None and known.version == change.version:
-                entry = known
-            else:
-                key = change.key
-                entry = await self._store.get_config(
-                    key.tenant_id, key.scope, key.service, key.config_key, change.version
-                )
+        entry = await self._entry_at(change.key, change.kind, change.version, latest)
         return ConfigChangeEvent(change.key, change.kind, change.version, entry)
 
-    def _deliver(self, event: ConfigChangeEvent) -> None:
+    async def _entry_at(
+        self,
+        key: ConfigKey,
+        kind: ChangeKind,
+        version: int,
+        latest: dict[ConfigKey, ConfigEntry | None],
+    ) -> ConfigEntry | None:
+        """The version a change wrote (None for a purge), from ``latest`` when it is that one."""
+        if kind is ChangeKind.PURGE or version < 1:
+            return None
+        known = latest.get(key)
+        if known is not None and known.version == version:
+            return known
+        return await self._store.get_config(
+            key.tenant_id, key.scope, key.service, key.config_key, version
+        )
+
+    async def _inherited_events(
+        self, change: ConfigChange, latest: dict[ConfigKey, ConfigEntry | None]
+    ) -> list[tuple[ConfigChangeEvent, str]]:
+        """A base tenant's change, as reported to the watches of single tenants it changed the
+        effective config of (a purge: to all of them), each with that tenant's key."""
+        key = change.key
+        spec = spec_at(key.scope, key.config_key) if self._is_base(key.tenant_id) else None
+        tenants = sorted(
+            {
+                watch.tenant_id
+                for watch in self._watches
+                if watch.tenant_id is not None
+                and watch.tenant_id != key.tenant_id
+                and (watch.scope is None or watch.scope == key.scope)
+            }
+        )
+        if spec is None or not tenants:
+            return []
+        new = await self._entry_at(key, change.kind, change.version, latest)
+        old = await self._entry_at(key, change.kind, change.version - 1, latest)
+        events = []
+        for tenant in tenants:
+            if change.kind is ChangeKind.PURGE or await self._base_change_shows(
+                spec, replace(key, tenant_id=tenant), old, new
+            ):
+                event = ConfigChangeEvent(
+                    replace(key, tenant_id=tenant),
+                    change.kind,
+                    change.version,
+                    new,
+                    inherited_from=key.tenant_id,
+                )
+                events.append((event, tenant))
+        return events
+
+    async def _base_change_shows(
+        self,
+        spec: TypedConfigSpec,
+        key: ConfigKey,
+        old: ConfigEntry | None,
+        new: ConfigEntry | None,
+    ) -> bool:
+        """Whether the base going from ``old`` to ``new`` changes the effective config at ``key``."""
+        slot = self._slot_of(key)
+        own = slot.entry if slot is not None else await self._get_latest(key)
+
+        def effective(base: ConfigEntry | None) -> dict[str, Any]:
+            live = None if base is None or base.deleted else base
+            return merge_layers(spec.model, self._layers(spec, key.tenant_id, own, live))[0]
+
+        return not same_json(effective(old), effective(new))
+
+    def _deliver(self, event: ConfigChangeEvent, tenant_id: str | None = None) -> None:
+        """Hand ``event`` to the watches it matches (only to ``tenant_id``'s, when given)."""
         for watch in list(self._watches):
-            if watch.matches(event.key):
+            if watch.matches(event.key) and tenant_id in (None, watch.tenant_id):
                 # Each watcher gets its own copy of the value, so one cannot change another's.
                 entry = event.entry
                 if entry is not None:
@@ -826,16 +1299,61 @@ def _detach(slot: _Slot, model: BaseModel) -> None:
         slot.value = _UNBUILT
 
 
-def _build(spec: TypedConfigSpec, tenant_id: str, entry: ConfigEntry | None) -> BaseModel | None:
-    """A fresh model from a stored entry; absent: the defaults, or None when there are none."""
-    if entry is None:
-        if not _has_defaults(spec):
-            return None
-        return spec.model(tenant_id=tenant_id) if spec.has_tenant_field else spec.model()
-    value = entry.config_value
-    if spec.has_tenant_field:
-        value = {**value, "tenant_id": tenant_id}
-    return load_from_storage(spec.model, value)
+_Location = tuple[ConfigScope, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What a layered write starts from, read at once: the tenant's stored overrides (``{}``
+    when none are live), its newest version (tombstones included; 0: never written), its live
+    entry, and the base tenant's latest entry."""
+
+    value: dict[str, Any]
+    version: int
+    entry: ConfigEntry | None
+    base: ConfigEntry | None
+
+
+_StoredValue = ConfigEntry | dict[str, Any]
+
+
+def _layer_of(spec: TypedConfigSpec, source: Source, tenant_id: str, stored: _StoredValue) -> Layer:
+    """A stored entry as a layer, or a value about to be stored (no version yet)."""
+    if isinstance(stored, ConfigEntry):
+        value = _without_tenant(spec, stored.config_value)
+        return Layer(source, value, stored.tenant_id, stored.version)
+    return Layer(source, _without_tenant(spec, stored), tenant_id)
+
+
+def _without_tenant(spec: TypedConfigSpec, value: dict[str, Any]) -> dict[str, Any]:
+    """A stored value without ``tenant_id``: it is always the tenant read, never inherited."""
+    if not spec.has_tenant_field:
+        return value
+    return {name: item for name, item in value.items() if name != TENANT_FIELD}
+
+
+def _typed_locations(entries: Iterable[ConfigEntry]) -> dict[_Location, ConfigEntry]:
+    return {
+        (entry.scope, entry.service, entry.config_key): entry
+        for entry in entries
+        if spec_at(entry.scope, entry.config_key) is not None
+    }
+
+
+def _inheritance_message(
+    spec: TypedConfigSpec, service: str, failures: dict[str, list[str]]
+) -> str:
+    listed = [
+        f"{tenant} ({', '.join(fields)})"
+        for tenant, fields in sorted(failures.items())[:_MAX_LISTED_TENANTS]
+    ]
+    if len(failures) > _MAX_LISTED_TENANTS:
+        listed.append(f"and {len(failures) - _MAX_LISTED_TENANTS} more")
+    return (
+        f"refused: this {spec.name} config for {spec.scope.value}/{service}/{spec.config_key} of "
+        f"the base tenant would make the effective config of {len(failures)} inheriting "
+        f"tenant(s) invalid, so nothing was written: {'; '.join(listed)}"
+    )
 
 
 def _has_defaults(spec: TypedConfigSpec) -> bool:

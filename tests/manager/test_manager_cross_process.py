@@ -4,9 +4,10 @@ manager and its watch within 3 s, at the default poll interval."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import textwrap
 import time
+
+from python_process import run_python
 
 from confstore import ChangeKind, ConfigManager
 
@@ -30,17 +31,8 @@ WRITER = textwrap.dedent(
 
 async def write_in_another_process(url: str, llm_model: str) -> float:
     """Run the writer and return the wall-clock time right after its write committed."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        WRITER,
-        url,
-        llm_model,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
+    exit_code, stdout, stderr = await run_python(WRITER, url, llm_model)
+    assert exit_code == 0, stderr
     return float(stdout)
 
 

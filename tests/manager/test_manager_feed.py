@@ -39,11 +39,11 @@ class FeedFailingStore(SwitchableStore):
 async def test_expired_cursor_drops_the_cache_and_follows_from_the_present() -> None:
     store = FeedFailingStore()
     async with ConfigManager(store, poll_interval=60) as manager:
-        await manager.get_system_config("t")
+        await manager.get_system_config("default")
         reads = store.reads
         store.feed_error = CursorExpiredError("cursor older than the retained feed")
         await manager.refresh()
-        await manager.get_system_config("t")
+        await manager.get_system_config("default")
         assert store.reads == reads + 1
 
 

@@ -106,7 +106,7 @@ async def test_diff_never_shows_the_secret(manager: ConfigManager) -> None:
     changes = await manager.diff("default", "agent", "a", "agent_config", 1, 2)
     assert [(change.path, change.old, change.new) for change in changes] == [
         ("llm_api_key", "***", None),
-        ("llm_model", "gpt-4", "m"),
+        ("llm_model", None, "m"),  # stored overrides: v1 inherited the default model
     ]
     assert SECRET not in repr(changes)
 

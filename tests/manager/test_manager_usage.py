@@ -99,7 +99,8 @@ async def test_defaults_of_an_unknown_tenant_carry_its_tenant_id(manager: Config
 
 
 async def test_history_and_specific_versions_through_store(manager: ConfigManager) -> None:
-    for model in ("gpt-4", "gpt-4-turbo", "claude-3"):
+    # The first value differs from the schema's default: a tenant stores only what differs.
+    for model in ("gpt-4o", "gpt-4-turbo", "claude-3"):
         await manager.set_system_config(SystemConfig(llm_model=model))
     history = await manager.store.get_config_history(
         tenant_id="default",
@@ -117,7 +118,7 @@ async def test_history_and_specific_versions_through_store(manager: ConfigManage
         version=1,
     )
     assert old_entry is not None
-    assert old_entry.config_value["llm_model"] == "gpt-4"
+    assert old_entry.config_value["llm_model"] == "gpt-4o"
 
 
 async def test_export_then_import_into_a_fresh_store(
