@@ -21,7 +21,7 @@ from .._errors import (
     VersionConflictError,
 )
 from .._models import ConfigScope
-from . import _commands, _demo, _transfer, _watch
+from . import _commands, _demo, _layered, _transfer, _watch
 from ._common import CliError, ExitCode
 from ._output import Console
 
@@ -45,6 +45,8 @@ examples:
   confstore history system system system_config       all versions, newest first
   confstore diff system system system_config 1 2      what changed between two versions
   confstore rollback system system system_config 1    write version 1 again as a new version
+  confstore set system system system_config '{"llm_model": null}' --patch --tenant acme
+  confstore explain system system system_config --tenant acme   where each value comes from
   confstore export --history -o backup.json           a tenant's configs, every version
   confstore import backup.json --dry-run              what an import would write
   confstore migrate --from sqlite:///old.db --to vespa+http://vespa:8080
@@ -160,8 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_key(sub)
     sub.add_argument("--version", type=_positive_int, metavar="N", help="a specific version")
 
-    sub = command("set", _commands.set_, "Write a new version of a config.")
+    sub = command("set", _layered.set_, "Write a new version of a config.")
     _add_key(sub)
+    sub.add_argument(
+        "--patch",
+        action="store_true",
+        help="VALUE is an RFC 7396 merge patch of the stored value (null removes a key)",
+    )
+    _layered.add_base_tenant(sub)
     source = sub.add_mutually_exclusive_group()
     source.add_argument(
         "value", nargs="?", metavar="VALUE", help="the value as inline JSON, or - to read stdin"
@@ -181,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_audit(sub)
 
-    sub = command("delete", _commands.delete, "Delete a config (a tombstone version).")
+    sub = command("delete", _layered.delete, "Delete a config (a tombstone version).")
     _add_key(sub)
+    _layered.add_base_tenant(sub)
     sub.add_argument("--purge", action="store_true", help="remove every version instead")
     _add_audit(sub)
 
@@ -262,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="versions per write (default: 500)",
     )
+
+    sub = command(
+        "explain", _layered.explain, "Show where each field of a tenant's typed config comes from."
+    )
+    _add_key(sub)
+    _layered.add_base_tenant(sub)
+
+    sub = command(
+        "check", _layered.check, "Validate every tenant's effective typed configs (exit 1 if not)."
+    )
+    _add_tenant(sub, None, "only this tenant (with what it inherits)")
+    _layered.add_base_tenant(sub)
 
     command("stats", _commands.stats, "Show counts of tenants, configs and versions.")
     command("health", _commands.health, "Check that the backend answers (exit status 0 or 1).")

@@ -105,7 +105,7 @@ async def get(args: argparse.Namespace, console: Console) -> int:
     return ExitCode.OK
 
 
-def _value_from_arguments(args: argparse.Namespace) -> Any:
+def value_from_arguments(args: argparse.Namespace) -> Any:
     if args.file is not None:
         return read_json_source(args.file)
     if args.value is None:
@@ -117,7 +117,7 @@ def _value_from_arguments(args: argparse.Namespace) -> Any:
 
 async def set_(args: argparse.Namespace, console: Console) -> int:
     value = validated_value(
-        args.type, args.tenant, args.scope, args.config_key, _value_from_arguments(args)
+        args.type, args.tenant, args.scope, args.config_key, value_from_arguments(args)
     )
     async with open_cli_store(args) as store:
         entry = await store.set_config(
@@ -127,11 +127,11 @@ async def set_(args: argparse.Namespace, console: Console) -> int:
             updated_by=args.by,
             comment=args.comment,
         )
-    _report_write(console, entry, "wrote")
+    report_write(console, entry, "wrote")
     return ExitCode.OK
 
 
-def _report_write(console: Console, entry: ConfigEntry, verb: str) -> None:
+def report_write(console: Console, entry: ConfigEntry, verb: str) -> None:
     if console.json_mode:
         console.json(console.entry_dict(entry))
     else:
@@ -143,6 +143,10 @@ async def delete(args: argparse.Namespace, console: Console) -> int:
         deleted = await store.delete_config(
             *key_arguments(args), purge=args.purge, updated_by=args.by, comment=args.comment
         )
+    return report_delete(console, args, deleted)
+
+
+def report_delete(console: Console, args: argparse.Namespace, deleted: bool) -> int:
     if not deleted:
         raise not_found(f"{key_label(args)} (no live config to delete)")
     action = "purged every version of" if args.purge else "deleted"
@@ -220,7 +224,7 @@ async def rollback(args: argparse.Namespace, console: Console) -> int:
             entry = await manager.rollback(
                 *key_arguments(args), target.version, updated_by=args.by, comment=args.comment
             )
-    _report_write(console, entry, f"rolled back to version {target.version}: wrote")
+    report_write(console, entry, f"rolled back to version {target.version}: wrote")
     return ExitCode.OK
 
 
