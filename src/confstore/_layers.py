@@ -207,6 +207,24 @@ def overrides_for(
     return result
 
 
+def normalized(
+    model: type[BaseModel], stored: Mapping[str, Any], effective: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``stored`` (the top layer of ``effective``) with each value in the form the schema gives
+    it in ``effective``, the validated config dumped: ``"9090"`` for a port becomes ``9090``."""
+    result: dict[str, Any] = {}
+    for name, value in stored.items():
+        current = effective.get(name, _MISSING)
+        nested = nested_model(model, name)
+        if current is _MISSING:
+            result[name] = copy.deepcopy(value)
+        elif nested is not None and isinstance(value, dict) and isinstance(current, dict):
+            result[name] = normalized(nested, value, current)
+        else:
+            result[name] = copy.deepcopy(current)
+    return result
+
+
 def same_json(left: Any, right: Any) -> bool:
     """Equal as JSON: ``1``, ``1.0`` and ``true`` differ (Python's ``==`` says they are equal)."""
     return _canonical(left) == _canonical(right)

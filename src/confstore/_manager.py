@@ -56,6 +56,7 @@ from ._layers import (
     explain_fields,
     merge_layers,
     merge_patch,
+    normalized,
     overrides_for,
     same_json,
     schema_layer,
@@ -995,8 +996,9 @@ class ConfigManager:
         value: object,
         base: ConfigEntry | None,
     ) -> dict[str, Any]:
-        """``value`` as the tenant stores it, once its effective config (without the environment,
-        which may change) validates; a base value also must not break any inheriting tenant."""
+        """``value`` as the tenant stores it (each value in the form its schema gives it), once
+        its effective config without the environment (which may change) validates; a base value
+        also must not break any inheriting tenant."""
         if not isinstance(value, dict):
             raise InvalidConfigError(
                 f"a stored {spec.name} config is a JSON object, got {type(value).__name__}"
@@ -1007,7 +1009,8 @@ class ConfigManager:
         merged, _ = merge_layers(
             spec.model, self._layers(spec, tenant_id, value, base, environment=False)
         )
-        self._validated(spec, tenant_id, merged)
+        effective = dump_for_storage(self._validated(spec, tenant_id, merged))
+        value = normalized(spec.model, value, effective)
         if self._is_base(tenant_id):
             await self._refuse_breaking_base(spec, service, value)
         return value

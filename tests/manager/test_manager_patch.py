@@ -109,3 +109,10 @@ async def test_concurrent_patches_all_apply(manager: ConfigManager) -> None:
         *(manager.patch(SystemConfig, "acme", {"metadata": {f"k{n}": n}}) for n in range(12))
     )
     assert (await manager.get_system_config("acme")).metadata == {f"k{n}": n for n in range(12)}
+
+
+async def test_patched_values_are_stored_in_the_form_the_schema_gives_them(
+    manager: ConfigManager,
+) -> None:
+    await manager.patch(SystemConfig, "acme", {"vespa_port": "9090", "llm_model": "m"})
+    assert await overrides(manager) == {"vespa_port": 9090, "llm_model": "m"}
