@@ -41,43 +41,28 @@ from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 from pydantic import BaseModel
 
 from ._diff import ConfigDiff, diff_values, secret_paths_for
-from ._environment import EnvironmentOverrides
 from ._errors import (
     CursorExpiredError,
     InheritanceError,
     InvalidConfigError,
     VersionConflictError,
 )
-from ._layers import (
-    TENANT_FIELD,
-    ExplainedField,
-    Layer,
-    Source,
-    explain_fields,
-    merge_layers,
-    merge_patch,
-    normalized,
-    overrides_for,
-    same_json,
-    schema_layer,
-)
+from ._layering import DEFAULT_BASE_TENANT, Layering, inheritance_message
+from ._layers import ExplainedField, merge_patch, same_json
 from ._models import ChangeKind, ConfigChange, ConfigEntry, ConfigKey, ConfigScope
 from ._registry import open_store
 from ._sealing import Seal, seal
-from ._secrets import mask_secrets, refuse_masked_secrets
+from ._secrets import refuse_masked_secrets
 from ._store import ConfigStore
 from ._typed import (
     TypedConfigSpec,
     dump_for_storage,
-    invalid_fields,
     load_from_storage,
-    refuse_mask_placeholders,
     spec_at,
     spec_for,
-    typed_config_specs,
 )
 from ._url import StoreURL, default_store_url
-from ._validation import validate_identifier, validate_scope
+from ._validation import validate_scope
 from .schemas import AgentConfig, RoutingConfig, SystemConfig, TelemetryConfig
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -86,11 +71,9 @@ logger = logging.getLogger("confstore.manager")
 
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_UPDATE_ATTEMPTS = 64
-DEFAULT_BASE_TENANT = "default"
 _MAX_BACKOFF_SECONDS = 0.05
 # Concurrent reads when a base write checks the tenants that inherit from it.
 _CHECK_CONCURRENCY = 16
-_MAX_LISTED_TENANTS = 10
 
 # A slot whose model must be (re)built from the stored value before it is handed out.
 _UNBUILT: Final = object()
@@ -283,10 +266,10 @@ class ConfigManager:
     ) -> None:
         if store is not None and url is not None:
             raise InvalidConfigError("pass a store or a url, not both", field="store")
-        self.inherit = bool(inherit)
-        self.base_tenant = validate_identifier("base_tenant", base_tenant)
-        self._environment = EnvironmentOverrides.read(
-            os.environ if environ is None else environ, typed_config_specs().values()
+        self._layering = Layering(
+            inherit=inherit,
+            base_tenant=base_tenant,
+            environ=os.environ if environ is None else environ,
         )
         if not isinstance(poll_interval, int | float) or not poll_interval > 0:
             raise InvalidConfigError(
@@ -312,6 +295,16 @@ class ConfigManager:
         self._poller: asyncio.Task[None] | None = None
         # Bumped as the poller starts and ends applying changes; a miss that raced it does not fill.
         self._epoch = 0
+
+    @property
+    def inherit(self) -> bool:
+        """Whether tenants inherit the base tenant's typed configs (see the class docstring)."""
+        return self._layering.inherit
+
+    @property
+    def base_tenant(self) -> str:
+        """The tenant every other tenant inherits typed configs from, when ``inherit``."""
+        return self._layering.base_tenant
 
     @property
     def store(self) -> ConfigStore:
@@ -507,7 +500,7 @@ class ConfigManager:
             spec,
             tenant_id,
             service,
-            lambda stored: self._overrides(spec, stored, desired),
+            lambda stored: self._layering.overrides(spec, stored.value, stored.base, desired),
             expected_version=expected_version,
             updated_by=updated_by,
             comment=comment,
@@ -573,7 +566,9 @@ class ConfigManager:
                 outcome = await outcome
             new = current if outcome is None else outcome
             desired = _storage_value(spec, _expect(new, spec.model), tenant_id)
-            return self._overrides(spec, stored, desired) if self.inherit else desired
+            if not self.inherit:
+                return desired
+            return self._layering.overrides(spec, stored.value, stored.base, desired)
 
         return await self._write_layered(
             spec,
@@ -604,7 +599,7 @@ class ConfigManager:
         spec = spec_for(model)
         service = spec.service_for(service)
         await self.initialize()
-        if self._is_base(tenant_id):
+        if self._layering.is_base(tenant_id):
             await self._refuse_breaking_base(spec, service, None)
         deleted = await self._store.delete_config(
             tenant_id,
@@ -637,13 +632,7 @@ class ConfigManager:
         spec = spec_for(model)
         service = spec.service_for(service)
         own, base = await self._layer_entries(spec, tenant_id, service)
-        if own is None and base is None and not _has_defaults(spec):
-            return []
-        merged, origins = merge_layers(spec.model, self._layers(spec, tenant_id, own, base))
-        shown = dump_for_storage(self._validated(spec, tenant_id, merged))
-        if not show_secrets:
-            shown = mask_secrets(shown, secret_paths_for(spec.model))
-        return explain_fields(spec.model, shown, merged, origins)
+        return self._layering.explain(spec, tenant_id, own, base, show_secrets=show_secrets)
 
     async def check(
         self, tenant_id: str | None = None
@@ -662,13 +651,13 @@ class ConfigManager:
         problems = []
         for tenant in tenants:
             own = _typed_locations(await self._store.list_configs(tenant))
-            inherited = base if self._base_for(tenant) is not None else {}
+            inherited = base if self._layering.base_for(tenant) is not None else {}
             locations = own.keys() | (inherited.keys() if tenant_id is not None else set())
             for location in sorted(locations):
                 spec = spec_at(location[0], location[2])
                 assert spec is not None
                 try:
-                    self._build(spec, tenant, own.get(location), inherited.get(location))
+                    self._layering.build(spec, tenant, own.get(location), inherited.get(location))
                 except InvalidConfigError as exc:
                     problems.append((ConfigKey(tenant, *location), exc))
         return problems
@@ -780,10 +769,10 @@ class ConfigManager:
 
     async def _read(self, spec: TypedConfigSpec, tenant_id: str, service: str) -> BaseModel | None:
         await self.initialize()
-        base_tenant = self._base_for(tenant_id)
+        base_tenant = self._layering.base_for(tenant_id)
         if not self.cache_enabled:
             own, base = await self._fetch(spec, service, tenant_id, base_tenant)
-            return self._build(spec, tenant_id, own, base)
+            return self._layering.build(spec, tenant_id, own, base)
         table = self._table(spec, service)
         slot = table.get(tenant_id)
         if slot is None:
@@ -796,7 +785,7 @@ class ConfigManager:
                 if self._epoch != epoch:
                     # The poller changed the cache while we read: what we read may be older.
                     base = base if base_slot is None else base_slot.entry
-                    return self._build(spec, tenant_id, own, base)
+                    return self._layering.build(spec, tenant_id, own, base)
                 if base_tenant is not None and table.get(base_tenant) is None:
                     table[base_tenant] = _Slot(spec)
                     table[base_tenant].hold(base)
@@ -826,7 +815,7 @@ class ConfigManager:
         await self._read(spec, tenant_id, service)
         slot = self._table(spec, service).get(tenant_id) if self.cache_enabled else None
         if slot is None:
-            return await self._fetch(spec, service, tenant_id, self._base_for(tenant_id))
+            return await self._fetch(spec, service, tenant_id, self._layering.base_for(tenant_id))
         return slot.entry, None if slot.base is None else slot.base.entry
 
     def _handout(self, slot: _Slot, tenant_id: str) -> Any:
@@ -836,7 +825,7 @@ class ConfigManager:
         if slot.model is not None:
             return slot.model.model_copy(deep=True)
         base = None if slot.base is None else slot.base.entry
-        model = self._build(slot.spec, tenant_id, slot.entry, base)
+        model = self._layering.build(slot.spec, tenant_id, slot.entry, base)
         if model is None:
             slot.value = None
             return None
@@ -847,52 +836,6 @@ class ConfigManager:
         slot.seal = model_seal
         slot.value = model
         return model
-
-    def _base_for(self, tenant_id: str) -> str | None:
-        """The tenant whose stored configs ``tenant_id`` inherits, if it inherits any."""
-        return self.base_tenant if self.inherit and tenant_id != self.base_tenant else None
-
-    def _is_base(self, tenant_id: str) -> bool:
-        return self.inherit and tenant_id == self.base_tenant
-
-    def _layers(
-        self,
-        spec: TypedConfigSpec,
-        tenant_id: str,
-        own: _StoredValue | None,
-        base: _StoredValue | None,
-        *,
-        environment: bool = True,
-    ) -> list[Layer]:
-        """The layers of the tenant's effective config, lowest first."""
-        layers = [schema_layer(spec.model)]
-        if base is not None:
-            layers.append(_layer_of(spec, "base", self.base_tenant, base))
-        if own is not None:
-            source: Source = "base" if self._is_base(tenant_id) else "tenant"
-            layers.append(_layer_of(spec, source, tenant_id, own))
-        if environment:
-            layers.extend(self._environment.layers(spec))
-        return layers
-
-    def _build(
-        self,
-        spec: TypedConfigSpec,
-        tenant_id: str,
-        own: ConfigEntry | None,
-        base: ConfigEntry | None,
-    ) -> BaseModel | None:
-        """A fresh effective model; nothing stored: the defaults, or None when there are none."""
-        if own is None and base is None and not _has_defaults(spec):
-            return None
-        merged, _ = merge_layers(spec.model, self._layers(spec, tenant_id, own, base))
-        return self._validated(spec, tenant_id, merged)
-
-    @staticmethod
-    def _validated(spec: TypedConfigSpec, tenant_id: str, document: dict[str, Any]) -> BaseModel:
-        if spec.has_tenant_field:
-            document = {**document, TENANT_FIELD: tenant_id}
-        return load_from_storage(spec.model, document)
 
     async def _write(
         self,
@@ -970,7 +913,7 @@ class ConfigManager:
         """The tenant's newest version (tombstones included) and its base's latest, read now."""
 
         async def base_entry() -> ConfigEntry | None:
-            base_tenant = self._base_for(tenant_id)
+            base_tenant = self._layering.base_for(tenant_id)
             if base_tenant is None:
                 return None
             return await self._store.get_config(base_tenant, spec.scope, service, spec.config_key)
@@ -996,24 +939,12 @@ class ConfigManager:
         value: object,
         base: ConfigEntry | None,
     ) -> dict[str, Any]:
-        """``value`` as the tenant stores it (each value in the form its schema gives it), once
-        its effective config without the environment (which may change) validates; a base value
-        also must not break any inheriting tenant."""
-        if not isinstance(value, dict):
-            raise InvalidConfigError(
-                f"a stored {spec.name} config is a JSON object, got {type(value).__name__}"
-            )
-        if spec.has_tenant_field:
-            value = {**value, TENANT_FIELD: tenant_id}
-        refuse_mask_placeholders(spec.model, value)
-        merged, _ = merge_layers(
-            spec.model, self._layers(spec, tenant_id, value, base, environment=False)
-        )
-        effective = dump_for_storage(self._validated(spec, tenant_id, merged))
-        value = normalized(spec.model, value, effective)
-        if self._is_base(tenant_id):
-            await self._refuse_breaking_base(spec, service, value)
-        return value
+        """``value`` as the tenant stores it (see ``Layering.stored_form``); a base value also
+        must not break any tenant that inherits it."""
+        stored = self._layering.stored_form(spec, tenant_id, value, base)
+        if self._layering.is_base(tenant_id):
+            await self._refuse_breaking_base(spec, service, stored)
+        return stored
 
     async def _refuse_breaking_base(
         self, spec: TypedConfigSpec, service: str, value: dict[str, Any] | None
@@ -1029,36 +960,10 @@ class ConfigManager:
             async with limit:
                 return await self._store.get_config(tenant, spec.scope, service, spec.config_key)
 
-        failures: dict[str, list[str]] = {}
-        for entry in await asyncio.gather(*map(stored_by, tenants)):
-            if entry is None:
-                continue
-            merged, _ = merge_layers(
-                spec.model, self._layers(spec, entry.tenant_id, entry, value, environment=False)
-            )
-            if spec.has_tenant_field:
-                merged[TENANT_FIELD] = entry.tenant_id
-            fields = invalid_fields(spec.model, merged)
-            if fields:
-                failures[entry.tenant_id] = fields
+        entries = [entry for entry in await asyncio.gather(*map(stored_by, tenants)) if entry]
+        failures = self._layering.inheritance_failures(spec, value, entries)
         if failures:
-            raise InheritanceError(_inheritance_message(spec, service, failures), tenants=failures)
-
-    def _overrides(
-        self, spec: TypedConfigSpec, stored: _Stored, desired: dict[str, Any]
-    ) -> dict[str, Any]:
-        """What the tenant stores for its effective config to be ``desired`` (see overrides_for)."""
-        inherited, _ = merge_layers(
-            spec.model, self._layers(spec, "", None, stored.base, environment=False)
-        )
-        environment, _ = merge_layers(spec.model, self._environment.layers(spec))
-        return overrides_for(
-            spec.model,
-            _without_tenant(spec, stored.value),
-            inherited,
-            environment,
-            _without_tenant(spec, desired),
-        )
+            raise InheritanceError(inheritance_message(spec, service, failures), tenants=failures)
 
     def _start_of_update(
         self, spec: TypedConfigSpec, tenant_id: str, stored: _Stored, default: BaseModel | None
@@ -1066,7 +971,7 @@ class ConfigManager:
         """A private copy of the config ``update`` starts from."""
         if stored.entry is None and stored.base is None and default is not None:
             return default.model_copy(deep=True)
-        model = self._build(spec, tenant_id, stored.entry, stored.base)
+        model = self._layering.build(spec, tenant_id, stored.entry, stored.base)
         if model is None:
             raise InvalidConfigError(
                 f"no {spec.name} config is stored for {tenant_id} and the schema has "
@@ -1081,7 +986,7 @@ class ConfigManager:
         table = self._table(spec, entry.service)
         slot = table.get(entry.tenant_id)
         if slot is None:
-            base_tenant = self._base_for(entry.tenant_id)
+            base_tenant = self._layering.base_for(entry.tenant_id)
             base_slot = None if base_tenant is None else table.get(base_tenant)
             if base_tenant is not None and base_slot is None:
                 return  # cached only with its base: the next read fetches both
@@ -1207,7 +1112,7 @@ class ConfigManager:
         """A base tenant's change, as reported to the watches of single tenants it changed the
         effective config of (a purge: to all of them), each with that tenant's key."""
         key = change.key
-        spec = spec_at(key.scope, key.config_key) if self._is_base(key.tenant_id) else None
+        spec = spec_at(key.scope, key.config_key) if self._layering.is_base(key.tenant_id) else None
         tenants = sorted(
             {
                 watch.tenant_id
@@ -1249,7 +1154,7 @@ class ConfigManager:
 
         def effective(base: ConfigEntry | None) -> dict[str, Any]:
             live = None if base is None or base.deleted else base
-            return merge_layers(spec.model, self._layers(spec, key.tenant_id, own, live))[0]
+            return self._layering.effective_document(spec, key.tenant_id, own, live)
 
         return not same_json(effective(old), effective(new))
 
@@ -1317,50 +1222,12 @@ class _Stored:
     base: ConfigEntry | None
 
 
-_StoredValue = ConfigEntry | dict[str, Any]
-
-
-def _layer_of(spec: TypedConfigSpec, source: Source, tenant_id: str, stored: _StoredValue) -> Layer:
-    """A stored entry as a layer, or a value about to be stored (no version yet)."""
-    if isinstance(stored, ConfigEntry):
-        value = _without_tenant(spec, stored.config_value)
-        return Layer(source, value, stored.tenant_id, stored.version)
-    return Layer(source, _without_tenant(spec, stored), tenant_id)
-
-
-def _without_tenant(spec: TypedConfigSpec, value: dict[str, Any]) -> dict[str, Any]:
-    """A stored value without ``tenant_id``: it is always the tenant read, never inherited."""
-    if not spec.has_tenant_field:
-        return value
-    return {name: item for name, item in value.items() if name != TENANT_FIELD}
-
-
 def _typed_locations(entries: Iterable[ConfigEntry]) -> dict[_Location, ConfigEntry]:
     return {
         (entry.scope, entry.service, entry.config_key): entry
         for entry in entries
         if spec_at(entry.scope, entry.config_key) is not None
     }
-
-
-def _inheritance_message(
-    spec: TypedConfigSpec, service: str, failures: dict[str, list[str]]
-) -> str:
-    listed = [
-        f"{tenant} ({', '.join(fields)})"
-        for tenant, fields in sorted(failures.items())[:_MAX_LISTED_TENANTS]
-    ]
-    if len(failures) > _MAX_LISTED_TENANTS:
-        listed.append(f"and {len(failures) - _MAX_LISTED_TENANTS} more")
-    return (
-        f"refused: this {spec.name} config for {spec.scope.value}/{service}/{spec.config_key} of "
-        f"the base tenant would make the effective config of {len(failures)} inheriting "
-        f"tenant(s) invalid, so nothing was written: {'; '.join(listed)}"
-    )
-
-
-def _has_defaults(spec: TypedConfigSpec) -> bool:
-    return not any(field.is_required() for field in spec.model.model_fields.values())
 
 
 def _storage_value(spec: TypedConfigSpec, config: BaseModel, tenant_id: str) -> dict[str, Any]:

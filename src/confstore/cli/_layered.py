@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from .._layering import DEFAULT_BASE_TENANT
 from .._layers import ExplainedField, merge_patch
-from .._manager import DEFAULT_BASE_TENANT, ConfigManager
+from .._manager import ConfigManager
 from .._secrets import refuse_masked_secrets
 from .._typed import TypedConfigSpec, spec_at
 from . import _commands
