@@ -1173,6 +1173,9 @@ class ConfigManager:
         return None if table is None else table.get(key.tenant_id)
 
     def _forget_cache(self) -> None:
+        # A miss that read before this must not fill the emptied cache (nor link a tenant to a
+        # base slot that is gone).
+        self._epoch += 1
         for table in self._tables.values():
             for slot in table.values():
                 slot.drop_model()

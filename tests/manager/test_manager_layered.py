@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from manager_stores import SwitchableStore
+from manager_stores import GatedStore, SwitchableStore
 
 from confstore import (
     AgentConfig,
+    ChangeBatch,
     ConfigManager,
+    CursorExpiredError,
     ExplainedField,
     InheritanceError,
     InvalidConfigError,
@@ -238,6 +240,34 @@ async def test_cached_effective_reads_do_no_io(switchable: SwitchableStore) -> N
         for tenant in ("acme", "default", "acme"):
             await manager.get_system_config(tenant)
         assert switchable.reads == reads
+
+
+class ExpiringGatedStore(GatedStore):
+    """A GatedStore whose next change-feed request, once asked, finds the cursor expired."""
+
+    expire_next = False
+
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        if self.expire_next:
+            self.expire_next = False
+            raise CursorExpiredError("older than the retained feed")
+        return await super()._changes_since(cursor, limit)
+
+
+async def test_a_read_racing_a_cache_reset_keeps_the_base_it_inherits() -> None:
+    store = ExpiringGatedStore()
+    async with ConfigManager(store, poll_interval=60) as manager:
+        await store.set_config("default", *SYSTEM, {"llm_model": "base"})
+        await manager.refresh()
+        await manager.get_system_config("default")
+        gate = store.gate("acme")
+        read = asyncio.create_task(manager.get_system_config("acme"))
+        await gate.entered.wait()
+        store.expire_next = True
+        await manager.refresh()  # the cache starts over while acme's read is under way
+        gate.release.set()
+        assert (await read).llm_model == "base"
+        assert (await manager.get_system_config("acme")).llm_model == "base"
 
 
 async def test_watch_reports_a_base_change_to_an_inheriting_tenant(
