@@ -169,7 +169,7 @@ system_overrides = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(base=system_overrides, current=system_overrides, wanted=system_overrides)
 def test_storing_the_overrides_gives_back_the_desired_config(
     base: dict[str, Any], current: dict[str, Any], wanted: dict[str, Any]
