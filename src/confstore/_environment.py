@@ -85,9 +85,11 @@ def _parse_name(item: tuple[str, str]) -> _Variable | None:
     upper = name.upper()
     if not upper.startswith(ENV_PREFIX):
         return None
-    scope_name, delimiter, rest = upper[len(ENV_PREFIX) :].partition(NESTED_DELIMITER)
+    body = upper[len(ENV_PREFIX) :]
+    scope_name, delimiter, rest = body.partition(NESTED_DELIMITER)
     scope = ConfigScope._value2member_map_.get(scope_name.lower())
     if not delimiter or not isinstance(scope, ConfigScope):
+        _refuse_single_underscore(name, body)
         return None  # CONFSTORE_URL, CONFSTORE_DEBUG...: not an override
     variable = _Variable(name, scope, tuple(rest.lower().split(NESTED_DELIMITER)), text)
     if not all(variable.path):
@@ -95,6 +97,18 @@ def _parse_name(item: tuple[str, str]) -> _Variable | None:
     if variable.path[0] == TENANT_FIELD:
         raise _error(variable, "tenant_id is the tenant read, not a setting")
     return variable
+
+
+def _refuse_single_underscore(name: str, body: str) -> None:
+    """CONFSTORE_SYSTEM_LLM_MODEL is a mistyped override, never silently ignored."""
+    for scope in ConfigScope:
+        prefix = f"{scope.value.upper()}_"
+        if body.startswith(prefix):
+            meant = f"{ENV_PREFIX}{prefix}_{body[len(prefix) :]}"
+            raise InvalidConfigError(
+                f"environment variable {name}: an override needs __ after the scope: {meant}",
+                field=body[len(prefix) :].lower(),
+            )
 
 
 def _refuse_duplicates(variables: list[_Variable]) -> None:

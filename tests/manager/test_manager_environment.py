@@ -96,6 +96,11 @@ async def test_other_confstore_variables_are_not_overrides() -> None:
         ("CONFSTORE_AGENT__MODULE_CONFIG__NOPE", "x", "'module_config.nope' is not a field"),
         ("CONFSTORE_SYSTEM__TENANT_ID", "x", "tenant_id"),
         ("CONFSTORE_ROUTING__", "x", "empty field name"),
+        (
+            "CONFSTORE_SYSTEM_LLM_MODEL",
+            "x",
+            "needs __ after the scope: CONFSTORE_SYSTEM__LLM_MODEL",
+        ),
     ],
 )
 def test_a_bad_override_is_an_error_at_startup_naming_it(
