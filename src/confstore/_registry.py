@@ -21,6 +21,7 @@ KNOWN_PLUGIN_PACKAGES = {
     "opensearch": "confstore-elasticsearch",
     "postgresql": "confstore-postgres",
     "postgres": "confstore-postgres",
+    "etcd": "confstore-etcd",
 }
 
 

@@ -21,10 +21,12 @@ def default_store_url() -> str:
 
 @dataclass(frozen=True, slots=True)
 class StoreURL:
-    """A parsed store URL: ``scheme://[user[:password]@]host[:port][/path][?options]``.
+    """A parsed store URL: ``scheme://[user[:password]@]host[:port][,host[:port]...][/path][?options]``.
 
     ``scheme`` is the whole scheme (``vespa+https``); ``backend`` the part before ``+`` and
-    ``transport`` the part after it (``http`` or ``https``), or None. The password never
+    ``transport`` the part after it (``http`` or ``https``), or None. A URL naming several servers
+    (``etcd+http://h1:2379,h2:2379``) lists every ``(host, port)`` in ``hosts``, in order, and
+    ``host``/``port`` are the first; ``hosts`` is empty for one server. The password never
     appears in ``repr`` or ``str``.
     """
 
@@ -35,6 +37,7 @@ class StoreURL:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    hosts: tuple[tuple[str, int | None], ...] = ()
 
     @classmethod
     def parse(cls, url: str) -> StoreURL:
@@ -51,11 +54,16 @@ class StoreURL:
         options = MappingProxyType(dict(parse_qsl(query, keep_blank_values=True)))
         if rest == ":memory:" or rest.startswith(":memory:/"):
             return cls(scheme=scheme, host=":memory:", options=options)
+        netloc, slash, path_part = rest.partition("/")
+        userinfo, at, host_list = netloc.rpartition("@")
+        hosts = tuple(_host_and_port(scheme, part) for part in host_list.split(","))
+        if len(hosts) > 1:
+            if not all(host for host, _ in hosts):
+                raise InvalidConfigError(f"empty host in store URL: {host_list!r}", field="url")
+            # The first host stands for all of them in the single-host fields below.
+            rest = f"{userinfo}{at}{host_list.split(',')[0]}{slash}{path_part}"
         parts = urlsplit(f"{scheme}://{rest}")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise InvalidConfigError(f"invalid port in store URL: {exc}", field="url") from exc
+        port = hosts[0][1]
         path = unquote(parts.path)
         # sqlite:///relative.db and sqlite:////absolute.db, as in SQLAlchemy: drop one slash.
         path = path[1:] if path.startswith("/") else path
@@ -67,6 +75,7 @@ class StoreURL:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password is not None else None,
             options=options,
+            hosts=hosts if len(hosts) > 1 else (),
         )
 
     @property
@@ -93,15 +102,29 @@ class StoreURL:
             if self.password is not None:
                 auth += ":" + ("***" if hide_password else quote(self.password, safe=""))
             auth += "@"
-        host = self.host or ""
-        if ":" in host and host != ":memory:":
-            host = f"[{host}]"
-        port = f":{self.port}" if self.port is not None else ""
+        hosts = self.hosts or ((self.host or "", self.port),)
+        location = ",".join(_render_host(host, port) for host, port in hosts)
         path = f"/{quote(self.path, safe='/:')}" if self.path else ""
         query = "&".join(
             f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.options.items()
         )
-        return f"{self.scheme}://{auth}{host}{port}{path}{'?' + query if query else ''}"
+        return f"{self.scheme}://{auth}{location}{path}{'?' + query if query else ''}"
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _host_and_port(scheme: str, location: str) -> tuple[str, int | None]:
+    """``(host, port)`` of one ``host[:port]`` (``[v6]:port`` too) of a store URL."""
+    parts = urlsplit(f"{scheme}://{location}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidConfigError(f"invalid port in store URL: {exc}", field="url") from exc
+    return parts.hostname or "", port
+
+
+def _render_host(host: str, port: int | None) -> str:
+    if ":" in host and host != ":memory:":
+        host = f"[{host}]"
+    return host + (f":{port}" if port is not None else "")

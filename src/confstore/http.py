@@ -9,6 +9,9 @@ confstore errors once::
     429/5xx still failing after the retries     -> BackendUnavailableError
     any other aiohttp error                     -> BackendError
 
+``HttpClient.stream`` sends one request and hands over its response while the body is still
+arriving (watch streams, server-sent events), translating errors the same way.
+
 Whether a request may be repeated is the caller's call (``idempotent=``): a conditional write whose
 connection dropped must be resolved by reading back, never by sending it again. Note that aiohttp
 itself re-sends a PUT or DELETE once when a kept-alive connection fails, so a backend must expect a
@@ -24,7 +27,7 @@ import io
 import json
 import random
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -109,6 +112,42 @@ class HttpResponse:
         return BackendError(message)
 
 
+@dataclass(frozen=True, slots=True)
+class HttpStream:
+    """A response whose body is read as it arrives (see ``HttpClient.stream``)."""
+
+    status: int
+    headers: Mapping[str, str]
+    method: str
+    url: str
+    _response: aiohttp.ClientResponse = field(repr=False)
+
+    async def read(self) -> HttpResponse:
+        """The rest of the body, as a whole response (for an error answer)."""
+        with map_exceptions(self.method, self.url):
+            body = await self._response.read()
+        return HttpResponse(self.status, self.headers, body, self.method, self.url)
+
+    async def lines(self, *, max_line_bytes: int = 256 * 1024 * 1024) -> AsyncIterator[bytes]:
+        """The body split at ``\\n`` as it arrives (without the newline); a last line without
+        one is yielded when the body ends. A longer line than ``max_line_bytes`` is a BackendError."""
+        pending = bytearray()
+        with map_exceptions(self.method, self.url):
+            async for chunk in self._response.content.iter_any():
+                searched = len(pending)
+                pending += chunk
+                while (end := pending.find(b"\n", searched)) >= 0:
+                    yield bytes(pending[:end])
+                    del pending[: end + 1]
+                    searched = 0
+                if len(pending) > max_line_bytes:
+                    raise BackendError(
+                        f"{self.method} {self.url}: a line over {max_line_bytes} bytes"
+                    )
+        if pending:
+            yield bytes(pending)
+
+
 @dataclass
 class HttpClient:
     """One aiohttp session to one server, opened lazily, reused for every call, closed by ``close()``."""
@@ -190,6 +229,39 @@ class HttpClient:
                 continue
             await asyncio.sleep(policy.delay(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[HttpStream]:
+        """Send one request (never repeated) and yield its response once the headers arrive.
+
+        Reaching the server and getting the headers is bounded by ``timeout`` (default: the
+        client's); reading the body is not, so bound it yourself (``asyncio.timeout``). The
+        connection is closed when the block ends, whatever was read. Errors are translated as
+        for ``request``.
+        """
+        method = method.upper()
+        url = URL(self.url(path), encoded=True)
+        for hook in self.request_hooks:
+            hook(RequestInfo(method, str(url), 1))
+        body, request_headers = _encode_body(json_body, None, None, headers)
+        session = self._get_session()
+        with map_exceptions(method, str(url)):
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                response = await session.request(
+                    method, url, data=body, headers=request_headers, timeout=_NO_AIOHTTP_TIMEOUT
+                )
+        try:
+            yield HttpStream(response.status, response.headers, method, str(url), response)
+        finally:
+            response.close()
 
     async def _send(
         self,
