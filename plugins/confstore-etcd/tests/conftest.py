@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -36,6 +36,14 @@ def etcd_url() -> str:
     if LIVE_URL:
         return as_store_url(LIVE_URL).split("?")[0]
     return EtcdCluster.shared().store_url()
+
+
+@pytest.fixture(scope="session")
+def own_cluster() -> Iterator[EtcdCluster]:
+    """A three-member cluster for the tests that kill members or compact history (never the
+    CONFSTORE_TEST_ETCD_URL one)."""
+    with EtcdCluster(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture
