@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -79,12 +80,13 @@ class EtcdMember:
     client_port: int
     peer_port: int
     data_dir: Path
+    scheme: str = "http"
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -99,7 +101,9 @@ class EtcdCluster:
     """``members`` etcd processes forming one cluster on loopback; see the module docstring.
 
     ``extra_args`` are added to every member's command line (for example
-    ``["--auto-compaction-retention", "1"]``).
+    ``["--auto-compaction-retention", "1"]``). With ``cert_file`` and ``key_file`` the members
+    serve clients over TLS (``https://``); ``ca_file`` is what this class trusts when it checks
+    on them.
     """
 
     _shared: EtcdCluster | None = None
@@ -111,12 +115,19 @@ class EtcdCluster:
         *,
         extra_args: list[str] | None = None,
         binary: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         if members < 1:
             raise ValueError("an etcd cluster needs at least one member")
         self.size = members
         self.extra_args = list(extra_args or [])
         self.binary = binary
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.scheme = "https" if cert_file else "http"
+        self._ssl = ssl.create_default_context(cafile=ca_file) if cert_file else None
         self.members: dict[str, EtcdMember] = {}
         self._directory: Path | None = None
         self._token = ""
@@ -153,7 +164,7 @@ class EtcdCluster:
         """An ``etcd+http://`` store URL naming every member, with ``options`` as its query."""
         hosts = ",".join(f"127.0.0.1:{member.client_port}" for member in self.members.values())
         query = "&".join(f"{name}={value}" for name, value in options.items())
-        return f"etcd+http://{hosts}" + (f"?{query}" if query else "")
+        return f"etcd+{self.scheme}://{hosts}" + (f"?{query}" if query else "")
 
     def start(self) -> None:
         """Start every member of a new cluster and wait until it has a leader."""
@@ -168,6 +179,7 @@ class EtcdCluster:
                     client_port=ports[2 * index],
                     peer_port=ports[2 * index + 1],
                     data_dir=self._directory / f"m{index}",
+                    scheme=self.scheme,
                 )
                 for index in range(self.size)
             }
@@ -182,6 +194,9 @@ class EtcdCluster:
                 self.stop()
                 if attempt == _PORT_ATTEMPTS:
                     raise
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> None:
         """Kill every member (by pid) and remove the data directories."""
@@ -253,7 +268,7 @@ class EtcdCluster:
         if not member.running:
             return None
         try:
-            return _post(member.client_url, "/v3/maintenance/status", {})
+            return _post(member.client_url, "/v3/maintenance/status", {}, self._ssl)
         except (OSError, ValueError):
             return None
 
@@ -272,7 +287,7 @@ class EtcdCluster:
     def _serves(self, member: EtcdMember) -> bool:
         """The member answers a linearizable read (so it has a leader and is caught up)."""
         try:
-            _post(member.client_url, "/v3/kv/range", {"key": "AA=="})
+            _post(member.client_url, "/v3/kv/range", {"key": "AA=="}, self._ssl)
         except (OSError, ValueError):
             return False
         return True
@@ -318,6 +333,8 @@ class EtcdCluster:
             "warn",
             *self.extra_args,
         ]
+        if self.cert_file and self.key_file:
+            command += ["--cert-file", self.cert_file, "--key-file", self.key_file]
         member.log = open(f"{member.data_dir}.log", "ab")  # noqa: SIM115 (closed by kill())
         member.process = subprocess.Popen(
             command,
@@ -362,10 +379,12 @@ def _free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def _post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post(
+    base_url: str, path: str, body: dict[str, Any], context: ssl.SSLContext | None = None
+) -> dict[str, Any]:
     request = urllib.request.Request(base_url + path, data=json.dumps(body).encode(), method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:
             result: dict[str, Any] = json.loads(response.read())
             return result
     except urllib.error.HTTPError as exc:
