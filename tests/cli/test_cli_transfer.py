@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import tracemalloc
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -294,10 +295,41 @@ def test_migrate_into_an_http_backend_keeps_every_version(cli: Cli, backend: str
         assert everything(cli, target) == everything(cli)
 
 
-def test_migrate_resumes_after_being_killed(cli: Cli, tmp_path: Path) -> None:
+@pytest.fixture
+def etcd_target() -> str:
+    """A store URL on a real etcd cluster (one key prefix per test): the etcd plugin's own
+    throwaway three-member cluster, or $CONFSTORE_TEST_ETCD_URL."""
+    cluster = pytest.importorskip("confstore_etcd.cluster")
+    base = os.environ.get("CONFSTORE_TEST_ETCD_URL") or cluster.EtcdCluster.shared().store_url()
+    base = base if base.startswith("etcd+") else f"etcd+{base}"
+    return f"{base.split('?')[0]}?prefix=cli-{uuid.uuid4().hex[:12]}/"
+
+
+def test_migrate_to_etcd_and_back_keeps_every_version(
+    cli: Cli, tmp_path: Path, etcd_target: str
+) -> None:
+    seed(cli, acme=(3, 4), beta=(2, 2))
+    cli.seed("delete", "--tenant", "beta", "agent", "agent-0", "settings")
+    result = cli("migrate", "--from", cli.url, "--to", etcd_target, "--batch-size", "5")
+    assert result.exit_code == 0, result.stderr
+    assert everything(cli, etcd_target) == everything(cli)
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    assert cli("migrate", "--from", etcd_target, "--to", back).exit_code == 0
+    assert everything(cli, back) == everything(cli)
+    summary = cli("migrate", "--from", cli.url, "--to", etcd_target, "--json").json()
+    assert summary["versions_written"] == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "etcd"])
+def test_migrate_resumes_after_being_killed(
+    cli: Cli, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     keys, versions = 40, 50
     seed(cli, acme=(keys, versions))
-    target = f"sqlite:///{tmp_path / 'target.db'}"
+    if kind == "etcd":
+        target = request.getfixturevalue("etcd_target")
+    else:
+        target = f"sqlite:///{tmp_path / 'target.db'}"
     argv = ["migrate", "--from", cli.url, "--to", target, "--batch-size", "10"]
 
     copied = _kill_midway(cli, argv)
