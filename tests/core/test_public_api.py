@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import confstore_elasticsearch
+import confstore_etcd
 import confstore_vespa
 
 import confstore
@@ -65,7 +66,7 @@ def test_confstore_exports_exactly_the_public_names() -> None:
 
 
 def test_all_is_sorted_and_every_name_resolves() -> None:
-    for module in (confstore, confstore_vespa, confstore_elasticsearch):
+    for module in (confstore, confstore_vespa, confstore_elasticsearch, confstore_etcd):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
@@ -80,6 +81,7 @@ def test_public_objects_live_in_private_modules_or_public_subpackages() -> None:
 def test_plugins_export_their_store_classes() -> None:
     assert "VespaConfigStore" in confstore_vespa.__all__
     assert "ElasticsearchConfigStore" in confstore_elasticsearch.__all__
+    assert confstore_etcd.__all__ == ["EtcdConfigStore", "__version__"]
 
 
 def test_exceptions_form_the_documented_hierarchy() -> None:

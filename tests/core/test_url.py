@@ -50,3 +50,23 @@ def test_default_url_follows_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert default_store_url() == "sqlite:///data/config/config.db"
     monkeypatch.setenv("CONFSTORE_URL", "memory://x")
     assert default_store_url() == "memory://x"
+
+
+def test_several_hosts_are_kept_in_order() -> None:
+    url = StoreURL.parse("etcd+https://u:p@h1:2379,H2,[::1]:2381?prefix=a/")
+    assert url.hosts == (("h1", 2379), ("h2", None), ("::1", 2381))
+    assert (url.host, url.port, url.username, url.password) == ("h1", 2379, "u", "p")
+    assert url.render(hide_password=False) == "etcd+https://u:p@h1:2379,h2,[::1]:2381?prefix=a%2F"
+    assert StoreURL.parse(url.render(hide_password=False)) == url
+
+
+def test_one_host_has_no_host_list() -> None:
+    assert StoreURL.parse("vespa+http://h:8080").hosts == ()
+
+
+@pytest.mark.parametrize(
+    "text", ["etcd+http://h1:2379,,h2", "etcd+http://h1,h2:port", "etcd+http://,h2"]
+)
+def test_malformed_host_lists_raise_invalid_config(text: str) -> None:
+    with pytest.raises(InvalidConfigError):
+        StoreURL.parse(text)

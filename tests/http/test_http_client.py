@@ -243,3 +243,44 @@ async def test_a_callers_timeout_is_not_swallowed_by_the_clients_own(
             async with asyncio.timeout(0.1):
                 await client.request("GET", "/slow")
         assert loop.time() - started < 0.5
+
+
+async def _stream_lines(request: web.Request) -> web.StreamResponse:
+    """Three lines, the last one without a newline, sent in pieces that split them."""
+    response = web.StreamResponse()
+    await response.prepare(request)
+    for piece in (b'{"a": 1}\n{"b"', b": 2}\n", b'{"c": 3}'):
+        await response.write(piece)
+        await asyncio.sleep(0.01)
+    await response.write_eof()
+    return response
+
+
+async def test_stream_yields_lines_as_they_arrive() -> None:
+    app = web.Application()
+    app.router.add_post("/stream", _stream_lines)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with (
+            HttpClient(f"http://127.0.0.1:{port}") as client,
+            client.stream("POST", "stream", json_body={"x": 1}) as stream,
+        ):
+            assert stream.status == 200
+            lines = [line async for line in stream.lines()]
+        assert lines == [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}']
+    finally:
+        await runner.cleanup()
+
+
+async def test_stream_to_a_closed_port_is_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with HttpClient(f"http://127.0.0.1:{port}") as client:
+        with pytest.raises(BackendUnavailableError):
+            async with client.stream("POST", "stream"):
+                pass
