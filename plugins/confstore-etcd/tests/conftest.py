@@ -9,7 +9,6 @@ members or compact the history always run on clusters of their own.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from confstore_etcd import EtcdConfigStore
 from confstore_etcd.cluster import EtcdCluster
+from etcd_test_support import free_port
 
 from confstore import open_store
 from confstore.http import RetryPolicy
@@ -68,13 +68,6 @@ async def make_etcd_store(etcd_url: str, etcd_prefix: str) -> AsyncIterator[Stor
     yield make
     for store in opened:
         await store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

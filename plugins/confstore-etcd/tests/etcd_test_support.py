@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -95,17 +95,17 @@ class FaultProxy:
         return web.Response(status=status, body=payload, content_type="application/json")
 
 
+def free_port() -> int:
+    """A port nothing listens on (127.0.0.1), for a member that cannot be reached."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def is_write_txn(path: str, body: dict[str, Any]) -> bool:
     """A transaction that puts something (a store write), not a read-only one."""
     return path == "/v3/kv/txn" and any("request_put" in op for op in body.get("success", []))
-
-
-def put_values(body: dict[str, Any]) -> list[bytes]:
-    return [
-        base64.b64decode(op["request_put"].get("value", ""))
-        for op in body.get("success", [])
-        if "request_put" in op
-    ]
 
 
 @dataclass

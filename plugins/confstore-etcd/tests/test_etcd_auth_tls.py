@@ -169,6 +169,6 @@ async def test_without_credentials_the_error_says_auth_is_on(
 
 async def test_a_certificate_nobody_vouched_for_is_refused(secured: EtcdCluster) -> None:
     store = open_store(secured.store_url(prefix="team/", timeout="2"))
-    with pytest.raises(BackendError):
+    with pytest.raises(BackendError, match="certificate is not trusted"):
         await store.initialize()
     await store.close()

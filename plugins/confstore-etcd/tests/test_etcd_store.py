@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confstore_etcd import EtcdConfigStore
 from confstore_etcd._keys import KeySpace
-from etcd_test_support import FaultProxy, RequestLog, is_write_txn
+from etcd_test_support import FaultProxy, RequestLog, free_port, is_write_txn
 
 from confstore import (
     BackendError,
@@ -136,8 +136,6 @@ async def test_a_conditional_write_whose_answer_was_lost_is_not_reported_as_a_co
 async def test_requests_move_to_the_next_member_when_one_is_down(
     etcd_url: str, make_etcd_store: Any
 ) -> None:
-    from conftest import free_port
-
     members = _members(etcd_url)
     store = await make_etcd_store(_url([f"http://127.0.0.1:{free_port()}", *members]))
     await store.set_config(*KEY, {"n": 1})

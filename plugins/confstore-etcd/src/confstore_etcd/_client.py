@@ -30,6 +30,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from confstore import BackendError, BackendTimeoutError, BackendUnavailableError
 from confstore.http import HttpClient, HttpResponse, HttpStream, RetryPolicy
 
@@ -142,6 +144,11 @@ class EtcdClient:
                 unknown = unknown or (write and exc.unknown_outcome)
                 last = exc
             except BackendUnavailableError as exc:
+                if isinstance(exc.__cause__, aiohttp.ClientConnectorCertificateError):
+                    raise BackendError(
+                        f"etcd at {self.endpoints[member]}: its TLS certificate is not trusted "
+                        f"({exc.__cause__}); give the CA with ?ca_file="
+                    ) from exc
                 last = exc
             except BackendTimeoutError as exc:
                 unknown = unknown or write
