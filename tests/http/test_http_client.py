@@ -30,6 +30,8 @@ class Script:
         self.bodies.append(await request.read())
         if request.path == "/slow":
             await asyncio.sleep(1)
+        if request.path == "/stream":
+            return await _stream_lines(request)
         if request.path == "/drop":
             assert request.transport is not None
             request.transport.close()
@@ -256,24 +258,16 @@ async def _stream_lines(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def test_stream_yields_lines_as_they_arrive() -> None:
-    app = web.Application()
-    app.router.add_post("/stream", _stream_lines)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with (
-            HttpClient(f"http://127.0.0.1:{port}") as client,
-            client.stream("POST", "stream", json_body={"x": 1}) as stream,
-        ):
-            assert stream.status == 200
-            lines = [line async for line in stream.lines()]
-        assert lines == [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}']
-    finally:
-        await runner.cleanup()
+async def test_stream_yields_lines_as_they_arrive(server: tuple[Script, str]) -> None:
+    script, url = server
+    async with (
+        HttpClient(url) as client,
+        client.stream("POST", "stream", json_body={"x": 1}) as stream,
+    ):
+        assert stream.status == 200
+        lines = [line async for line in stream.lines()]
+    assert lines == [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}']
+    assert script.bodies == [b'{"x":1}']
 
 
 async def test_stream_to_a_closed_port_is_unavailable() -> None:

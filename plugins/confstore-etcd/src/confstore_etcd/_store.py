@@ -194,8 +194,13 @@ class EtcdConfigStore(ConfigStore):
         return StoreCapabilities(persistent=True, shared=True)
 
     async def initialize(self) -> None:
-        """Check that the cluster answers a linearizable read of the prefix (and the login)."""
-        await self._range(self.keys.marker)
+        """Check that the cluster answers a linearizable read of the prefix (and the login);
+        on failure nothing stays open."""
+        try:
+            await self._range(self.keys.marker)
+        except BaseException:
+            await self._client.close()
+            raise
 
     async def close(self) -> None:
         await self._feed.stop()
