@@ -4,7 +4,8 @@ cluster started for the run (``confstore_etcd.cluster``, free loopback ports).
 - latest read: ``get_config`` (no cache) against one raw linearizable ``/v3/kv/range`` of a key.
 - sequential write: ``set_config`` against one raw ``/v3/kv/put`` (no versioning, no guard).
 - 64 concurrent writers on 64 keys: ``set_config`` against 64 tasks doing raw puts.
-  Both sides use the same ``confstore.http.HttpClient`` (aiohttp) to the same member.
+  Both sides use the same ``confstore.http.HttpClient`` (aiohttp) to the same member (the
+  leader, where the store sends its requests).
 - watch propagation: another process follows ``ConfigManager.watch()`` (poll interval 60 s, so
   only the watch stream can bring changes in time); this process writes one version at a time
   and waits for it to arrive. The time from before the write to the event, p50 and p99, against
@@ -151,7 +152,7 @@ async def _propagation_rows(
         return entry.version
 
     managed = await _propagation(_MANAGER_WATCHER, [url], confstore_write, count)
-    async with HttpClient(cluster.endpoints[0]) as client:
+    async with HttpClient(store.client.current_endpoint) as client:
         raw_key = "raw/watched"
 
         async def raw_write(number: int) -> int:
@@ -161,7 +162,7 @@ async def _propagation_rows(
             return number + raw_offset
 
         raw_offset = await _raw_version(client, raw_key)
-        raw = await _propagation(_RAW_WATCHER, [cluster.endpoints[0], raw_key], raw_write, count)
+        raw = await _propagation(_RAW_WATCHER, [client.base_url, raw_key], raw_write, count)
     note = f"{count} writes, one at a time; the watcher is another process"
     rows = []
     for name, fraction in (("p50", 0.5), ("p99", 0.99)):
@@ -203,7 +204,7 @@ async def _throughput_rows(
     reads = 100 if quick else 1000
     writes = 50 if quick else 500
     writes_each = 2 if quick else 8
-    async with HttpClient(cluster.endpoints[0], connection_limit=100) as client:
+    async with HttpClient(store.client.current_endpoint, connection_limit=100) as client:
         await _raw_put(client, "raw/read", _VALUE)
         await store.set_config(*_IDENTITY, _VALUE)
         raw_read = await measure_rate(lambda: _raw_range(client, "raw/read"), reads)
@@ -231,7 +232,6 @@ async def run(quick: bool) -> list[Result]:
     await asyncio.to_thread(cluster.start)
     try:
         url = cluster.store_url(prefix="bench/")
-        # The store's requests start at the first member, as the raw baselines' do.
         store = open_store(url)
         assert isinstance(store, EtcdConfigStore)
         async with store:

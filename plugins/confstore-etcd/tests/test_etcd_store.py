@@ -77,7 +77,7 @@ async def test_an_answer_lost_after_the_write_applied_is_resolved_without_a_dupl
 ) -> None:
     """The proxy lets etcd apply the transaction and then drops the connection: the store
     sends the same transaction to the next member, whose failed compare shows the write won."""
-    members = _members(etcd_url)
+    members = await _leader_first(_members(etcd_url))  # the store will start there
 
     async def drop_first_write(path: str, body: dict[str, Any]) -> bool:
         return is_write_txn(path, body) and not proxy.dropped
@@ -96,7 +96,7 @@ async def test_a_lost_answer_is_resolved_even_when_another_writer_moved_on(
 ) -> None:
     """Between the lost answer and the retry another host writes version 2: the head no longer
     names our write, so the store checks version 1 itself."""
-    members = _members(etcd_url)
+    members = await _leader_first(_members(etcd_url))  # the store will start there
     other = await make_etcd_store()
 
     async def drop_and_write_meanwhile(path: str, body: dict[str, Any]) -> bool:
@@ -119,7 +119,7 @@ async def test_a_lost_answer_is_resolved_even_when_another_writer_moved_on(
 async def test_a_conditional_write_whose_answer_was_lost_is_not_reported_as_a_conflict(
     etcd_url: str, make_etcd_store: Any
 ) -> None:
-    members = _members(etcd_url)
+    members = await _leader_first(_members(etcd_url))  # the store will start there
 
     async def drop_first_write(path: str, body: dict[str, Any]) -> bool:
         return is_write_txn(path, body) and not proxy.dropped
@@ -143,18 +143,20 @@ async def test_requests_move_to_the_next_member_when_one_is_down(
     assert await store.health_check() is True
 
 
-async def test_a_member_without_a_leader_is_left_at_once(
-    etcd_url: str, make_etcd_store: Any
-) -> None:
+async def test_a_member_without_a_leader_is_left_at_once(etcd_url: str, etcd_prefix: str) -> None:
     """A member answering 503 "no leader" (as one cut off from its cluster does, thanks to the
     Hasleader header) is not waited on: the request goes to the next member."""
     members = _members(etcd_url)
     no_leader = {"error": "etcdserver: no leader", "code": 14, "message": "etcdserver: no leader"}
     async with FaultProxy(members[0], answer=(503, no_leader)) as proxy:
-        store = await make_etcd_store(_url([proxy.url, *members[1:]]))
-        await store.set_config(*KEY, {"n": 1})
-        assert (await store.get_config(*KEY)).version == 1
-    assert proxy.received == ["/v3/kv/range"]  # initialize() asked it once, then moved on
+        # Not initialised, so it starts at the first member (no search for the leader).
+        store = EtcdConfigStore([proxy.url, *members[1:]], prefix=etcd_prefix)
+        try:
+            await store.set_config(*KEY, {"n": 1})
+            assert (await store.get_config(*KEY)).version == 1
+        finally:
+            await store.close()
+    assert proxy.received == ["/v3/kv/range"]  # the first read, then never again
 
 
 async def test_a_value_of_the_whole_limit_fits_but_a_larger_request_is_refused_cleanly(
@@ -344,6 +346,22 @@ def test_the_scheme_names_the_package_when_the_plugin_is_missing() -> None:
             open_store("etcd+http://h1:2379")
     finally:
         backend_registry._factories["etcd+http"] = factory
+
+
+async def test_requests_start_at_the_leader(etcd_url: str, make_etcd_store: Any) -> None:
+    store = await make_etcd_store()
+    leader = (await _leader_first(_members(etcd_url)))[0]
+    assert store.client.current_endpoint == leader
+
+
+async def _leader_first(members: list[str]) -> list[str]:
+    """The members, the leader first (each one's status says whom it follows)."""
+    async with EtcdConfigStore(members) as probe:
+        for index, member in enumerate(probe.client.members):
+            status = (await member.request("POST", "v3/maintenance/status", json_body={})).json()
+            if status.get("leader") == status["header"]["member_id"]:
+                return [members[index], *members[:index], *members[index + 1 :]]
+    raise AssertionError("no leader")
 
 
 def _members(store_url: str) -> list[str]:

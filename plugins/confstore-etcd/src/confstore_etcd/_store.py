@@ -26,6 +26,7 @@ Writes. Version N+1 of a key is allocated and published by one transaction::
   every head it moves; a guard that fails (a concurrent writer) makes the import plan again
   from what is stored, so an interrupted or repeated import never duplicates a version.
 
+Requests start at the leader (found at ``initialize()``), else the next member that answers.
 Reads are linearizable ranges: a latest read or ``history(n)`` is one range of the key's
 versions (newest first), a listing a range of heads plus one transaction per 128 of them.
 
@@ -197,6 +198,7 @@ class EtcdConfigStore(ConfigStore):
         """Check that the cluster answers a linearizable read of the prefix (and the login);
         on failure nothing stays open."""
         try:
+            await self._client.prefer_leader()
             await self._range(self.keys.marker)
         except BaseException:
             await self._client.close()
