@@ -268,11 +268,14 @@ async def test_stores_on_different_prefixes_are_independent(make_etcd_store: Any
 
 
 async def test_changes_of_one_transaction_are_paged_exactly(make_etcd_store: Any) -> None:
-    """A restore writes five versions in one revision; pages of two split that revision."""
+    """A restore writes five versions in one revision; pages of two split that revision, and
+    three later writes take two more pages."""
     store, peer = await make_etcd_store(), await make_etcd_store()
     cursor = await store.current_cursor()
     entries = [_entry("acme", "k", version, {"v": version}) for version in range(1, 6)]
     await store.import_configs("acme", {"configs": entries})
+    for number in range(3):
+        await store.set_config("acme", "agent", "k", "settings", {"v": number})
     for handle in (store, peer):  # the handle's own stream, and a replay of etcd's history
         seen, position = [], cursor
         while True:
@@ -282,7 +285,7 @@ async def test_changes_of_one_transaction_are_paged_exactly(make_etcd_store: Any
             position = batch.cursor
             if not batch.has_more:
                 break
-        assert seen == [1, 2, 3, 4, 5]
+        assert seen == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 async def test_wait_for_changes_returns_when_another_handle_writes(make_etcd_store: Any) -> None:

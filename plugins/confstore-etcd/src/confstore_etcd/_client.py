@@ -156,7 +156,8 @@ class EtcdClient:
         """
         unknown = False
         last: Exception | None = None
-        for attempt in range(1, self.retry.attempts + 1):
+        tries = self.retry.attempts * len(self._members)
+        for attempt in range(1, tries + 1):
             member = self._current
             try:
                 response = await self._members[member].request(
@@ -181,7 +182,7 @@ class EtcdClient:
                 unknown = unknown or write
                 last = exc
             self._fail_over(member)
-            if attempt < self.retry.attempts:
+            if attempt < tries:
                 await asyncio.sleep(self._backoff(attempt))
         where = f"etcd ({', '.join(self.endpoints)}): POST /v3/{path}"
         if unknown:
@@ -301,8 +302,9 @@ class EtcdClient:
             self._current = (member + 1) % len(self._members)
 
     def _backoff(self, attempt: int) -> float:
-        # The first failure of each member moves on at once; a round that failed everywhere
-        # (an election, a restart) backs off, capped and jittered.
+        # A failing member is left for the next one at once; a round that failed on every
+        # member (an election, a restart) backs off, capped and jittered. ``retry.attempts``
+        # counts rounds.
         if attempt % len(self._members):
             return 0.0
         return self.retry.delay(attempt // len(self._members))

@@ -99,11 +99,17 @@ def changes_of(key: ConfigKey, head: Head) -> list[ConfigChange]:
 
 
 def page(
-    records: Iterable[Record], cursor: Cursor, limit: int, *, complete_to: int, end: int
+    records: Iterable[Record],
+    cursor: Cursor,
+    limit: int,
+    *,
+    complete_to: int,
+    end: int,
+    more: bool = False,
 ) -> ChangeBatch:
     """The changes after ``cursor`` among ``records`` (in revision order, complete up to
     revision ``complete_to``), at most ``limit``; ``end`` is the cursor's revision once all
-    were reported (the present end of the feed)."""
+    were reported, and ``more`` says whether changes after ``end`` are known to be waiting."""
     taken: list[ConfigChange] = []
     current_revision = -1
     in_revision = 0
@@ -124,7 +130,7 @@ def page(
                 tuple(taken), Cursor(revision - 1, in_revision - 1).encode(), has_more=True
             )
         taken.append(change)
-    return ChangeBatch(tuple(taken), Cursor(max(end, cursor.revision)).encode())
+    return ChangeBatch(tuple(taken), Cursor(max(end, cursor.revision)).encode(), has_more=more)
 
 
 class FeedWatch:

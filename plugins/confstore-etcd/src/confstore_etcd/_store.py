@@ -70,7 +70,9 @@ from ._keys import Head, KeySpace, b64, entry_from_kv, unb64, version_value
 DEFAULT_PORT = 2379
 DEFAULT_PREFIX = "confstore/"
 DEFAULT_TIMEOUT = 5.0
-DEFAULT_RETRY = RetryPolicy(attempts=12, base_delay=0.05, max_delay=1.0)
+# Rounds over every member; between rounds a capped, jittered backoff (about 3 s in all on
+# average, 5.5 s at most), long enough for etcd to elect a leader (1 s election timeout).
+DEFAULT_RETRY = RetryPolicy(attempts=10, base_delay=0.05, max_delay=1.0)
 # etcd's defaults (--max-txn-ops, --max-request-bytes); a cluster with other limits says so in
 # the URL (?max_txn_ops=...&max_request_bytes=...).
 DEFAULT_MAX_TXN_OPS = 128
@@ -642,8 +644,9 @@ class EtcdConfigStore(ConfigStore):
             limit + position.skip,
             self.timeout,
         )
-        end = now if reached >= last_write else reached
-        return page(records, position, limit, complete_to=min(reached, last_write), end=end)
+        if reached >= last_write:
+            return page(records, position, limit, complete_to=last_write, end=now)
+        return page(records, position, limit, complete_to=reached, end=reached, more=True)
 
     async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
         """Return when the handle's watch stream shows a write after ``cursor`` (or at once if
