@@ -302,7 +302,7 @@ def etcd_target() -> str:
     cluster = pytest.importorskip("confstore_etcd.cluster")
     base = os.environ.get("CONFSTORE_TEST_ETCD_URL") or cluster.EtcdCluster.shared().store_url()
     base = base if base.startswith("etcd+") else f"etcd+{base}"
-    return f"{base.split('?')[0]}?prefix=cli-{uuid.uuid4().hex[:12]}/"
+    return f"{base}{'&' if '?' in base else '?'}prefix=cli-{uuid.uuid4().hex[:12]}/"
 
 
 def test_migrate_to_etcd_and_back_keeps_every_version(

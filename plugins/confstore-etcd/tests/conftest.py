@@ -2,8 +2,10 @@
 
 The cluster is started once per test process (free loopback ports, temporary directories,
 stopped by pid at exit). ``CONFSTORE_TEST_ETCD_URL`` (``etcd+http://h1:2379,h2:2379`` or
-``http://h1:2379,...``) points the store tests at an existing cluster instead; tests that kill
-members or compact the history always run on clusters of their own.
+``http://h1:2379,...``, a cluster without auth: the protocol tests put a plain HTTP proxy in
+front of one member) points the store tests at an existing cluster instead; every test uses a
+prefix of its own. Tests that kill members, compact the history or turn auth on always run on
+clusters of their own.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def as_store_url(url: str) -> str:
 def etcd_url() -> str:
     """The store URL (without options) of the cluster the store tests use."""
     if LIVE_URL:
-        return as_store_url(LIVE_URL).split("?")[0]
+        return as_store_url(LIVE_URL)
     return EtcdCluster.shared().store_url()
 
 

@@ -88,7 +88,7 @@ async def test_the_manager_resyncs_when_its_feed_was_compacted_away(
 async def test_a_write_by_another_process_reaches_the_managers_watch(
     etcd_url: str, etcd_prefix: str
 ) -> None:
-    url = f"{etcd_url}?prefix={etcd_prefix}"
+    url = f"{etcd_url}{'&' if '?' in etcd_url else '?'}prefix={etcd_prefix}"
     # A poll interval of a minute: only the watch stream can deliver the change in time.
     async with ConfigManager(url=url, poll_interval=60) as manager:
         assert (await manager.get_system_config(TENANT)).llm_model != "from-another-process"

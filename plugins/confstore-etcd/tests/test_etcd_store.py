@@ -18,6 +18,7 @@ from confstore import (
     ConfigScope,
     InvalidConfigError,
     NoSuchBackendError,
+    StoreURL,
     VersionConflictError,
     open_store,
 )
@@ -368,8 +369,9 @@ async def _leader_first(members: list[str]) -> list[str]:
 
 
 def _members(store_url: str) -> list[str]:
-    hosts = store_url.split("://", 1)[1].split("?")[0].split(",")
-    return [f"http://{host}" for host in hosts]
+    url = StoreURL.parse(store_url)
+    hosts = url.hosts or ((url.host or "127.0.0.1", url.port),)
+    return [f"http://{host}:{port or 2379}" for host, port in hosts]
 
 
 def _url(members: list[str]) -> str:
