@@ -261,6 +261,12 @@ class HttpClient:
         try:
             yield HttpStream(response.status, response.headers, method, str(url), response)
         finally:
+            # A stream is cut off, not finished: abort the connection rather than close it, so
+            # a TLS connection does not wait for the peer's goodbye (and is not left half
+            # closed when the event loop ends).
+            connection = response.connection
+            if connection is not None and connection.transport is not None:
+                connection.transport.abort()
             response.close()
 
     async def _send(
