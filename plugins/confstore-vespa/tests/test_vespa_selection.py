@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 from confstore_vespa._client import SelectionBuilder, selection_string
-from confstore_vespa._selection_parser import (
+from confstore_vespa.emulator import DEFAULT_SCHEMA
+from confstore_vespa.emulator._selection_parser import (
     DocumentView,
     SelectionError,
     matches,
     parse_selection,
 )
-from confstore_vespa.emulator import DEFAULT_SCHEMA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

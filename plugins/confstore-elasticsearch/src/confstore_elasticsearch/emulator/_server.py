@@ -45,11 +45,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from aiohttp import web
+
+from confstore.emulation import LoopbackServer
 
 from ._engine import (
     EsError,
@@ -110,7 +111,7 @@ class _Request:
 Handler = Callable[["ElasticsearchEmulator", _Request], Awaitable[tuple[int, Any]]]
 
 
-class ElasticsearchEmulator:
+class ElasticsearchEmulator(LoopbackServer):
     """An Elasticsearch (or OpenSearch) node in this process, listening on 127.0.0.1, port 0
     (HTTPS when given a server ``ssl_context``)."""
 
@@ -124,9 +125,9 @@ class ElasticsearchEmulator:
     ) -> None:
         if flavor not in ("elasticsearch", "opensearch"):
             raise ValueError(f"flavor must be elasticsearch or opensearch, not {flavor!r}")
+        super().__init__(ssl_context=ssl_context)
         self.flavor: Flavor = flavor
         self.refresh_interval = refresh_interval
-        self.ssl_context = ssl_context
         self.indices: dict[str, Index] = {}
         self.requests: list[LoggedRequest] = []
         self.faults: list[FaultRule] = []
@@ -139,49 +140,23 @@ class ElasticsearchEmulator:
             ("drop_after", 0),
         )
         self._random = random.Random(seed)
-        self._runner: web.AppRunner | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._refreshed = asyncio.Condition()
-        self.url = ""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> str:
         """Listen on 127.0.0.1 (a free port); returns the base URL."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        assert sockets, "the emulator's site has no listening socket"
-        port = sockets[0].getsockname()[1]
-        scheme = "https" if self.ssl_context is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{port}"
+        url = await super().start()
         if self.refresh_interval is not None:
             self._refresher = asyncio.create_task(self._refresh_periodically(self.refresh_interval))
-        return self.url
+        return url
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
 
     def inject(
         self,
@@ -238,7 +213,7 @@ class ElasticsearchEmulator:
             return FaultRule(kind, status)
         return None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         logged = LoggedRequest(
             request.method,
             request.raw_path.split("?", 1)[0],
@@ -710,21 +685,6 @@ class ElasticsearchEmulator:
         answer = self._write_answer(index, doc_id, stored.version, stored.seq_no, result)
         answer["status"] = 201 if result == "created" else 200
         return answer
-
-
-def sequential_rounds(requests: list[LoggedRequest]) -> int:
-    """How many rounds of overlapping requests the log holds: requests that were in flight at
-    the same time count as one round (a client's parallel requests), one after another as many."""
-    rounds = 0
-    round_end = float("-inf")
-    for logged in sorted(requests, key=lambda item: item.started):
-        finished = logged.finished if logged.finished is not None else logged.started
-        if logged.started >= round_end:
-            rounds += 1
-            round_end = finished
-        else:
-            round_end = max(round_end, finished)
-    return rounds
 
 
 def parsing_error_for(reason: str) -> EsError:

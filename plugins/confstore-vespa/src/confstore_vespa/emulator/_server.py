@@ -18,6 +18,8 @@ notes on the Vespa API, part A), so a client that passes against it has met thes
   ``wantedDocumentCount`` documents (default 1) or has scanned 8 buckets, so pages can be empty
   and still carry a continuation; the continuation is opaque and absent when the visit is done.
   Delete-by-selection works the same way, a few buckets per request.
+- ``/state/v1/version`` reports ``version``; an emulator of a Vespa older than 8.178 ignores
+  ``create=true`` on a put that has a condition (conditional puts could not create before then).
 - Faults (``FaultRule``): a status (429/503/504 with ``{pathId, message}``), added latency, or a
   dropped connection before or after the write is applied, by probability or for N requests.
 - Every request is recorded in ``request_log`` (method, raw path, query, body, status, timing).
@@ -37,13 +39,14 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from aiohttp import web
+
+from confstore.emulation import LoopbackServer
 
 from ._selection_parser import (
     DocumentView,
@@ -61,23 +64,30 @@ DEFAULT_SCHEMA: dict[str, dict[str, str]] = {
         "scope": "string",
         "service": "string",
         "config_key": "string",
-        "epoch": "long",
+        "generation": "long",
         "version": "long",
         "deleted": "bool",
+        "purging": "bool",
         "created_at": "long",
         "updated_at": "long",
+        "written_micros": "long",
         "payload": "string",
         "audit": "string",
         "write_id": "string",
     }
 }
+DEFAULT_VERSION = "8.600.12"
+# Puts honour create=true together with a condition since this version.
+CONDITIONAL_CREATE_SINCE = (8, 178)
 
 BUCKETS = 16
 BUCKETS_PER_PAGE = 8
 BUCKETS_PER_DELETE = 4
 MAX_WANTED_DOCUMENTS = 1024
 
-Operation = Literal["get", "put", "update", "remove", "visit", "delete_where", "health", "other"]
+Operation = Literal[
+    "get", "put", "update", "remove", "visit", "delete_where", "health", "version", "other"
+]
 FaultAction = Literal["status", "drop_before", "drop_after", "status_after", "latency"]
 WRITE_OPERATIONS = frozenset({"put", "update", "remove", "delete_where"})
 
@@ -92,6 +102,7 @@ _PARAMETERS: dict[str, set[str]] = {
     | _COMMON_PARAMETERS,
     "delete_where": {"selection", "continuation", "cluster", "timeChunk"} | _COMMON_PARAMETERS,
     "health": set(),
+    "version": set(),
 }
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1), "byte": (-128, 127)}
 _TIMEOUT = re.compile(r"\d+(\.\d+)?(ms|s|ks|µs|us)?")
@@ -196,8 +207,12 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class VespaEmulator:
-    """A Vespa container + content cluster in this process, on 127.0.0.1 and a free port."""
+class VespaEmulator(LoopbackServer):
+    """A Vespa container + content cluster in this process, on 127.0.0.1 and a free port.
+
+    ``version`` is the Vespa version it plays (``/state/v1/version``); below 8.178 a put ignores
+    ``create=true`` when it has a condition, as Vespa did before conditional puts could create.
+    """
 
     def __init__(
         self,
@@ -206,7 +221,10 @@ class VespaEmulator:
         cluster: str = "confstore",
         seed: int | None = None,
         latency: float = 0.0,
+        version: str = DEFAULT_VERSION,
     ) -> None:
+        super().__init__()
+        self.version = version
         self.schema = {name: dict(fields) for name, fields in (schema or DEFAULT_SCHEMA).items()}
         self.cluster = cluster
         self.latency = latency
@@ -215,43 +233,6 @@ class VespaEmulator:
         self.request_log: list[LoggedRequest] = []
         self._documents: dict[tuple[str, str, str], _Document] = {}
         self._random = random.Random(seed)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the emulator is not running; call start() first")
-        return f"http://127.0.0.1:{self._port}"
-
-    async def start(self) -> str:
-        """Listen on 127.0.0.1 (a free port) and return the base URL."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port or 0)
-        await site.start()
-        server: Any = site._server
-        self._port = int(server.sockets[0].getsockname()[1])
-        return self.url
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
 
     def add_fault(self, action: FaultAction, **options: Any) -> FaultRule:
         """Add a FaultRule (see its docstring for the options) and return it."""
@@ -291,7 +272,7 @@ class VespaEmulator:
                 return True
         return False
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         body_bytes = await request.read()
         entry = LoggedRequest(
@@ -356,6 +337,8 @@ class VespaEmulator:
         if operation == "health":
             status = {"code": self.health_status}
             return _Reply(200, {"time": int(time.time() * 1000), "status": status, "metrics": {}})
+        if operation == "version":
+            return _Reply(200, {"version": self.version})
         _check_parameters(operation, query)
         if target.document_type and target.document_type not in self.schema:
             raise _HTTPError(400, f"Document type {target.document_type} does not exist")
@@ -391,6 +374,8 @@ class VespaEmulator:
         payload = _parse_body(body) if operation != "remove" or body else {}
         condition_text = query.get("condition", payload.get("condition"))
         create = _parse_bool("create", query.get("create", payload.get("create", False)))
+        if operation == "put" and not self._creates_on_conditional_put():
+            create = False
         key = (target.namespace, target.document_type, target.specific)
         existing = self._documents.get(key)
         reply: dict[str, Any] = {"pathId": raw_path, "id": target.full_id}
@@ -446,6 +431,10 @@ class VespaEmulator:
             result = _arithmetic(op, current, argument, name)
             fields.update(self._checked_fields(document_type, {name: result}))
         return fields
+
+    def _creates_on_conditional_put(self) -> bool:
+        numbers = re.findall(r"\d+", self.version)[:2]
+        return tuple(int(number) for number in numbers) >= CONDITIONAL_CREATE_SINCE
 
     def _check_update_operations(self, document_type: str, operations: Mapping[str, Any]) -> None:
         for name in operations:
@@ -568,10 +557,14 @@ class VespaEmulator:
 
 
 def _route(method: str, raw_path: str) -> _Target:
-    if raw_path == "/state/v1/health":
+    state_operations: dict[str, Operation] = {
+        "/state/v1/health": "health",
+        "/state/v1/version": "version",
+    }
+    if raw_path in state_operations:
         if method != "GET":
             raise _HTTPError(405, f"method {method} not allowed on {raw_path}")
-        return _Target("health")
+        return _Target(state_operations[raw_path])
     segments = raw_path.split("/")
     if segments[:3] != ["", "document", "v1"] or len(segments) < 6 or segments[5] != "docid":
         raise _HTTPError(
@@ -696,20 +689,6 @@ def _parse_continuation(token: str | None) -> int:
 
 def _hash(full_id: str) -> bytes:
     return hashlib.sha256(full_id.encode("utf-8")).digest()
-
-
-def sequential_rounds(requests: Sequence[LoggedRequest]) -> int:
-    """How many sequential waves ``requests`` took: a new wave starts when a request starts after
-    every request of the current wave has finished (parallel requests share a wave)."""
-    rounds = 0
-    wave_end = float("-inf")
-    for request in sorted(requests, key=lambda logged: logged.started):
-        if request.started >= wave_end:
-            rounds += 1
-            wave_end = request.finished
-        else:
-            wave_end = max(wave_end, request.finished)
-    return rounds
 
 
 def bucket_of(full_id: str) -> int:
