@@ -102,6 +102,13 @@ class HttpResponse:
                 f"{self.method} {self.url}: answer is not JSON: {self.text[:_BODY_EXCERPT]!r}"
             ) from exc
 
+    def json_or_none(self) -> Any:
+        """The body as JSON, or None when it is not JSON (for answers whose shape tells)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
     def error(self, what: str = "unexpected answer") -> BackendError:
         """A confstore error describing this response: 429/5xx unavailable, anything else BackendError."""
         message = (

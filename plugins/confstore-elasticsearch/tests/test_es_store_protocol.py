@@ -12,11 +12,11 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import pytest
 from confstore_elasticsearch import ElasticsearchConfigStore
-from confstore_elasticsearch._documents import document, load_mapping, version_id
+from confstore_elasticsearch._documents import load_mapping
 from confstore_elasticsearch.emulator import ElasticsearchEmulator
 
 from confstore import (
@@ -30,6 +30,7 @@ from confstore import (
     open_store,
 )
 from confstore._registry import backend_registry
+from confstore.docstore import Head, Record, RecordKind, WriteOutcome
 from confstore.http import RequestInfo
 
 StoreFactory = Callable[..., Awaitable[ElasticsearchConfigStore]]
@@ -168,11 +169,11 @@ async def test_a_late_purge_finisher_leaves_the_keys_next_life_alone(
     crash_before(dying, "POST", "_delete_by_query")
     with pytest.raises(Crash):
         await dying.delete_config(*KEY, purge=True)
-    marked_head = await late._get_doc("heads", "acme/system/svc/db.url")
+    marked_head = await late.documents.get_head(_key())
     assert marked_head is not None
     assert marked_head.purging
     await survivor.set_config(*KEY, {"v": "second life"})
-    await late._finish_purge(_key(), marked_head)
+    await late._finish_purge(marked_head)
     assert (await survivor.get_config(*KEY)).config_value == {"v": "second life"}  # type: ignore[union-attr]
     assert await versions_of(survivor) == [1]
 
@@ -234,20 +235,23 @@ async def test_the_change_feed_delivers_a_late_write_within_the_window_once(
     writer, reader = await make_es_store(), await make_es_store()
     written = await writer.set_config(*KEY, {"v": 1})
     cursor = await reader.current_cursor()
-    # A slow writer on another host: its version document is stamped before the reader's
-    # high-water mark but becomes visible only now.
+    # A slow writer on another host: its version record is stamped before the reader's
+    # high-water mark but becomes visible (with its head) only now.
     late = ConfigEntry(
         "acme", ConfigScope.AGENT, "slow", "k", {"v": 1}, 1, written.created_at, written.updated_at
     )
-    source = document(
+    record = Record(
+        RecordKind.VERSION,
+        late.key,
+        0,
+        1,
+        False,
+        _micros(written.updated_at) - 1000,
+        "slow-writer",
         late,
-        write_id="slow-writer",
-        written_micros=_micros(written.updated_at) - 1000,
-        lineage="slow-writer",
     )
-    await writer.http.request(
-        "POST", f"confstore-versions/_create/{_path(version_id(late.key, 1))}", json_body=source
-    )
+    assert await writer.documents.create_record(record) is WriteOutcome.APPLIED
+    assert await writer.documents.put_head(Head.showing(record), None) is WriteOutcome.APPLIED
     batch = await reader.changes_since(cursor)
     assert [(change.key, change.version) for change in batch.changes] == [(late.key, 1)]
     assert (await reader.changes_since(batch.cursor)).changes == ()
@@ -391,10 +395,6 @@ def _key() -> ConfigKey:
     return ConfigKey(KEY[0], ConfigScope(KEY[1]), KEY[2], KEY[3])
 
 
-def _path(doc_id: str) -> str:
-    return quote(doc_id, safe="")
-
-
 async def test_a_429_on_a_write_is_retried(
     make_es_store: StoreFactory, es_emulator: ElasticsearchEmulator
 ) -> None:
@@ -458,12 +458,13 @@ async def test_a_version_left_from_before_a_purge_is_not_adopted(
     make_es_store: StoreFactory,
 ) -> None:
     store = await make_es_store()
+    await store.set_config(*KEY, {"v": "old life"})
+    await store.delete_config(*KEY, purge=True)
     await store.set_config(*KEY, {"v": "new life"})
+    # A writer of the key's previous life died after creating its version 2.
     stale = ConfigEntry(*_key_parts(), {"v": "old life"}, 2, _now(), _now())
-    source = document(stale, write_id="dead-writer", written_micros=1, lineage="previous-life")
-    await store.http.request(
-        "POST", f"confstore-versions/_create/{_path(version_id(_key(), 2))}", json_body=source
-    )
+    record = Record(RecordKind.VERSION, _key(), 0, 2, False, 1, "dead-writer", stale)
+    assert await store.documents.create_record(record) is WriteOutcome.APPLIED
     written = await store.set_config(*KEY, {"v": "next"})
     assert written.version == 2
     assert (await store.get_config(*KEY, version=2)).config_value == {"v": "next"}  # type: ignore[union-attr]

@@ -13,8 +13,8 @@ from urllib.parse import unquote
 import pytest
 from confstore_vespa import VespaConfigStore
 from confstore_vespa._client import selection_string
-from confstore_vespa._selection_parser import parse_selection
 from confstore_vespa.emulator import DEFAULT_SCHEMA, VespaEmulator, sequential_rounds
+from confstore_vespa.emulator._selection_parser import parse_selection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vespa_test_support import FAST_RETRY, StoreFactory

@@ -9,13 +9,21 @@ unknown outcomes resolved by reading back, purge, and the change feed. docs/writ
 walks through one.
 
 ``MemoryDocumentStore`` is the reference implementation of the primitives (in process memory);
-``DEFAULT_CHANGE_WINDOW`` is the change feed's default re-scan window (30 s; see ``_feed``).
+``document_fields`` and ``head_from_fields``/``record_from_fields`` map heads and records to
+flat documents and back; ``DEFAULT_CHANGE_WINDOW`` is the change feed's default re-scan window
+(30 s; see ``_feed`` for why).
 """
 
 from ._feed import DEFAULT_CHANGE_WINDOW as DEFAULT_CHANGE_WINDOW
+from ._fields import SUMMARY_FIELDS as SUMMARY_FIELDS
+from ._fields import document_fields as document_fields
+from ._fields import head_from_fields as head_from_fields
+from ._fields import key_from_fields as key_from_fields
+from ._fields import record_from_fields as record_from_fields
 from ._memory import MemoryDocumentStore as MemoryDocumentStore
 from ._primitives import DocumentStore as DocumentStore
 from ._primitives import Head as Head
+from ._primitives import HeadQuery as HeadQuery
 from ._primitives import Record as Record
 from ._primitives import RecordKind as RecordKind
 from ._primitives import WriteOutcome as WriteOutcome
@@ -25,13 +33,19 @@ from ._protocol import new_write_id as new_write_id
 
 __all__ = [
     "DEFAULT_CHANGE_WINDOW",
+    "SUMMARY_FIELDS",
     "DocumentConfigStore",
     "DocumentStore",
     "Head",
+    "HeadQuery",
     "MemoryDocumentStore",
     "Record",
     "RecordKind",
     "WriteOutcome",
+    "document_fields",
     "gather_bounded",
+    "head_from_fields",
+    "key_from_fields",
     "new_write_id",
+    "record_from_fields",
 ]

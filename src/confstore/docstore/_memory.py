@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .._models import ConfigEntry, ConfigKey, ConfigScope
+from .._models import ConfigEntry, ConfigKey
 from .._store import StoreCapabilities
-from ._primitives import DocumentStore, Head, Record, RecordKind, WriteOutcome
+from ._primitives import DocumentStore, Head, HeadQuery, Record, RecordKind, WriteOutcome
 
 RecordId = tuple[RecordKind, ConfigKey, int, int]
 
@@ -105,18 +105,10 @@ class MemoryDocumentStore(DocumentStore):
             if (kind, owner, record_generation) == (RecordKind.VERSION, key, generation):
                 yield _record_from(owner, text)
 
-    async def scan_heads(
-        self,
-        tenant_id: str | None = None,
-        scope: ConfigScope | None = None,
-        service: str | None = None,
-        *,
-        values: bool = True,
-    ) -> AsyncIterator[Head]:
+    async def scan_heads(self, query: HeadQuery) -> AsyncIterator[Head]:
         await asyncio.sleep(0)
         for key, (revision, text) in list(self._documents.heads.items()):
-            wanted = (tenant_id, scope, service)
-            if all(part in (None, value) for part, value in zip(wanted, _parts(key), strict=True)):
+            if query.matches(key):
                 yield _head_from(key, revision, text)
 
     async def scan_feed(self, since_micros: int | None) -> AsyncIterator[Record]:
@@ -134,10 +126,6 @@ class MemoryDocumentStore(DocumentStore):
                 kind, owner, generation, _ = identity
                 if (kind, owner) == (RecordKind.VERSION, key) and generation <= up_to:
                     del documents.records[identity]
-
-
-def _parts(key: ConfigKey) -> tuple[str, ConfigScope, str]:
-    return key.tenant_id, key.scope, key.service
 
 
 def _record_id(record: Record) -> RecordId:

@@ -135,6 +135,29 @@ class Head:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class HeadQuery:
+    """The heads a scan asks for: filters (None: any) and whether their entries are needed
+    (``values=False``: summaries for counting; a backend may still return entries)."""
+
+    tenant_id: str | None = None
+    scope: ConfigScope | None = None
+    service: str | None = None
+    values: bool = True
+
+    def filters(self) -> list[tuple[str, str]]:
+        """(field, value) of each filter that is set, named as in ``document_fields``."""
+        wanted = (("tenant_id", self.tenant_id), ("scope", self.scope), ("service", self.service))
+        return [(name, str(value)) for name, value in wanted if value is not None]
+
+    def matches(self, key: ConfigKey) -> bool:
+        return (
+            self.tenant_id in (None, key.tenant_id)
+            and self.scope in (None, key.scope)
+            and self.service in (None, key.service)
+        )
+
+
 class DocumentStore(abc.ABC):
     """The storage primitives of a store with conditional writes, for ``DocumentConfigStore``.
 
@@ -213,16 +236,8 @@ class DocumentStore(abc.ABC):
         """Every version record (with entry) of ``key`` in ``generation``, in any order."""
 
     @abc.abstractmethod
-    def scan_heads(
-        self,
-        tenant_id: str | None = None,
-        scope: ConfigScope | None = None,
-        service: str | None = None,
-        *,
-        values: bool = True,
-    ) -> AsyncIterator[Head]:
-        """Every head matching the filters (None: any), in any order. With ``values=False`` the
-        entries may be left out (summaries for counting); tokens are never needed here."""
+    def scan_heads(self, query: HeadQuery) -> AsyncIterator[Head]:
+        """Every head ``query`` matches, in any order (tokens are not needed here)."""
 
     @abc.abstractmethod
     def scan_feed(self, since_micros: int | None) -> AsyncIterator[Record]:

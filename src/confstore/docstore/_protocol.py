@@ -57,7 +57,15 @@ from .._store import ConfigStore, StoreCapabilities
 from .._validation import DEFAULT_MAX_VALUE_BYTES
 from ..http import RetryPolicy
 from ._feed import DEFAULT_CHANGE_WINDOW, ChangeFeed, now_micros
-from ._primitives import DocumentStore, Head, Record, RecordKind, WriteOutcome, gather_bounded
+from ._primitives import (
+    DocumentStore,
+    Head,
+    HeadQuery,
+    Record,
+    RecordKind,
+    WriteOutcome,
+    gather_bounded,
+)
 
 _CONTENTION_LIMIT = 10_000
 # Back-off after losing a version to another writer (contention, not failure: see ``retry``).
@@ -378,17 +386,18 @@ class DocumentConfigStore(ConfigStore):
     async def _list_configs(
         self, tenant_id: str, scope: ConfigScope | None, service: str | None
     ) -> list[ConfigEntry]:
+        query = HeadQuery(tenant_id, scope, service)
         heads = [
             head
-            async for head in self.documents.scan_heads(tenant_id, scope, service)
-            if head.live and _matches(head.key, tenant_id, scope, service)
+            async for head in self.documents.scan_heads(query)
+            if head.live and query.matches(head.key)
         ]
         return [_entry_of(head) for head in sorted(heads, key=lambda head: head.key)]
 
     async def _list_tenants(self, include_deleted: bool) -> list[str]:
         tenants = {
             head.key.tenant_id
-            async for head in self.documents.scan_heads(values=False)
+            async for head in self.documents.scan_heads(HeadQuery(values=False))
             if head.live or (include_deleted and head.committed > 0)
         }
         return sorted(tenants)
@@ -402,7 +411,7 @@ class DocumentConfigStore(ConfigStore):
             return
         heads = [
             head
-            async for head in self.documents.scan_heads(tenant_id, values=False)
+            async for head in self.documents.scan_heads(HeadQuery(tenant_id, values=False))
             if head.committed > 0 and head.key.tenant_id == tenant_id
         ]
         for head in sorted(heads, key=lambda head: head.key):
@@ -414,7 +423,9 @@ class DocumentConfigStore(ConfigStore):
 
     async def get_stats(self) -> dict[str, Any]:
         """Counts from a scan of the heads and of the records (summaries, no values)."""
-        heads = {head.key: head async for head in self.documents.scan_heads(values=False)}
+        heads = {
+            head.key: head async for head in self.documents.scan_heads(HeadQuery(values=False))
+        }
         stored = 0
         async for record in self.documents.scan_feed(None):
             head = heads.get(record.key)
@@ -492,31 +503,23 @@ class DocumentConfigStore(ConfigStore):
             )
             for offset, entry in enumerate(planned)
         ]
-        written = 0
-        for record, outcome in zip(
-            records, await self.documents.create_records(records), strict=True
-        ):
-            if outcome is WriteOutcome.APPLIED or await self._create_restored(record, outcome):
-                written += 1
+        outcomes = await self.documents.create_records(records)
+        unsettled = [
+            (record, outcome)
+            for record, outcome in zip(records, outcomes, strict=True)
+            if outcome is not WriteOutcome.APPLIED
+        ]
+        written = len(records) - len(unsettled)
+        if unsettled:
+            versions = [record.version for record, _ in unsettled]
+            found = await self.documents.get_versions(head.key, head.generation, versions)
+            for (record, outcome), stored in zip(unsettled, found, strict=True):
+                settled = stored or await self._settle(record, outcome)
+                written += _restored(record, settled)
         newest = max(records, key=lambda record: record.version)
         if newest.version > head.version and not await self._publish(head, newest):
             raise BackendError(f"{head.key} was purged while it was being imported; import again")
         return written
-
-    async def _create_restored(self, record: Record, outcome: WriteOutcome) -> bool:
-        """Settle a restored record whose create was not APPLIED: True if ours is stored, False
-        if the same version stands already; ImportConflictError if it holds another value."""
-        stored = await self._settle(record, outcome)
-        if stored.write_id == record.write_id:
-            return True
-        existing, restored = _entry_of(stored), _entry_of(record)
-        if (existing.config_value, existing.deleted) != (restored.config_value, restored.deleted):
-            raise ImportConflictError(
-                f"version {record.version} of {record.key} was written with another value meanwhile",
-                key=record.key,
-                version=record.version,
-            )
-        return False
 
     async def current_cursor(self) -> str:
         return await self._feed.current_cursor()
@@ -565,6 +568,21 @@ def _chunks(versions: range, size: int) -> Iterator[list[int]]:
         yield list(versions[start : start + size])
 
 
+def _restored(record: Record, stored: Record) -> bool:
+    """Whether ``stored`` is the restored ``record`` itself (True) or the same version written
+    before (False); ImportConflictError if it holds another value."""
+    if stored.write_id == record.write_id:
+        return True
+    existing, restored = _entry_of(stored), _entry_of(record)
+    if (existing.config_value, existing.deleted) != (restored.config_value, restored.deleted):
+        raise ImportConflictError(
+            f"version {record.version} of {record.key} was written with another value meanwhile",
+            key=record.key,
+            version=record.version,
+        )
+    return False
+
+
 def _placeholder(head: Head) -> Record:
     """Names version N+1 of ``head`` in an error message."""
     return Record(RecordKind.VERSION, head.key, head.generation, head.version + 1, False, 0, "")
@@ -574,11 +592,3 @@ def _entry_of(document: Head | Record) -> ConfigEntry:
     if document.entry is None:
         raise BackendError(f"malformed document of {document.key}: it holds no entry")
     return document.entry
-
-
-def _matches(
-    key: ConfigKey, tenant_id: str, scope: ConfigScope | None, service: str | None
-) -> bool:
-    return (
-        key.tenant_id == tenant_id and scope in (None, key.scope) and service in (None, key.service)
-    )

@@ -5,7 +5,9 @@ string that reaches a selection goes through ``selection_string`` (a double-quot
 the escapes of Vespa's selection lexer), and numbers are formatted from ints. Nothing a caller
 passes is concatenated raw into a path or a selection.
 
-Status codes are interpreted here too: GET 200/404; writes 200 (applied) / 412 (condition
+Status codes are interpreted here too: GET 200, or 404 with the document-not-found body
+(``{"pathId", "id"}``) for a missing document - any other 404 (a wrong port or path, a container
+without ``<document-api/>``) is a BackendError that says so; writes 200 (applied) / 412 (condition
 failed, final); 400 a client or schema error. Reads are retried by HttpClient on 429/502/503/504
 and dropped connections, writes only on 429 (not applied); what is still failing after that is
 BackendUnavailableError. A 5xx (but 507), timeout or dropped connection on a write is an
@@ -14,22 +16,17 @@ BackendUnavailableError. A 5xx (but 507), timeout or dropped connection on a wri
 
 from __future__ import annotations
 
-import enum
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from confstore import BackendError, BackendTimeoutError
+from confstore.docstore import WriteOutcome
 from confstore.http import HttpClient, HttpResponse, RetryPolicy
 
 _SELECTION_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
 VISIT_PAGE_SIZE = 512
-
-
-class WriteOutcome(enum.Enum):
-    APPLIED = "applied"
-    CONDITION_FAILED = "condition failed"
-    UNKNOWN = "unknown"
 
 
 def selection_string(value: str) -> str:
@@ -94,7 +91,7 @@ class DocumentClient:
         *,
         namespace: str,
         document_type: str,
-        cluster: str | None,
+        cluster: str,
         server_timeout: float,
     ) -> None:
         self.http = http
@@ -124,7 +121,7 @@ class DocumentClient:
         response = await self.http.request(
             "GET", self.document_path(segments), params={"timeout": self._timeout_param()}
         )
-        if response.status == 404:
+        if response.status == 404 and _is_missing_document(response):
             return None
         _raise_for_read(response)
         body = response.json()
@@ -158,17 +155,6 @@ class DocumentClient:
         except BackendTimeoutError:
             return WriteOutcome.UNKNOWN
         return _write_outcome(response)
-
-    async def remove(self, segments: tuple[str, ...]) -> None:
-        """Unconditional remove: 200 whether or not the document existed, so safe to repeat."""
-        response = await self.http.request(
-            "DELETE",
-            self.document_path(segments),
-            params={"timeout": self._timeout_param()},
-            idempotent=True,
-        )
-        if response.status != 200:
-            raise response.error("remove failed")
 
     async def visit(
         self, selection: str, *, page_size: int = VISIT_PAGE_SIZE, field_set: str | None = None
@@ -216,6 +202,18 @@ class DocumentClient:
                 return removed
             params["continuation"] = continuation
 
+    async def version(self) -> tuple[int, ...] | None:
+        """The server's version from ``/state/v1/version`` (e.g. ``(8, 178, 3)``); None when
+        the container does not say (no such endpoint, or an answer without a version)."""
+        response = await self.http.request("GET", "/state/v1/version")
+        if response.status != 200:
+            return None
+        body = response.json_or_none()
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, str) or not re.fullmatch(r"\d+(\.\d+)*", version):
+            return None
+        return tuple(int(part) for part in version.split("."))
+
     async def health(self, timeout: float) -> bool:
         response = await self.http.request(
             "GET", "/state/v1/health", timeout=timeout, retry=RetryPolicy(attempts=1)
@@ -227,10 +225,7 @@ class DocumentClient:
         return isinstance(status, dict) and status.get("code") == "up"
 
     def _common_visit_params(self) -> dict[str, str]:
-        params = {"timeout": self._timeout_param()}
-        if self.cluster:
-            params["cluster"] = self.cluster
-        return params
+        return {"timeout": self._timeout_param(), "cluster": self.cluster}
 
 
 def _json_object(response: HttpResponse) -> dict[str, Any]:
@@ -240,11 +235,17 @@ def _json_object(response: HttpResponse) -> dict[str, Any]:
     return body
 
 
+def _is_missing_document(response: HttpResponse) -> bool:
+    """Vespa's document-not-found answer: a JSON object naming the document (``id``)."""
+    body = response.json_or_none()
+    return isinstance(body, dict) and isinstance(body.get("id"), str) and "fields" not in body
+
+
 def _write_outcome(response: HttpResponse) -> WriteOutcome:
     if response.status == 200:
         return WriteOutcome.APPLIED
     if response.status == 412:
-        return WriteOutcome.CONDITION_FAILED
+        return WriteOutcome.CONFLICT
     if response.status >= 500 and response.status != 507:
         # 503 "could not produce a response" and 504 timeouts: the write may have been applied.
         return WriteOutcome.UNKNOWN
@@ -260,5 +261,11 @@ def _raise_for_read(response: HttpResponse) -> None:
         raise BackendError(
             f"{response.method} {response.url}: Vespa rejected the request (is the "
             f"application package from schemas/vespa deployed?): {response.text[:300]}"
+        )
+    if response.status == 404:
+        raise BackendError(
+            f"{response.method} {response.url}: HTTP 404 that is not Vespa's document-not-found "
+            "answer: is this the port of a Vespa container with <document-api/> in services.xml, "
+            f"and the URL without a path? {response.text[:300]}"
         )
     raise response.error()
