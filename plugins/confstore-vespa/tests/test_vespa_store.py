@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from urllib.parse import unquote
 
 import pytest
+from aiohttp import web
 from confstore_vespa import VespaConfigStore
 from confstore_vespa._client import selection_string
 from confstore_vespa.emulator import DEFAULT_SCHEMA, VespaEmulator, sequential_rounds
@@ -27,6 +28,7 @@ from confstore import (
     VersionConflictError,
     open_store,
 )
+from confstore.emulation import LoopbackServer
 
 TENANT, SCOPE, SERVICE, KEY = "acme", "system", "svc", "db.url"
 DOC = "id:confstore:config_metadata::"
@@ -456,3 +458,73 @@ async def test_a_writer_that_gives_up_between_its_steps_leaves_nothing_broken(
     assert await write(next_writer, 2) == 2
     history = await next_writer.get_config_history(TENANT, SCOPE, SERVICE, KEY)
     assert [(e.version, e.config_value) for e in history] == [(2, {"n": 2}), (1, {"n": "dying"})]
+
+
+class NotVespa(LoopbackServer):
+    """Another web server on the port the store was given: every path is a plain-text 404."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=404, text="404: Not Found")
+
+
+async def test_a_404_from_a_server_that_is_not_vespa_is_a_backend_error() -> None:
+    async with NotVespa() as other:
+        store = VespaConfigStore(other.url, retry=FAST_RETRY)
+        try:
+            with pytest.raises(BackendError, match="document-api"):
+                await store.get_config(TENANT, SCOPE, SERVICE, KEY)
+            with pytest.raises(BackendError, match="document-api"):
+                await store.initialize()
+        finally:
+            await store.close()
+
+
+async def test_a_404_for_a_path_without_the_document_api_is_a_backend_error(
+    vespa: VespaEmulator,
+) -> None:
+    store = VespaConfigStore(f"{vespa.url}/no-such-prefix", retry=FAST_RETRY)
+    try:
+        with pytest.raises(BackendError, match="document-api"):
+            await store.get_config(TENANT, SCOPE, SERVICE, KEY)
+        with pytest.raises(BackendError, match="document-api"):
+            await store.get_config_history(TENANT, SCOPE, SERVICE, KEY)
+    finally:
+        await store.close()
+    assert {request.status for request in vespa.request_log} == {404}
+
+
+@pytest.mark.parametrize("cluster", ["", None])
+def test_a_store_needs_a_content_cluster(cluster: str | None) -> None:
+    with pytest.raises(InvalidConfigError, match="cluster"):
+        VespaConfigStore("http://localhost:8080", cluster=cluster)  # type: ignore[arg-type]
+
+
+def test_an_empty_cluster_in_the_url_is_refused() -> None:
+    with pytest.raises(InvalidConfigError, match="cluster"):
+        open_store("vespa+http://localhost:8080?cluster=")
+
+
+async def test_a_vespa_older_than_8_178_is_refused_at_once_naming_the_minimum_version() -> None:
+    async with VespaEmulator(version="8.170.4") as old_vespa:
+        store = VespaConfigStore(old_vespa.url, retry=FAST_RETRY)
+        try:
+            with pytest.raises(BackendError, match=r"8\.170\.4 is too old.*8\.178"):
+                await store.initialize()
+            # Without initialize(), the first write finds out by itself, at once.
+            old_vespa.request_log.clear()
+            async with asyncio.timeout(10):
+                with pytest.raises(BackendError, match=r"8\.178"):
+                    await store.set_config(TENANT, SCOPE, SERVICE, KEY, {"n": 1})
+            assert len(old_vespa.request_log) <= 4
+        finally:
+            await store.close()
+
+
+async def test_a_vespa_that_does_not_tell_its_version_is_accepted(vespa: VespaEmulator) -> None:
+    vespa.add_fault("status", status=404, path_contains="/state/v1/version")
+    store = VespaConfigStore(vespa.url, retry=FAST_RETRY)
+    try:
+        await store.initialize()
+        assert await write(store, 1) == 1
+    finally:
+        await store.close()
