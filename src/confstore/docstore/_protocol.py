@@ -267,7 +267,6 @@ class DocumentConfigStore(ConfigStore):
 
     async def _purge(self, key: ConfigKey) -> bool:
         head = await self._head(key)
-        unknown = 0
         for _ in range(_CONTENTION_LIMIT):
             if head.purging:
                 await self._finish_purge(head)
@@ -284,14 +283,10 @@ class DocumentConfigStore(ConfigStore):
                 write_id=new_write_id(),
                 written_micros=max(now_micros(), head.written_micros + 1),
             )
-            outcome = await self.documents.put_head(marked, head)
-            current = await self._head(key)
-            if outcome is WriteOutcome.APPLIED or current.write_id == marked.write_id:
-                if current.write_id == marked.write_id:
-                    await self._finish_purge(current)
+            current = await self._swap_head(marked, head, f"purge {key}")
+            if current.write_id == marked.write_id:
+                await self._finish_purge(current)
                 return True
-            if current.same_state(head):
-                unknown = await self._after_unknown(unknown, f"purge {key}")
             head = current
         raise BackendUnavailableError(f"could not purge {key}: too much contention")
 
@@ -319,13 +314,18 @@ class DocumentConfigStore(ConfigStore):
             written_micros=marked.written_micros,
             write_id=new_write_id(),
         )
+        return await self._swap_head(cleared, marked, f"finish the purge of {key}")
+
+    async def _swap_head(self, head: Head, expected: Head, what: str) -> Head:
+        """Compare-and-set ``expected`` to ``head``, sending it again while the outcome was
+        unknown and the head did not move; returns the head as it is then (read back)."""
         unknown = 0
         while True:
-            outcome = await self.documents.put_head(cleared, marked)
-            current = await self._head(key)
-            if outcome is WriteOutcome.APPLIED or not current.same_state(marked):
+            outcome = await self.documents.put_head(head, expected)
+            current = await self._head(head.key)
+            if outcome is WriteOutcome.APPLIED or not current.same_state(expected):
                 return current
-            unknown = await self._after_unknown(unknown, f"finish the purge of {key}")
+            unknown = await self._after_unknown(unknown, what)
 
     async def _create_marker(self, marker: Record) -> None:
         """Create a purge marker; one that stands already (ours or another finisher's) is fine."""
