@@ -10,7 +10,7 @@ first. So a write that becomes visible late, by less than the window, is still r
 Why the window is 30 s by default (``DEFAULT_CHANGE_WINDOW``): it must exceed how long a write
 can take between taking its timestamp and becoming visible (a request timeout of 10 s by default,
 plus retries) and the clock skew between writing hosts; what a larger window costs is small at
-configuration write rates: every poll re-scans the last window, and the cursor carries about 20
+configuration write rates: every poll re-scans the last window, and the cursor carries about 45
 bytes per write of the last window. Limits: a write that takes longer than the window to become
 visible, or comes from a host whose clock lags the newest reported write by more than the window,
 can be missed; a version whose writer died before publishing it is reported after one window.
