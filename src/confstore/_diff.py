@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr
 
-from ._secrets import SECRET_MASK
+from ._secrets import SECRET_MASK, secret_name_paths
 
 DiffKind = Literal["added", "removed", "changed"]
 
@@ -34,15 +34,21 @@ def diff_values(
     old: dict[str, Any],
     new: dict[str, Any],
     *,
-    secret_paths: frozenset[str] | set[str] = frozenset(),
+    secret_paths: Collection[str] = frozenset(),
+    reveal_secrets: bool = False,
 ) -> list[ConfigDiff]:
     """The field-level changes from ``old`` to ``new``, sorted by path.
 
     Dicts are compared key by key and lists index by index, recursively; anything else is compared
-    whole. A value at (or under) a path in ``secret_paths`` is shown as ``"***"`` but still reported
-    when it changed, so a rotated key shows ``"***" -> "***"``.
+    whole. A secret (a value at or under a path in ``secret_paths``, the secret fields of a typed
+    config, or under a key named like a secret in either value) is shown as ``"***"`` but still
+    reported when it changed, so a rotated key shows ``"***" -> "***"``; ``reveal_secrets=True``
+    shows secrets in clear.
     """
-    masker = _Masker(frozenset(secret_paths))
+    hidden: frozenset[str] = frozenset()
+    if not reveal_secrets:
+        hidden = frozenset(secret_paths).union(secret_name_paths(old), secret_name_paths(new))
+    masker = _Masker(hidden)
     changes = [masker.mask(change) for change in _walk("", old, new)]
     return sorted(changes, key=lambda change: change.path)
 

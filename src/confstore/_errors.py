@@ -38,7 +38,7 @@ class InvalidIdentifierError(ConfigStoreError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {field} {_short_repr(value)}: {reason}")
+        super().__init__(f"invalid {field} {short_repr(value)}: {reason}")
 
 
 class InvalidConfigError(ConfigStoreError, ValueError):
@@ -133,6 +133,14 @@ class BackendTimeoutError(BackendError):
     """
 
 
-def _short_repr(value: object, limit: int = 60) -> str:
-    text = repr(value)
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about bad input."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (over sys.get_int_max_str_digits())
+        text = (
+            f"<{type(value).__name__} of {value.bit_length()} bits>"
+            if isinstance(value, int)
+            else "<?>"
+        )
     return text if len(text) <= limit else text[: limit - 3] + "..."

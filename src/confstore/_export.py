@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from ._errors import (
-    ImportConflictError,
-    ImportFormatError,
-    InvalidConfigError,
-    InvalidIdentifierError,
-)
+from ._diff import secret_paths_for
+from ._errors import ConfigStoreError, ImportConflictError, ImportFormatError
 from ._models import ConfigEntry, format_timestamp, utc_now
-from ._validation import encode_value, validate_identifier
+from ._secrets import refuse_masked_secrets
+from ._typed import load_stored, spec_at
+from ._validation import (
+    encode_value,
+    validate_identifier,
+    validate_optional_text,
+    validate_version,
+)
 
 EXPORT_FORMAT = "confstore-export"
 EXPORT_FORMAT_VERSION = 1
@@ -47,22 +50,36 @@ def parse_import_document(
 
     Accepts the confstore export format, the original system's shape (a mapping with ``configs``
     and no ``format`` key) and a bare list of entries. Entries come back ordered by key, then version.
-    Raises ImportFormatError for anything malformed, so callers write nothing on failure.
+    Each entry is checked as a write would be (identifiers, value, version, audit text), and the
+    newest version of each typed config (``system_config``...) must validate against its schema,
+    as on a typed set. Raises ImportFormatError for anything malformed, naming the entry, so
+    callers write nothing on failure.
     """
     raw_entries = _raw_entries(document)
     entries: dict[tuple[Any, ...], ConfigEntry] = {}
+    positions: dict[tuple[Any, ...], int] = {}
     for position, raw in enumerate(raw_entries):
         try:
             entry = _checked_entry(tenant_id, raw, max_value_bytes)
-        except (ImportFormatError, InvalidIdentifierError, InvalidConfigError) as exc:
-            raise ImportFormatError(f"configs[{position}]: {exc}") from exc
+        except ConfigStoreError as exc:
+            raise ImportFormatError(f"configs[{position}]{_label(tenant_id, raw)}: {exc}") from exc
         identity = (entry.key, entry.version)
         if identity in entries:
             raise ImportFormatError(
                 f"configs[{position}]: version {entry.version} of {entry.key} appears twice"
             )
         entries[identity] = entry
-    return [entries[identity] for identity in sorted(entries)]
+        positions[identity] = position
+    ordered = [entries[identity] for identity in sorted(entries)]
+    for newest in _newest_per_key(ordered):
+        try:
+            _check_typed(newest)
+        except ConfigStoreError as exc:
+            identity = (newest.key, newest.version)
+            raise ImportFormatError(
+                f"configs[{positions[identity]}] ({newest.key} version {newest.version}): {exc}"
+            ) from exc
+    return ordered
 
 
 def plan_restore(
@@ -117,8 +134,40 @@ def _checked_entry(tenant_id: str, raw: object, max_value_bytes: int) -> ConfigE
     entry = ConfigEntry.from_dict({**raw, "tenant_id": tenant_id, "config_value": value})
     validate_identifier("service", entry.service)
     validate_identifier("config_key", entry.config_key)
+    validate_version(entry.version)
+    validate_optional_text("updated_by", entry.updated_by)
+    validate_optional_text("comment", entry.comment)
     if entry.deleted and value:
         raise ImportFormatError(f"version {entry.version} is a tombstone but has a value")
     if entry.updated_at < entry.created_at:
         raise ImportFormatError(f"version {entry.version} has updated_at before created_at")
     return entry
+
+
+def _newest_per_key(ordered: list[ConfigEntry]) -> Iterator[ConfigEntry]:
+    """The last entry of each key in a list ordered by key, then version."""
+    for index, entry in enumerate(ordered):
+        if index + 1 == len(ordered) or ordered[index + 1].key != entry.key:
+            yield entry
+
+
+def _check_typed(entry: ConfigEntry) -> None:
+    """InvalidConfigError if ``entry`` is a live typed config its schema rejects, or one whose
+    secret fields hold the mask: a read of it (``get_system_config()``) would fail."""
+    spec = None if entry.deleted else spec_at(entry.scope, entry.config_key)
+    if spec is not None:
+        load_stored(spec, entry.tenant_id, entry.config_value)
+        refuse_masked_secrets(entry.config_value, secret_paths_for(spec.model))
+
+
+def _label(tenant_id: str, raw: object) -> str:
+    """`` (tenant/scope/service/key version N)`` for a raw entry, as far as it is readable."""
+    if not isinstance(raw, Mapping):
+        return ""
+    parts = [tenant_id]
+    for name in ("scope", "service", "config_key"):
+        part = raw.get(name)
+        parts.append(part if isinstance(part, str) and len(part) <= 128 else "?")
+    version = raw.get("version")
+    shown = f" version {version}" if type(version) is int and version.bit_length() <= 64 else ""
+    return f" ({'/'.join(parts)}{shown})"

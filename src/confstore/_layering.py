@@ -27,13 +27,12 @@ from ._layers import (
     schema_layer,
 )
 from ._models import ConfigEntry
-from ._secrets import mask_secrets
+from ._secrets import mask_secrets, refuse_masked_secrets
 from ._typed import (
     TypedConfigSpec,
     dump_for_storage,
     invalid_fields,
-    load_from_storage,
-    refuse_mask_placeholders,
+    load_stored,
     typed_config_specs,
 )
 from ._validation import validate_identifier
@@ -136,7 +135,7 @@ class Layering:
             )
         if spec.has_tenant_field:
             value = {**value, TENANT_FIELD: tenant_id}
-        refuse_mask_placeholders(spec.model, value)
+        refuse_masked_secrets(value, secret_paths_for(spec.model))
         merged, _ = merge_layers(
             spec.model, self.layers(spec, tenant_id, value, base, environment=False)
         )
@@ -201,9 +200,7 @@ def has_defaults(spec: TypedConfigSpec) -> bool:
 
 
 def _validated(spec: TypedConfigSpec, tenant_id: str, document: dict[str, Any]) -> BaseModel:
-    if spec.has_tenant_field:
-        document = {**document, TENANT_FIELD: tenant_id}
-    return load_from_storage(spec.model, document)
+    return load_stored(spec, tenant_id, document)
 
 
 def _layer_of(spec: TypedConfigSpec, source: Source, tenant_id: str, stored: StoredValue) -> Layer:

@@ -214,7 +214,10 @@ def parse_timestamp(value: object, name: str = "timestamp") -> datetime:
         raise ImportFormatError(f"{name} must be an ISO 8601 string, got {type(value).__name__}")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is after the last datetime
+        raise ImportFormatError(f"{name} is out of range in UTC: {value!r}") from exc
 
 
 def _require(data: Mapping[str, Any], name: str, kind: type) -> Any:

@@ -19,15 +19,11 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from ._diff import secret_paths_for
 from ._errors import InvalidConfigError
 from ._models import ConfigScope
-from ._secrets import SECRET_MASK
+from ._secrets import SECRET_MASK, refuse_masked_secrets
 from ._validation import validate_identifier, validate_scope
 from .hookspecs import SchemaRegistrar, hookimpl
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# Placeholders a masked secret shows (ours, and pydantic's own). Storing one in place of the
-# secret lost users' keys in the system confstore replaces, so a write of one is refused.
-MASKED_SECRET_PLACEHOLDERS = frozenset({SECRET_MASK, "**********"})
 
 _MAX_REPORTED_ERRORS = 5
 
@@ -187,7 +183,7 @@ def dump_for_storage(config: BaseModel) -> dict[str, Any]:
         raise InvalidConfigError(
             f"{type(config).__name__} holds a value that cannot be stored as JSON"
         ) from None
-    refuse_mask_placeholders(type(config), data)
+    refuse_masked_secrets(data, secret_paths_for(type(config)))
     if not isinstance(data, dict):
         raise InvalidConfigError(f"{type(config).__name__} does not dump to a JSON object")
     non_finite = next(_non_finite_paths(data, ""), None)
@@ -203,15 +199,12 @@ def jsonable(value: Any) -> Any:
     return pydantic_core.to_jsonable_python(_reveal(value))
 
 
-def refuse_mask_placeholders(model: type[BaseModel], data: object) -> None:
-    """InvalidConfigError when a secret field of ``model`` in ``data`` holds a mask placeholder."""
-    for path in secret_paths_for(model):
-        secret = _value_at(data, path)
-        if isinstance(secret, str) and secret in MASKED_SECRET_PLACEHOLDERS:
-            raise InvalidConfigError(
-                f"{path} holds the mask placeholder, not a secret; set the real value or None",
-                field=path,
-            )
+def load_stored(spec: TypedConfigSpec, tenant_id: str, value: dict[str, Any]) -> BaseModel:
+    """A stored value of ``spec``'s typed config as a model, as every read builds it: the
+    ``tenant_id`` field (schemas that have one) is the tenant it is stored under."""
+    if spec.has_tenant_field:
+        value = {**value, "tenant_id": tenant_id}
+    return load_from_storage(spec.model, value)
 
 
 def load_from_storage(model: type[ModelT], value: object) -> ModelT:

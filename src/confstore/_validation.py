@@ -6,11 +6,22 @@ import json
 import re
 from typing import Any
 
-from ._errors import InvalidConfigError, InvalidIdentifierError
+from ._errors import InvalidConfigError, InvalidIdentifierError, short_repr
 from ._models import ConfigKey, ConfigScope
+from ._secrets import SECRET_MASK, refuse_masked_secrets
 
 IDENTIFIER_MAX_LENGTH = 128
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+# The largest version: the largest integer every JSON reader keeps exact (JavaScript, jq), so a
+# version in an export, an ETag or a web page is never rounded to another one.
+MAX_VERSION = 2**53 - 1
+# The largest limit: the largest integer every backend's query takes (a signed 64-bit integer).
+MAX_LIMIT = 2**63 - 1
+# The deepest a value may nest, counting the value itself as level 1: deep enough for any
+# configuration, shallow enough that every JSON library (several stop at 128 or 200 levels) and
+# every export, import and migration handles it.
+MAX_NESTING_DEPTH = 100
+MAX_TEXT_LENGTH = 4096
 
 _VALIDATED_KEYS_LIMIT = 4096
 _VALIDATED_KEYS: dict[tuple[object, ...], ConfigKey] = {}
@@ -84,28 +95,50 @@ def validate_key(
 
 
 def validate_version(version: object, *, name: str = "version", allow_zero: bool = False) -> int:
-    lowest = 0 if allow_zero else 1
-    if isinstance(version, bool) or not isinstance(version, int) or version < lowest:
+    """A version number: an int from 1 (0 with ``allow_zero``) to MAX_VERSION."""
+    return _bounded_int(version, name, 0 if allow_zero else 1, MAX_VERSION)
+
+
+def validate_limit(limit: object, *, name: str = "limit") -> int:
+    """A count of items to return: an int from 1 to MAX_LIMIT."""
+    return _bounded_int(limit, name, 1, MAX_LIMIT)
+
+
+def _bounded_int(value: object, name: str, lowest: int, highest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
         raise InvalidConfigError(
-            f"{name} must be an integer >= {lowest}, got {version!r}", field=name
+            f"{name} must be an integer from {lowest} to {highest}, got {short_repr(value)}",
+            field=name,
         )
-    return version
+    return value
 
 
-def validate_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidConfigError(f"limit must be a positive integer, got {limit!r}", field="limit")
-    return limit
-
-
-def validate_optional_text(name: str, value: object, max_length: int = 4096) -> str | None:
+def validate_optional_text(
+    name: str, value: object, max_length: int = MAX_TEXT_LENGTH
+) -> str | None:
+    """None, or a str of at most ``max_length`` characters that is valid Unicode."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidConfigError(f"{name} must be a str or None", field=name)
     if len(value) > max_length:
         raise InvalidConfigError(f"{name} is longer than {max_length} characters", field=name)
+    if not value.isascii():
+        _require_unicode(value, name)
     return value
+
+
+def _require_unicode(text: str, name: str) -> int:
+    """The UTF-8 size of ``text``; InvalidConfigError if it holds a lone surrogate, which no
+    backend can store (it is what undecodable bytes, such as ``\\xff`` in a command line, become)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidConfigError(
+            f"{name} is not valid Unicode text: it holds the lone surrogate "
+            f"{text[exc.start]!r} (undecodable input?)",
+            field=name,
+        ) from None
 
 
 def encode_value(
@@ -114,28 +147,54 @@ def encode_value(
     """Validate a config value and return ``(a private copy, its canonical JSON text)``.
 
     A value is a JSON object: a dict with str keys whose contents survive a JSON round trip
-    unchanged (so no tuples, no non-str keys, no NaN or infinity), at most ``max_bytes`` as UTF-8.
+    unchanged (so no tuples, no non-str keys, no NaN or infinity, no lone surrogates), nested at
+    most MAX_NESTING_DEPTH levels, at most ``max_bytes`` as UTF-8, and no key named like a
+    secret holding the mask ``***`` (see ``refuse_masked_secrets``).
     """
     if not isinstance(value, dict):
         raise InvalidConfigError(f"config_value must be a dict, not {type(value).__name__}")
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise _too_deep() from None
+    except (TypeError, ValueError) as exc:
         raise InvalidConfigError(f"config_value is not JSON-serialisable: {exc}") from exc
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidConfigError(
-            f"config_value is not valid Unicode text (a lone surrogate?): {exc.reason}"
-        ) from exc
+    size = _require_unicode(text, "config_value")
     if size > max_bytes:
         raise InvalidConfigError(
             f"config_value is {size} bytes serialised; the limit is {max_bytes}"
         )
+    # Each level needs a bracket, so a value with few brackets is never walked.
+    if text.count("{") + text.count("[") > MAX_NESTING_DEPTH:
+        check_nesting_depth(value)
     decoded = json.loads(text)
     if decoded != value:
         raise InvalidConfigError(
             "config_value does not survive a JSON round trip unchanged "
             "(use lists, not tuples or sets, and str keys at every level)"
         )
+    if SECRET_MASK in text:
+        refuse_masked_secrets(decoded)
     return decoded, text
+
+
+def check_nesting_depth(value: object, limit: int = MAX_NESTING_DEPTH) -> None:
+    """InvalidConfigError if objects and lists in ``value`` nest more than ``limit`` levels
+    (``value`` itself is level 1). Iterative, so any depth is measured without recursion."""
+    level: list[dict[Any, Any] | list[Any]] = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            raise _too_deep(limit)
+        below: list[dict[Any, Any] | list[Any]] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below.extend(child for child in children if isinstance(child, dict | list))
+        level = below
+
+
+def _too_deep(limit: int = MAX_NESTING_DEPTH) -> InvalidConfigError:
+    return InvalidConfigError(
+        f"config_value nests deeper than {limit} levels of objects and lists; the limit is {limit}"
+    )

@@ -57,3 +57,52 @@ def test_config_entry_repr_masks_secrets_but_keeps_the_value_intact() -> None:
         assert "tok-1" not in text
         assert "max_tokens': 100" in text
     assert entry.config_value["llm_api_key"] == "sk-live-123"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "private_key",
+        "privateKey",
+        "ssh-private-key",
+        "tls.private.key",
+        "credentials",
+        "aws_credential",
+        "GoogleCredentials",
+        "auth",
+        "basic_auth",
+        "proxyAuth",
+        "HTTPAuth",
+        "authorization",
+        "x-auth-token",
+        "refreshToken",
+    ],
+)
+def test_names_of_keys_credentials_and_auth_are_secret(name: str) -> None:
+    assert mask_secrets({name: "s3cr3t"}) == {name: "***"}
+
+
+@pytest.mark.parametrize("name", ["author", "authority", "auth_enabled", "oauth_url", "keyring"])
+def test_names_that_only_look_alike_are_not_secret(name: str) -> None:
+    assert mask_secrets({name: "shown"}) == {name: "shown"}
+
+
+def test_token_lists_are_secret_but_token_counts_are_not() -> None:
+    value = {"api_tokens": ["t-1", "t-2"], "tokens": {"ci": "t-3"}, "max_tokens": 512}
+    assert mask_secrets(value) == {"api_tokens": "***", "tokens": "***", "max_tokens": 512}
+    assert sorted(secret_name_paths(value)) == ["api_tokens", "tokens"]
+
+
+def test_the_mask_anywhere_inside_a_secret_is_refused() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        refuse_masked_secrets({"auth": {"user": "u", "password": "x", "keys": ["k", "***"]}})
+    assert caught.value.field == "auth.keys[1]"
+    with pytest.raises(InvalidConfigError):
+        refuse_masked_secrets({"access_tokens": ["**********"]})
+    refuse_masked_secrets({"comment": "***", "max_tokens": 3})
+
+
+def test_the_mask_at_a_typed_secret_path_is_refused_whatever_its_name() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        refuse_masked_secrets({"module": {"dsn": "***"}}, {"module.dsn"})
+    assert caught.value.field == "module.dsn"

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confstore import AgentConfig, ConfigDiff, SystemConfig
+from confstore import AgentConfig, ConfigDiff, ConfigManager, SystemConfig
 from confstore._diff import diff_values, secret_paths_for
 
 
@@ -103,3 +103,22 @@ def test_masked_diff_never_shows_a_secret_value(
     new[secret_key] = secret
     rendered = repr(diff_values(old, new, secret_paths={secret_key}))
     assert secret not in rendered
+
+
+async def test_manager_diff_masks_keys_named_like_secrets(manager: ConfigManager) -> None:
+    """Untyped configs, and the free-form parts of typed ones, keep their secrets masked too."""
+    key = ("default", "agent", "bot", "settings")
+    await manager.store.set_config(*key, {"db": {"password": "old-pw"}, "tokens": ["t-1"]})
+    await manager.store.set_config(*key, {"db": {"password": "new-pw"}, "tokens": ["t-2"]})
+    changes = await manager.diff(*key, 1, 2)
+    assert [(change.path, change.old, change.new) for change in changes] == [
+        ("db.password", "***", "***"),
+        ("tokens[0]", "***", "***"),
+    ]
+    await manager.set_system_config(SystemConfig(metadata={"db_password": "pw-1"}))
+    await manager.set_system_config(SystemConfig(metadata={"db_password": "pw-2"}))
+    changes = await manager.diff("default", "system", "system", "system_config", 1, 2)
+    assert [(change.path, change.old, change.new) for change in changes] == [
+        ("metadata.db_password", "***", "***")
+    ]
+    assert "pw-" not in repr(changes)

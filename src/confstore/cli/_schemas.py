@@ -8,7 +8,6 @@ from typing import Any
 from .._diff import diff_values, secret_paths_for
 from .._errors import InvalidConfigError
 from .._models import ConfigEntry
-from .._secrets import refuse_masked_secrets, secret_name_paths
 from .._typed import (
     TypedConfigSpec,
     dump_for_storage,
@@ -17,6 +16,7 @@ from .._typed import (
     spec_for,
     typed_config_specs,
 )
+from .._validation import check_nesting_depth
 from ._common import CliError, ExitCode
 
 
@@ -35,9 +35,9 @@ def validated_value(
     The typed config is ``type_name``'s, else the one registered at (scope, config_key). Its
     ``tenant_id`` field, when the value leaves it out, is the tenant written to.
     Raises InvalidConfigError naming the offending field (secrets masked), also when a secret
-    holds the mask ``***`` instead of a value.
+    holds the mask ``***`` instead of a value or the value nests too deep.
     """
-    refuse_masked_secrets(value)
+    check_nesting_depth(value)
     spec = spec_named(type_name) if type_name else spec_at(scope, config_key)
     if spec is None or not isinstance(value, dict):
         return value  # untyped; the store itself rejects a value that is not an object
@@ -56,12 +56,12 @@ def field_changes(
     old: ConfigEntry, new: ConfigEntry, *, show_secrets: bool
 ) -> list[dict[str, Any]]:
     """Field-level changes from ``old`` to ``new`` (path, old, new, kind), secrets masked unless asked."""
-    secret_paths: frozenset[str] = frozenset()
-    if not show_secrets:
-        secret_paths = secret_paths_of(new).union(
-            secret_name_paths(old.config_value), secret_name_paths(new.config_value)
-        )
-    changes = diff_values(old.config_value, new.config_value, secret_paths=secret_paths)
+    changes = diff_values(
+        old.config_value,
+        new.config_value,
+        secret_paths=secret_paths_of(new),
+        reveal_secrets=show_secrets,
+    )
     return [asdict(change) for change in changes]
 
 

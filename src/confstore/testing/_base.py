@@ -142,6 +142,14 @@ async def delete(
     )
 
 
+def nested(depth: int, leaf: Any = 1) -> dict[str, Any]:
+    """A value whose objects and lists nest ``depth`` levels (the value itself is level 1)."""
+    value: Any = leaf
+    for level in range(depth - 1):
+        value = {"d": value} if level % 2 else [value]
+    return {"d": value}
+
+
 def versions(entries: Iterable[ConfigEntry]) -> list[int]:
     return [entry.version for entry in entries]
 

@@ -12,6 +12,7 @@ from .._errors import ImportConflictError, ImportFormatError
 from .._export import IMPORT_MODES
 from .._models import ConfigScope, parse_timestamp
 from .._store import ConfigStore
+from .._validation import MAX_NESTING_DEPTH, MAX_VERSION
 from ._base import (
     OTHER_TENANT,
     TENANT,
@@ -20,6 +21,7 @@ from ._base import (
     delete,
     entry_without_tenant,
     history,
+    nested,
     read,
     read_feed,
     store_state,
@@ -83,6 +85,15 @@ def _malformed_documents(valid: dict[str, Any]) -> list[Any]:
         with_second(deleted=True),
         with_second(updated_at="2000-01-01T00:00:00+00:00"),
         {**valid, "configs": [first, first]},
+        with_second(version=MAX_VERSION + 1),
+        with_second(version=2**63),
+        with_second(updated_at="9999-12-31T23:59:59-01:00"),
+        with_second(created_at="0001-01-01T00:00:00+01:00"),
+        with_second(comment="\udcff"),
+        with_second(updated_by="mallory\udcff"),
+        with_second(config_value={"v": "\ud800"}),
+        with_second(config_value=nested(MAX_NESTING_DEPTH + 1)),
+        with_second(config_value={"db": {"password": "***"}}),
     ]
     return documents
 
@@ -309,6 +320,28 @@ class ExportImportTests(StoreTestsBase):
                 with pytest.raises(ImportFormatError):
                     await config_store.import_configs(OTHER_TENANT, document, mode=mode)
         assert await store_state(config_store, (TENANT, OTHER_TENANT)) == before
+
+    async def test_an_invalid_typed_config_is_refused_whole(
+        self, config_store: ConfigStore
+    ) -> None:
+        await write(config_store, {"n": 1})
+        valid = await config_store.export_configs(TENANT, include_history=True)
+        typed = {
+            **valid["configs"][0],
+            "scope": "system",
+            "service": "system",
+            "config_key": "system_config",
+        }
+        before = await store_state(config_store, (TENANT, OTHER_TENANT))
+        for bad in ({"vespa_port": "not a port"}, {"llm_api_key": "***"}):
+            document = {**valid, "configs": [valid["configs"][0], {**typed, "config_value": bad}]}
+            for mode in IMPORT_MODES:
+                with pytest.raises(ImportFormatError, match="system_config"):
+                    await config_store.import_configs(OTHER_TENANT, document, mode=mode)
+        assert await store_state(config_store, (TENANT, OTHER_TENANT)) == before
+        fixed = {**typed, "version": 2, "config_value": {"vespa_port": 8081}}
+        document = {**valid, "configs": [{**typed, "config_value": {"vespa_port": "x"}}, fixed]}
+        assert await config_store.import_configs(OTHER_TENANT, document) == 2
 
     async def test_the_original_export_shape_is_accepted(self, config_store: ConfigStore) -> None:
         document = {

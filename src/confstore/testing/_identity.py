@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,17 +13,24 @@ import pytest
 from .._errors import InvalidConfigError, InvalidIdentifierError
 from .._models import ConfigEntry, ConfigScope
 from .._store import ConfigStore
+from .._validation import MAX_LIMIT, MAX_NESTING_DEPTH, MAX_VERSION
 from ._base import (
     KEY,
+    OTHER_TENANT,
     SCOPE,
     SERVICE,
     TENANT,
     StoreTestsBase,
     history,
+    nested,
     read,
     store_state,
+    versions,
     write,
 )
+
+# What undecodable bytes (a \xff in a command line, a Latin-1 file) become in Python text.
+LONE_SURROGATE = "\udcff"
 
 HOSTILE_IDENTIFIERS: tuple[object, ...] = (
     "",
@@ -247,6 +255,40 @@ class IdentityTests(StoreTestsBase):
                 await history(config_store, limit=bad_limit)  # type: ignore[arg-type]
         assert await store_state(config_store) == before
 
+    async def test_versions_and_limits_beyond_the_largest_are_rejected(
+        self, config_store: ConfigStore
+    ) -> None:
+        await write(config_store)
+        before = await store_state(config_store)
+        for huge in (MAX_VERSION + 1, 2**63 - 1, 2**63, 2**64, 10**400):
+            with pytest.raises(InvalidConfigError):
+                await read(config_store, version=huge)
+            with pytest.raises(InvalidConfigError):
+                await write(config_store, expected_version=huge)
+        for huge in (MAX_LIMIT + 1, 2**64):
+            with pytest.raises(InvalidConfigError):
+                await history(config_store, limit=huge)
+            with pytest.raises(InvalidConfigError):
+                await config_store.changes_since(None, limit=huge)
+        assert await read(config_store, version=MAX_VERSION) is None
+        assert versions(await history(config_store, limit=MAX_LIMIT)) == [1]
+        assert await store_state(config_store) == before
+
+    async def test_text_that_is_not_unicode_is_rejected(self, config_store: ConfigStore) -> None:
+        await write(config_store)
+        before = await store_state(config_store)
+        for value in ({"v": LONE_SURROGATE}, {LONE_SURROGATE: 1}, {"v": ["ok", "\ud800"]}):
+            with pytest.raises(InvalidConfigError):
+                await write(config_store, value)
+        for field in ("updated_by", "comment"):
+            with pytest.raises(InvalidConfigError):
+                await write(config_store, **_only(field, f"mallory{LONE_SURROGATE}"))
+            with pytest.raises(InvalidConfigError):
+                await config_store.delete_config(
+                    TENANT, SCOPE, SERVICE, KEY, **_only(field, LONE_SURROGATE)
+                )
+        assert await store_state(config_store) == before
+
 
 class ValueValidationTests(StoreTestsBase):
     """Values: JSON objects with finite numbers up to max_value_bytes; anything else writes nothing."""
@@ -267,6 +309,41 @@ class ValueValidationTests(StoreTestsBase):
         for number in (math.nan, math.inf, -math.inf):
             await self._assert_rejected(config_store, {"x": number})
             await self._assert_rejected(config_store, {"deep": {"list": [1, number]}})
+
+    async def test_values_nested_deeper_than_the_limit_are_rejected(
+        self, config_store: ConfigStore
+    ) -> None:
+        for depth in (MAX_NESTING_DEPTH + 1, 990, 5000):
+            await self._assert_rejected(config_store, nested(depth))
+        await self._assert_rejected(config_store, {"ok": 1, "deep": nested(MAX_NESTING_DEPTH)})
+
+    async def test_the_deepest_value_survives_export_and_import(
+        self, config_store: ConfigStore
+    ) -> None:
+        value = nested(MAX_NESTING_DEPTH, leaf="bottom")
+        await write(config_store, value)
+        document = json.loads(
+            json.dumps(await config_store.export_configs(TENANT, include_history=True))
+        )
+        assert await config_store.import_configs(OTHER_TENANT, document) == 1
+        copied = await read(config_store, tenant_id=OTHER_TENANT)
+        assert copied is not None
+        assert copied.config_value == value
+
+    async def test_the_secret_mask_is_refused_as_a_secret_value(
+        self, config_store: ConfigStore
+    ) -> None:
+        for value in (
+            {"password": "***"},
+            {"db": {"api_key": "**********"}},
+            {"auth": {"user": "u", "password": "***"}},
+            {"access_tokens": ["t-1", "***"]},
+            {"private_key": "***"},
+            {"proxyAuth": "***"},
+        ):
+            await self._assert_rejected(config_store, value)
+        stored = {"note": "***", "max_tokens": 3, "password": "p***w"}
+        assert (await write(config_store, stored)).config_value == stored
 
     async def test_tuples_and_sets_are_rejected(self, config_store: ConfigStore) -> None:
         for value in ({"x": (1, 2)}, {"deep": {"x": ("a",)}}, {"x": {1, 2}}):
