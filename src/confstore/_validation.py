@@ -196,5 +196,5 @@ def check_nesting_depth(value: object, limit: int = MAX_NESTING_DEPTH) -> None:
 
 def _too_deep(limit: int = MAX_NESTING_DEPTH) -> InvalidConfigError:
     return InvalidConfigError(
-        f"config_value nests deeper than {limit} levels of objects and lists; the limit is {limit}"
+        f"config_value nests objects and lists deeper than {limit} levels, the limit"
     )

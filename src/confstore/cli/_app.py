@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -66,10 +68,22 @@ exit status:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line on stderr, like every other error."""
+    """An ArgumentParser whose usage errors are reported like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise UsageError(f"{message} (see '{self.prog} --help')", prog=self.prog)
+
+
+class UsageError(CliError):
+    """A bad command line; ``prog`` is the (sub)command whose arguments are wrong.
+
+    ``explained`` says the help was printed instead, so a line of text would add nothing.
+    """
+
+    def __init__(self, message: str, *, prog: str, explained: bool = False) -> None:
+        super().__init__(message, ExitCode.USAGE)
+        self.prog = prog
+        self.explained = explained
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -83,6 +97,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
         default=default(None),
         help="store URL (default: $CONFSTORE_URL, else sqlite:///data/config/config.db)",
     )
+    if top_level:  # each subcommand that takes a tenant adds its own, with its own default
+        parser.add_argument(
+            "-t",
+            "--tenant",
+            default=argparse.SUPPRESS,
+            help="tenant id, for the commands that take one",
+        )
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="machine-readable output"
     )
@@ -107,9 +128,15 @@ def _add_key(parser: argparse.ArgumentParser) -> None:
 def _add_tenant(
     parser: argparse.ArgumentParser, default: str | None = "default", meaning: str | None = None
 ) -> None:
+    # The tenant is a global option too (``confstore --tenant acme list``): it is left unset
+    # here, and ``_parse`` fills in the command's default after parsing.
     parser.add_argument(
-        "-t", "--tenant", default=default, help=meaning or f"tenant id (default: {default})"
+        "-t",
+        "--tenant",
+        default=argparse.SUPPRESS,
+        help=meaning or f"tenant id (default: {default})",
     )
+    parser.set_defaults(tenant_default=default)
 
 
 def _add_audit(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, run: Command, summary: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
         _add_global_options(sub, top_level=False)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, command=name)
         return sub
 
     sub = command("get", _commands.get, "Show a config: the latest version, or --version N.")
@@ -262,8 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Copy every tenant, version and timestamp from one store to another. Safe to re-run: "
         "an interrupted migration continues where it stopped.",
     )
-    sub.add_argument("--from", dest="source", required=True, metavar="URL")
-    sub.add_argument("--to", dest="target", required=True, metavar="URL")
+    sub.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="the store to copy from (read only), e.g. sqlite:///data/config/config.db",
+    )
+    sub.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="URL",
+        help="the store to copy into; versions it already has are skipped",
+    )
     sub.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -303,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
         "name", nargs="?", metavar="NAME", help="e.g. system, agent, routing, telemetry"
     )
 
-    command("demo", _demo.demo, "A short walk-through: set, get, history, diff and export.")
+    command(
+        "demo",
+        functools.partial(_demo.demo, run=run_command),
+        "A short walk-through: set, get, history, diff and export, each command printed and run.",
+    )
     return parser
 
 
@@ -319,38 +362,103 @@ def exit_code_for(error: BaseException) -> ExitCode:
     return ExitCode.FAILURE
 
 
+# How a CliError is named in a --json error report (a confstore error goes by its class name).
+_CLI_ERROR_TYPES = {
+    ExitCode.FAILURE: "Error",
+    ExitCode.USAGE: "UsageError",
+    ExitCode.CONFLICT: "ConflictError",
+    ExitCode.NOT_FOUND: "NotFoundError",
+    ExitCode.UNAVAILABLE: "UnavailableError",
+    ExitCode.INVALID_INPUT: "InvalidInputError",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``confstore`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Before parsing, so that a bad command line is reported as JSON too when --json is given.
+    console = Console(json_mode="--json" in argv[: _end_of_options(argv)])
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, --version and usage errors, when called in-process
+        args = _parse(parser, argv, console)
+    except SystemExit as stop:  # --help and --version, when called in-process
         return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
-    if not hasattr(args, "run"):
-        parser.print_help(sys.stderr)
-        return ExitCode.USAGE
-    console = Console(json_mode=args.json, show_secrets=args.show_secrets)
+    except UsageError as error:
+        if error.explained and not console.json_mode:
+            return error.exit_code
+        return _report(console, error, f"{error.prog}: error: {error}")
+    console.json_mode, console.show_secrets = args.json, args.show_secrets
     try:
         exit_code: int = asyncio.run(args.run(args, console))
         return exit_code
     except (CliError, ConfigStoreError) as error:
-        console.note(f"confstore: error: {error}")
-        return exit_code_for(error)
+        return _report(console, error)
     except BrokenPipeError:
         # The reader went away (e.g. `confstore export | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.FAILURE
     except OSError as error:  # a file that cannot be read or written, a closed terminal
-        console.note(f"confstore: error: {error}")
-        return ExitCode.FAILURE
+        return _report(console, error)
     except KeyboardInterrupt:
-        console.note("confstore: interrupted")
-        return 130
-    except Exception as error:  # a bug: still one line, unless asked for the traceback
+        return _report(console, error=None, text="confstore: interrupted", exit_code=130)
+    except Exception as error:  # a bug: still one report, unless asked for the traceback
         if os.environ.get("CONFSTORE_DEBUG"):
             raise
-        console.note(
+        return _report(
+            console,
+            error,
             f"confstore: error: unexpected {type(error).__name__}: {error} "
-            "(set CONFSTORE_DEBUG=1 to see the traceback)"
+            "(set CONFSTORE_DEBUG=1 to see the traceback)",
         )
-        return ExitCode.FAILURE
+
+
+async def run_command(argv: list[str], console: Console) -> int:
+    """Parse ``argv`` and run its command, printing on ``console`` (the demo's steps run so)."""
+    args = _parse(build_parser(), argv, console)
+    exit_code: int = await args.run(args, console)
+    return exit_code
+
+
+def _parse(
+    parser: argparse.ArgumentParser, argv: list[str], console: Console
+) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        if not console.json_mode:
+            parser.print_help(sys.stderr)
+        raise UsageError("a command is required", prog=parser.prog, explained=True)
+    if not hasattr(args, "tenant_default"):
+        if getattr(args, "tenant", None) is not None:
+            raise UsageError(f"{args.command} takes no --tenant", prog=parser.prog)
+        args.tenant = None
+    elif not hasattr(args, "tenant"):
+        args.tenant = args.tenant_default
+    return args
+
+
+def _end_of_options(argv: list[str]) -> int:
+    return argv.index("--") if "--" in argv else len(argv)
+
+
+def _report(
+    console: Console,
+    error: BaseException | None,
+    text: str | None = None,
+    *,
+    exit_code: int | None = None,
+) -> int:
+    """Report a failure on stderr (one line, or one JSON object with --json); its exit status."""
+    code = exit_code if exit_code is not None else exit_code_for(error) if error else 1
+    if not console.json_mode:
+        console.note(text or f"confstore: error: {error}")
+        return code
+    if isinstance(error, CliError):
+        kind = _CLI_ERROR_TYPES.get(error.exit_code, "Error")
+    else:
+        kind = type(error).__name__ if error is not None else "Interrupted"
+    report: dict[str, object] = {"type": kind, "message": str(error or text), "exit_code": code}
+    field = getattr(error, "field", None)
+    if isinstance(field, str):
+        report["field"] = field
+    print(json.dumps({"error": report}, ensure_ascii=False), file=console.err, flush=True)
+    return code

@@ -24,7 +24,7 @@ from ._common import (
     read_json_source,
     read_json_text,
 )
-from ._output import Console, config_path
+from ._output import Console, config_path, printable, printable_json
 from ._schemas import (
     field_changes,
     json_schema_of,
@@ -59,7 +59,7 @@ def show_entry(console: Console, entry: ConfigEntry) -> None:
         ],
     )
     console.line("value:")
-    console.line(console.json_text(data["config_value"]))
+    console.line(printable_json(data["config_value"], indent=2))
 
 
 def show_history(console: Console, entries: Sequence[ConfigEntry]) -> None:
@@ -86,12 +86,12 @@ def show_diff(console: Console, label: str, old: ConfigEntry, new: ConfigEntry) 
 
 
 def _diff_line(console: Console, change: dict[str, Any]) -> str:
-    path, kind = change["path"], change["kind"]
+    path, kind = printable(change["path"]), change["kind"]
     if kind == "added":
-        return console.paint(f"+ {path}: {console.json_inline(change['new'])}", "green")
+        return console.paint(f"+ {path}: {printable_json(change['new'])}", "green")
     if kind == "removed":
-        return console.paint(f"- {path}: {console.json_inline(change['old'])}", "red")
-    old, new = console.json_inline(change["old"]), console.json_inline(change["new"])
+        return console.paint(f"- {path}: {printable_json(change['old'])}", "red")
+    old, new = printable_json(change["old"]), printable_json(change["new"])
     return console.paint(f"~ {path}: {old} -> {new}", "yellow")
 
 
@@ -260,7 +260,7 @@ async def health(args: argparse.Namespace, console: Console) -> int:
         console.json({**report, "error": problem})
     else:
         state = "healthy" if healthy else "unhealthy"
-        detail = f": {problem}" if problem else ""
+        detail = f": {printable(problem)}" if problem else ""
         console.line(f"{state} ({store.backend_name}, {elapsed_ms} ms){detail}")
     return ExitCode.OK if healthy else ExitCode.FAILURE
 

@@ -15,6 +15,7 @@ from typing import Any
 from .._registry import open_store
 from .._store import ConfigStore
 from .._url import default_store_url
+from .._validation import MAX_NESTING_DEPTH
 
 
 class ExitCode(enum.IntEnum):
@@ -52,9 +53,16 @@ def open_cli_store(args: argparse.Namespace) -> ConfigStore:
 
 
 def read_json_text(text: str, source: str) -> Any:
+    """Parse JSON given by the user; CliError (invalid input) for anything Python's parser refuses,
+    including nesting too deep for it and integers too long to convert."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise CliError(
+            f"{source} nests too deep (values may nest {MAX_NESTING_DEPTH} levels)",
+            ExitCode.INVALID_INPUT,
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer over sys.get_int_max_str_digits()
         raise CliError(f"{source} is not valid JSON: {exc}", ExitCode.INVALID_INPUT) from exc
 
 

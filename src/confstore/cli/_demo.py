@@ -1,14 +1,22 @@
-"""``confstore demo``: a short, narrated walk-through of what confstore does, on a real store."""
+"""``confstore demo``: a short, narrated walk-through of what confstore does, on a real store.
+
+Each step is a real ``confstore`` command line, printed and then run exactly as printed (the
+global options given to ``demo``, such as ``--url`` and ``--json``, included), so a newcomer can
+copy any of them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
-from typing import Any
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
 
 from .._url import StoreURL
-from ._commands import show_diff, show_entry, show_history
-from ._common import ExitCode, open_cli_store, store_url
+from ._common import CliError, ExitCode, store_url
 from ._output import Console
 
 TENANT = "demo"
@@ -20,60 +28,102 @@ FIRST_VALUE: dict[str, Any] = {
     "max_tokens": 512,
 }
 SECOND_VALUE: dict[str, Any] = {**FIRST_VALUE, "llm_model": "gpt-4o", "temperature": 0.2}
+WHERE = ["--tenant", TENANT, SCOPE, SERVICE, CONFIG_KEY]
+
+# Parses a command line and runs it: ``_app`` passes its own, so the demo runs what users run.
+Runner = Callable[[list[str], Console], Awaitable[int]]
 
 
-async def demo(args: argparse.Namespace, console: Console) -> int:
-    console.json_mode = False  # the demo is for people
-    key = (TENANT, SCOPE, SERVICE, CONFIG_KEY)
-    where = f"--tenant {TENANT} {SCOPE} {SERVICE} {CONFIG_KEY}"
-    console.line(f"confstore demo on {StoreURL.parse(store_url(args))}")
-    async with open_cli_store(args) as store:
-        _step(console, 1, "write a config", f"confstore set {where} '{_inline(FIRST_VALUE)}'")
-        first = await store.set_config(*key, FIRST_VALUE, updated_by="demo", comment="first try")
-        console.line(f"wrote version {first.version}")
+async def demo(args: argparse.Namespace, console: Console, *, run: Runner) -> int:
+    global_options = [*(["--url", args.url] if args.url else []), *_flags(args)]
+    steps: list[dict[str, Any]] = []
+    if not console.json_mode:
+        console.line(f"confstore demo on {StoreURL.parse(store_url(args))}")
 
-        _step(console, 2, "read it back (the API key is masked)", f"confstore get {where}")
-        show_entry(console, first)
+    async def step(title: str, *command: str) -> str:
+        argv = [*global_options, *command]
+        shown = shlex.join(["confstore", *argv])
+        if not console.json_mode:
+            console.line(f"\n{console.paint(f'{len(steps) + 1}. {title}', 'bold')}")
+            console.line(console.paint(f"$ {shown}", "dim"))
+        record = _Recorder(console.out, echo=not console.json_mode)
+        exit_code = await run(argv, Console(console.json_mode, console.show_secrets, record))
+        if exit_code != ExitCode.OK:
+            raise CliError(f"the demo stopped: `{shown}` exited with {exit_code}")
+        output = record.getvalue()
+        steps.append({"step": len(steps) + 1, "title": title, "command": shown})
+        if console.json_mode:
+            steps[-1]["output"] = json.loads(output)
+        return output
 
-        _step(
-            console,
-            3,
-            "change it, only if nobody else wrote in between",
-            f"confstore set {where} '{_inline(SECOND_VALUE)}' --expected-version {first.version}",
-        )
-        second = await store.set_config(
-            *key,
-            SECOND_VALUE,
-            expected_version=first.version,
-            updated_by="demo",
-            comment="cheaper, calmer model",
-        )
-        console.line(f"wrote version {second.version}")
-
-        _step(console, 4, "every version is kept", f"confstore history {where} --limit 3")
-        show_history(console, await store.get_config_history(*key, limit=3))
-
-        _step(console, 5, "what changed", f"confstore diff {where}")
-        show_diff(console, "/".join(key), first, second)
-
-        _step(
-            console,
-            6,
-            "export the tenant: a backup you can import anywhere (it keeps secrets)",
-            f"confstore export --tenant {TENANT}",
-        )
-        await store.write_export(TENANT, console.out)
-    console.line(
-        "\nnext: `confstore rollback "
-        f"{where} {first.version}` brings version {first.version} back; "
-        "`confstore --help` lists every command."
+    written = await step(
+        "write a config", "set", *WHERE, _inline(FIRST_VALUE), *_audit("first try")
     )
+    await step("read it back (the API key is masked)", "get", *WHERE)
+    await step(
+        "change it, only if nobody else wrote in between",
+        "set",
+        *WHERE,
+        _inline(SECOND_VALUE),
+        "--expected-version",
+        str(_version_written(written, console.json_mode)),
+        *_audit("cheaper, calmer model"),
+    )
+    await step("every version is kept", "history", *WHERE, "--limit", "3")
+    await step("what changed", "diff", *WHERE)
+    await step(
+        "export the tenant: a backup you can import anywhere (it keeps secrets)",
+        "export",
+        "--tenant",
+        TENANT,
+    )
+    if console.json_mode:
+        console.json({"store": StoreURL.parse(store_url(args)).render(), "steps": steps})
+    else:
+        console.line(
+            "\nnext: `confstore rollback "
+            f"{shlex.join(WHERE)} 1` brings version 1 back; `confstore --help` lists every command."
+        )
     return ExitCode.OK
 
 
-def _step(console: Console, number: int, title: str, command: str) -> None:
-    console.line(f"\n{console.paint(f'{number}. {title}', 'bold')}")
-    console.line(console.paint(f"$ {command}", "dim"))
+class _Recorder(io.StringIO):
+    """Keeps what a step prints and, with ``echo``, shows it on ``shown_on`` as it comes."""
+
+    def __init__(self, shown_on: TextIO, *, echo: bool) -> None:
+        super().__init__()
+        self.shown_on = shown_on
+        self.echo = echo
+
+    def write(self, text: str) -> int:
+        if self.echo:
+            self.shown_on.write(text)
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return self.shown_on.isatty()
+
+
+def _flags(args: argparse.Namespace) -> list[str]:
+    return [
+        flag
+        for flag, given in (("--json", args.json), ("--show-secrets", args.show_secrets))
+        if given
+    ]
+
+
+def _audit(comment: str) -> list[str]:
+    return ["--by", "demo", "--comment", comment]
+
+
+def _version_written(output: str, json_mode: bool) -> int:
+    """The version a ``set`` step wrote, read from what it printed."""
+    if json_mode:
+        return int(json.loads(output)["version"])
+    found = re.search(r"version (\d+)\s*$", output)
+    if found is None:
+        raise CliError(f"the demo could not read the version written from {output!r}")
+    return int(found.group(1))
 
 
 def _inline(value: dict[str, Any]) -> str:

@@ -17,6 +17,43 @@ from ._schemas import secret_paths_of
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
 
+# Characters that make a terminal move the cursor, erase, recolour or reorder what it shows (C0
+# and C1 controls, DEL, Unicode's bidirectional controls and line separators). Stored text such
+# as updated_by and comment is anyone's input: shown raw, `mallory\x1b[2K\rtrusted-admin` would
+# print as "trusted-admin".
+_UNSAFE = (
+    *range(0x20),
+    *range(0x7F, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+    0x2028,
+    0x2029,
+)
+_NAMED_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_TEXT_ESCAPES = {
+    code: _NAMED_ESCAPES.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in _UNSAFE
+}
+# JSON text already escapes C0 controls inside strings, and its own layout uses newlines.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in _UNSAFE if code >= 0x7F}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``), safe to
+    show on a terminal. JSON output (``--json``) is never escaped this way: it is exact."""
+    return text.translate(_TEXT_ESCAPES)
+
+
+def printable_json(data: Any, *, indent: int | None = None) -> str:
+    """JSON text for people: control characters that JSON leaves raw (C1, bidirectional) escaped
+    as ``\\uXXXX``, so the text is still JSON with the same meaning."""
+    separators = None if indent else (", ", ": ")
+    text = json.dumps(data, indent=indent, ensure_ascii=False, separators=separators)
+    return text.translate(_JSON_ESCAPES)
+
 
 def colour_enabled(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
@@ -45,8 +82,8 @@ def format_cell(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+        return printable_json(value)
+    return printable(str(value))
 
 
 def format_time(moment: datetime) -> str:
@@ -55,7 +92,7 @@ def format_time(moment: datetime) -> str:
 
 def config_path(entry: ConfigEntry) -> str:
     """``scope/service/config_key``: how a config is named in human output."""
-    return f"{entry.scope.value}/{entry.service}/{entry.config_key}"
+    return printable(f"{entry.scope.value}/{entry.service}/{entry.config_key}")
 
 
 @dataclass
@@ -71,8 +108,9 @@ class Console:
         print(text, file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        """A status message for people; on stderr so it never mixes with data on stdout."""
-        print(text, file=self.err, flush=True)
+        """A status message for people (control characters escaped); on stderr so it never
+        mixes with data on stdout."""
+        print(printable(text), file=self.err, flush=True)
 
     def json(self, data: Any) -> None:
         self.line(self.json_text(data))

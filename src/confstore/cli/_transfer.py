@@ -5,35 +5,46 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TextIO
 
+from .._errors import ImportFormatError
 from .._export import ImportMode, parse_import_document, plan_restore
 from .._models import ConfigEntry
 from .._registry import open_store
 from .._store import ConfigStore
 from .._url import StoreURL
 from ._common import CliError, ExitCode, open_cli_store, read_json_source
-from ._output import Console, ProgressBar
+from ._output import Console, ProgressBar, printable
 
 
 async def export(args: argparse.Namespace, console: Console) -> int:
     async with open_cli_store(args) as store:
-        with _export_stream(args.output) as stream:
+        with _export_stream(args.output, console.out) as stream:
             count = await store.write_export(args.tenant, stream, include_history=args.history)
-    if args.output:
+    if not args.output:
+        return ExitCode.OK  # the document itself is the output
+    if console.json_mode:
+        console.json(
+            {
+                "tenant_id": args.tenant,
+                "include_history": args.history,
+                "versions_exported": count,
+                "output": args.output,
+            }
+        )
+    else:
         console.note(f"exported {count} versions of tenant {args.tenant} to {args.output}")
     return ExitCode.OK
 
 
 @contextmanager
-def _export_stream(path: str | None) -> Iterator[TextIO]:
-    """stdout, or ``path`` written in full or not at all, readable by its owner only."""
+def _export_stream(path: str | None, stdout: TextIO) -> Iterator[TextIO]:
+    """``stdout``, or ``path`` written in full or not at all, readable by its owner only."""
     if path is None:
-        yield sys.stdout
+        yield stdout
         return
     partial = f"{path}.partial"
     try:
@@ -132,20 +143,28 @@ async def migrate(args: argparse.Namespace, console: Console) -> int:
         read = written = 0
         for tenant_id in tenants:
             async for batch in _batches(source, tenant_id, args.batch_size):
-                written += await target.import_configs(tenant_id, batch, mode="restore")
+                try:
+                    written += await target.import_configs(tenant_id, batch, mode="restore")
+                except ImportFormatError as exc:  # it names the key and version
+                    raise ImportFormatError(f"cannot migrate tenant {tenant_id}: {exc}") from exc
                 read += len(batch)
                 if progress:
                     progress.update(read, tenant_id)
         if progress:
             progress.finish(read, "done")
-    summary = {"tenants": len(tenants), "versions_read": read, "versions_written": written}
+    summary = {
+        "tenants": len(tenants),
+        "versions_read": read,
+        "versions_written": written,
+        "versions_skipped": read - written,
+    }
     if console.json_mode:
         console.json(summary)
     else:
+        from_url, to_url = StoreURL.parse(args.source), StoreURL.parse(args.target)
         console.line(
-            f"migrated {len(tenants)} tenants from {StoreURL.parse(args.source)} to "
-            f"{StoreURL.parse(args.target)}: {read} versions read, {written} written, "
-            f"{read - written} already there"
+            printable(f"migrated {len(tenants)} tenants from {from_url} to {to_url}: ")
+            + f"{read} versions read, {written} written, {read - written} already there"
         )
     return ExitCode.OK
 

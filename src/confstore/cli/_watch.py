@@ -11,7 +11,7 @@ from .._errors import BackendError
 from .._models import ConfigChange, utc_now
 from .._url import StoreURL
 from ._common import ExitCode, open_cli_store, store_url
-from ._output import Console, format_time
+from ._output import Console, format_time, printable
 
 
 async def watch(args: argparse.Namespace, console: Console) -> int:
@@ -71,4 +71,5 @@ def _show_change(console: Console, change: ConfigChange) -> None:
         console.line(console.json_inline(record))
         return
     seen_at = format_time(utc_now())
-    console.line(f"{seen_at}  {change.kind.value:<6}  {key}  version {change.version}")
+    shown = printable(f"{change.kind.value:<6}  {key}  version {change.version}")
+    console.line(f"{seen_at}  {shown}")
