@@ -1,6 +1,7 @@
 """confstore: async, multi-tenant, versioned configuration with pluggable storage backends."""
 
 from ._diff import ConfigDiff as ConfigDiff
+from ._errors import AmbiguousBackendError as AmbiguousBackendError
 from ._errors import BackendError as BackendError
 from ._errors import BackendTimeoutError as BackendTimeoutError
 from ._errors import BackendUnavailableError as BackendUnavailableError
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentConfig",
+    "AmbiguousBackendError",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",

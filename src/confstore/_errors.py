@@ -14,6 +14,7 @@ Hierarchy::
     ├── ImportConflictError         .key, .version
     ├── CursorExpiredError
     ├── NoSuchBackendError          (also LookupError)  .scheme, .package
+    │   └── AmbiguousBackendError   .packages
     └── BackendError
         ├── BackendUnavailableError
         └── BackendTimeoutError
@@ -101,21 +102,52 @@ class CursorExpiredError(ConfigStoreError):
 
 
 class NoSuchBackendError(ConfigStoreError, LookupError):
-    """No backend is registered for a store URL's scheme.
+    """No backend can serve a store URL's scheme.
 
-    ``package`` names the distribution to install when the scheme belongs to a known plugin.
+    ``package`` names the distribution to install when the scheme's plugin is registered but its
+    store cannot be imported (``reason`` says why); otherwise the message lists the registered
+    schemes, those of the same family (``similar``: ``vespa+http`` for ``vespa``) first.
     """
 
     def __init__(
-        self, scheme: str, *, package: str | None = None, known: list[str] | None = None
+        self,
+        scheme: str,
+        *,
+        package: str | None = None,
+        known: list[str] | None = None,
+        similar: list[str] | None = None,
+        reason: str | None = None,
     ) -> None:
         self.scheme = scheme
         self.package = package
         if package is not None:
-            hint = f"install it with: pip install {package}"
+            cause = f"cannot be loaded ({reason})" if reason else "is not installed"
+            message = (
+                f"the confstore backend for scheme {scheme!r} {cause}; "
+                f"install it with: pip install {package}"
+            )
         else:
-            hint = f"registered schemes: {', '.join(sorted(known or [])) or 'none'}"
-        super().__init__(f"no confstore backend for scheme {scheme!r}; {hint}")
+            guess = f"did you mean {' or '.join(similar)}? " if similar else ""
+            listed = ", ".join(sorted(known or [])) or "none"
+            message = (
+                f"no confstore backend for scheme {scheme!r}; {guess}registered schemes: {listed}"
+            )
+        super().__init__(message)
+
+
+class AmbiguousBackendError(NoSuchBackendError):
+    """Two installed plugins register the same URL scheme, so neither serves it.
+
+    ``packages`` names the distributions; uninstall one. Other schemes keep working.
+    """
+
+    def __init__(self, scheme: str, packages: list[str]) -> None:
+        super().__init__(scheme)
+        self.packages = tuple(packages)
+        self.args = (
+            f"confstore backend scheme {scheme!r} is registered by {' and '.join(packages)}; "
+            "uninstall all but one of them",
+        )
 
 
 class BackendError(ConfigStoreError):

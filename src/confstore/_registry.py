@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from ._errors import InvalidConfigError, NoSuchBackendError
+from ._errors import AmbiguousBackendError, InvalidConfigError, NoSuchBackendError
 from ._store import ConfigStore
 from ._url import StoreURL, default_store_url
-from .hookspecs import StoreFactory
-
-# Schemes served by plugin distributions we know of, so a missing one gets an install hint.
-KNOWN_PLUGIN_PACKAGES = {
-    "vespa": "confstore-vespa",
-    "elasticsearch": "confstore-elasticsearch",
-    "opensearch": "confstore-elasticsearch",
-    "postgresql": "confstore-postgres",
-    "postgres": "confstore-postgres",
-    "etcd": "confstore-etcd",
-}
+from .hookspecs import BackendRegistrar, StoreFactory
 
 
 @functools.cache
@@ -39,57 +30,104 @@ def plugin_manager() -> pluggy.PluginManager:
     return manager
 
 
+@dataclass(frozen=True, slots=True)
+class RegisteredBackend:
+    """A scheme's store factory, the package a user installs to get it, and who registered it
+    (the plugin's distribution, else ``package``, else the plugin's name)."""
+
+    factory: StoreFactory
+    package: str | None
+    provider: str
+
+
 class BackendRegistry:
-    """Maps URL schemes to store factories."""
+    """Maps URL schemes to store factories.
+
+    In-process registrations (``register_backend``) win over discovered ones (built-ins and the
+    ``confstore`` entry points, loaded once). A scheme two plugins register is never served by
+    either: asking for it raises AmbiguousBackendError naming both, and every other scheme,
+    and every in-process registration, keeps working.
+    """
 
     def __init__(self) -> None:
-        self._factories: dict[str, StoreFactory] = {}
-        self._packages: dict[str, str | None] = {}
-        self._loaded = False
+        self._explicit: dict[str, RegisteredBackend] = {}
+        self._discovered: dict[str, RegisteredBackend] | None = None
+        self._conflicts: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def register(self, scheme: str, factory: StoreFactory, *, package: str | None = None) -> None:
-        """Serve ``scheme`` with ``factory``; a scheme registered twice raises ValueError."""
+        """Serve ``scheme`` with ``factory`` in this process; a scheme registered twice this way
+        raises ValueError."""
         scheme = scheme.lower()
-        if scheme in self._factories:
+        if scheme in self._explicit:
             raise ValueError(f"confstore backend scheme {scheme!r} is already registered")
-        self._factories[scheme] = factory
-        self._packages[scheme] = package
+        self._explicit[scheme] = RegisteredBackend(factory, package, package or "this process")
 
     def unregister(self, scheme: str) -> None:
-        self._factories.pop(scheme.lower(), None)
-        self._packages.pop(scheme.lower(), None)
+        """Forget an in-process registration."""
+        self._explicit.pop(scheme.lower(), None)
 
     def schemes(self) -> list[str]:
-        self._load()
-        return sorted(self._factories)
+        return sorted(self._explicit.keys() | self._load().keys())
+
+    def backend(self, scheme: str) -> RegisteredBackend:
+        """What serves ``scheme``; NoSuchBackendError (AmbiguousBackendError if two plugins
+        claim it) otherwise."""
+        registered = self._explicit.get(scheme) or self._load().get(scheme)
+        if registered is not None:
+            return registered
+        if scheme in self._conflicts:
+            raise AmbiguousBackendError(scheme, self._conflicts[scheme])
+        known = self.schemes()
+        family = scheme.split("+", 1)[0]
+        similar = [name for name in known if name.split("+", 1)[0] == family]
+        raise NoSuchBackendError(scheme, known=known, similar=similar)
 
     def factory(self, scheme: str) -> StoreFactory:
-        """The factory for ``scheme``; NoSuchBackendError (naming a package to install) if none."""
-        self._load()
-        try:
-            return self._factories[scheme]
-        except KeyError:
-            backend = scheme.split("+", 1)[0]
-            raise NoSuchBackendError(
-                scheme, package=KNOWN_PLUGIN_PACKAGES.get(backend), known=list(self._factories)
-            ) from None
+        """The factory for ``scheme``; see ``backend`` for the errors."""
+        return self.backend(scheme).factory
 
-    def _load(self) -> None:
+    def _load(self) -> dict[str, RegisteredBackend]:
+        discovered = self._discovered
+        if discovered is not None:
+            return discovered
         with self._lock:
-            if self._loaded:
-                return
-            self._loaded = True
-            explicit = dict(self._factories)
-            self._factories.clear()
-            plugin_manager().hook.confstore_register_backends(register=self._register_from_hook)
-            # Explicit registrations made before loading win over built-ins and entry points.
-            self._factories.update(explicit)
+            if self._discovered is None:
+                self._discovered, self._conflicts = _discover_backends(plugin_manager())
+            return self._discovered
 
-    def _register_from_hook(
-        self, scheme: str, factory: StoreFactory, *, package: str | None = None
-    ) -> None:
-        self.register(scheme, factory, package=package)
+
+def _discover_backends(
+    manager: pluggy.PluginManager,
+) -> tuple[dict[str, RegisteredBackend], dict[str, list[str]]]:
+    """Every scheme the plugins' ``confstore_register_backends`` hooks register, and the schemes
+    registered more than once (with who registered them)."""
+    distributions = {
+        id(plugin): dist.project_name for plugin, dist in manager.list_plugin_distinfo()
+    }
+    claims: dict[str, list[RegisteredBackend]] = {}
+    for hook in manager.hook.confstore_register_backends.get_hookimpls():
+        register = _registrar(claims, distributions.get(id(hook.plugin)), hook.plugin_name)
+        hook.function(**{name: register for name in hook.argnames})
+    served = {scheme: found[0] for scheme, found in claims.items() if len(found) == 1}
+    conflicts = {
+        scheme: [claim.provider for claim in found]
+        for scheme, found in claims.items()
+        if len(found) > 1
+    }
+    return served, conflicts
+
+
+def _registrar(
+    claims: dict[str, list[RegisteredBackend]], distribution: str | None, plugin_name: str
+) -> BackendRegistrar:
+    """The ``register`` one plugin's hook gets: it records who claims which scheme."""
+
+    def register(scheme: str, factory: StoreFactory, *, package: str | None = None) -> None:
+        provider = distribution or package or plugin_name
+        claims.setdefault(scheme.lower(), []).append(RegisteredBackend(factory, package, provider))
+
+    return register
 
 
 backend_registry = BackendRegistry()
@@ -104,14 +142,20 @@ def open_store(url: str | StoreURL | None = None, **options: Any) -> ConfigStore
     """Build the store for ``url`` (default: ``$CONFSTORE_URL``, else the SQLite default). No I/O.
 
     Query parameters in the URL and keyword ``options`` both reach the backend; keywords win.
-    Raises NoSuchBackendError for an unknown scheme and InvalidConfigError for a bad URL or option.
+    Raises NoSuchBackendError for an unknown scheme or a backend that cannot be imported (naming
+    the package its plugin registered it with), AmbiguousBackendError for a scheme two plugins
+    register, and InvalidConfigError for a bad URL or option.
     """
     parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url or default_store_url())
-    factory = backend_registry.factory(parsed.scheme)
+    backend = backend_registry.backend(parsed.scheme)
     merged: dict[str, Any] = {**parsed.options, **options}
     try:
-        return factory(parsed, **merged)
+        return backend.factory(parsed, **merged)
     except TypeError as exc:
         raise InvalidConfigError(
             f"bad options for {parsed.scheme} store: {exc}", field="url"
+        ) from exc
+    except ImportError as exc:  # a plugin whose store module, or what it needs, is missing
+        raise NoSuchBackendError(
+            parsed.scheme, package=backend.package or backend.provider, reason=str(exc)
         ) from exc

@@ -46,8 +46,12 @@ class BackendRegistrar(Protocol):
     def __call__(self, scheme: str, factory: StoreFactory, *, package: str | None = None) -> None:
         """Serve URLs whose scheme is ``scheme`` (for example ``vespa+https``) with ``factory``.
 
-        ``package`` is the distribution that provides it, shown to users in messages.
-        Registering a scheme twice raises ValueError.
+        ``package`` is the distribution to install for it: when ``factory`` raises ImportError
+        (the store module, or a driver it needs, is missing), ``open_store`` raises
+        NoSuchBackendError saying ``pip install <package>``. Keep the heavy imports inside
+        ``factory`` so that registering stays cheap and a missing driver gets that hint.
+        A scheme registered by two plugins (or twice) is served by neither: ``open_store``
+        raises AmbiguousBackendError naming both, and every other scheme keeps working.
         """
 
 

@@ -10,6 +10,7 @@ import confstore
 
 EXPECTED_CONFSTORE_EXPORTS = [
     "AgentConfig",
+    "AmbiguousBackendError",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
@@ -89,6 +90,7 @@ def test_exceptions_form_the_documented_hierarchy() -> None:
     assert issubclass(confstore.InvalidIdentifierError, ValueError)
     assert issubclass(confstore.InvalidConfigError, ValueError)
     assert issubclass(confstore.NoSuchBackendError, LookupError)
+    assert issubclass(confstore.AmbiguousBackendError, confstore.NoSuchBackendError)
     assert issubclass(confstore.BackendUnavailableError, confstore.BackendError)
     assert issubclass(confstore.BackendTimeoutError, confstore.BackendError)
     for name in (

@@ -90,11 +90,11 @@ def test_bad_options_are_refused_without_io(query: str) -> None:
         open_store(f"postgresql://u@127.0.0.1:1/db?{query}")
 
 
-def test_a_postgres_url_without_the_plugin_names_the_package() -> None:
-    from confstore._registry import KNOWN_PLUGIN_PACKAGES
+def test_the_plugin_registers_its_package_for_install_hints() -> None:
+    from confstore._registry import backend_registry
 
-    assert KNOWN_PLUGIN_PACKAGES["postgresql"] == "confstore-postgres"
-    with pytest.raises(NoSuchBackendError):
+    assert backend_registry.backend("postgresql").package == "confstore-postgres"
+    with pytest.raises(NoSuchBackendError, match="did you mean postgresql"):
         open_store("postgresql+nothing://h/db")
 
 
