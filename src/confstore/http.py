@@ -15,7 +15,7 @@ arriving (watch streams, server-sent events), translating errors the same way.
 Whether a request may be repeated is the caller's call (``idempotent=``): a conditional write whose
 connection dropped must be resolved by reading back, never by sending it again. Note that aiohttp
 itself re-sends a PUT or DELETE once when a kept-alive connection fails, so a backend must expect a
-412/409 answer to a write that did apply (see the notes on conditional writes in each plugin).
+412/409 answer to a write that did apply (see "How writes work" for each plugin in the README).
 """
 
 from __future__ import annotations

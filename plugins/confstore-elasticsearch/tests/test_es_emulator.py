@@ -1,4 +1,4 @@
-"""The emulator keeps the Elasticsearch/OpenSearch rules of the backend notes (part B), over HTTP."""
+"""The emulator keeps the Elasticsearch/OpenSearch rules its docstring lists, over HTTP."""
 
 from __future__ import annotations
 

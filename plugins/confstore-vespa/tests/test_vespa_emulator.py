@@ -1,4 +1,4 @@
-"""The Vespa emulator follows the documented /document/v1 rules (notes, part A), over real HTTP."""
+"""The Vespa emulator follows the documented /document/v1 rules, over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tombstones and purge (DESIGN.md section 2, "Delete is a tombstone")."""
+"""Tombstones and purge: a delete is a new version, a purge removes every version."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Export and import (DESIGN.md section 5)."""
+"""Export and import (the document is described by schemas/export.schema.json)."""
 
 from __future__ import annotations
 

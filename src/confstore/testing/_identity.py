@@ -1,4 +1,4 @@
-"""Identity and validation (DESIGN.md section 2): what a store accepts, and what it rejects unwritten."""
+"""Identity and validation: what a store accepts, and what it rejects unwritten."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Listings, tenants and tenant isolation (DESIGN.md sections 2 and 3)."""
+"""Listings, tenants and tenant isolation."""
 
 from __future__ import annotations
 

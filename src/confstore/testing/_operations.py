@@ -1,4 +1,4 @@
-"""Stats, health, change feed, concurrency, several handles and persistence (DESIGN.md section 3)."""
+"""Stats, health, change feed, concurrency, several handles and persistence."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Versioning, history and compare-and-set (DESIGN.md sections 2 and 3)."""
+"""Versioning, history and compare-and-set."""
 
 from __future__ import annotations
 

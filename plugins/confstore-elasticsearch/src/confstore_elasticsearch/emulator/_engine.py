@@ -1,6 +1,6 @@
 """The emulator's engine: indices, strict mappings, real-time documents and refreshed search state.
 
-Pure in-memory logic with no HTTP; ``emulator.py`` puts the REST API of part B of the backend notes
+Pure in-memory logic with no HTTP; ``emulator.py`` puts the REST API (its docstring lists the rules)
 on top of it. Every refusal is an ``EsError`` carrying the status, error type and reason that
 Elasticsearch (or OpenSearch) would answer with.
 """

@@ -1,6 +1,6 @@
 """An in-process Elasticsearch / OpenSearch emulator for tests and benchmarks (aiohttp.web, 127.0.0.1).
 
-It follows the emulator checklist of the backend notes (part B13) strictly, so that a client
+It follows the documented Elasticsearch and OpenSearch rules below strictly, so that a client
 that passes against it has kept the server's rules rather than the emulator's convenience:
 
 - ``X-Elastic-Product: Elasticsearch`` on every answer (not in OpenSearch mode, which reports

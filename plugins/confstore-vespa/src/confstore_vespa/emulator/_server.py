@@ -1,7 +1,7 @@
 """An in-process Vespa 8 emulator for tests: ``/document/v1`` and ``/state/v1/health`` over aiohttp.web.
 
-It follows the documented Vespa behaviour strictly rather than conveniently (see the project's
-notes on the Vespa API, part A), so a client that passes against it has met these rules:
+It follows the documented Vespa behaviour strictly rather than conveniently, so a client that
+passes against it has met these rules:
 
 - POST is a put (whole document), PUT a partial update (``assign``, ``increment``, ``decrement``,
   ``multiply``, ``divide``), DELETE a remove; the id comes from the path, whose segments are
