@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from ._diff import secret_paths_for
 from ._errors import ConfigStoreError, ImportConflictError, ImportFormatError
-from ._models import ConfigEntry, format_timestamp, utc_now
+from ._models import ConfigEntry, ConfigKey, format_timestamp, utc_now
 from ._secrets import refuse_masked_secrets
-from ._typed import load_stored, spec_at
+from ._typed import TypedConfigSpec, load_stored, typed_config_specs
 from ._validation import (
     encode_value,
     validate_identifier,
@@ -56,8 +56,9 @@ def parse_import_document(
     callers write nothing on failure.
     """
     raw_entries = _raw_entries(document)
+    typed = {(spec.scope, spec.config_key): spec for spec in typed_config_specs().values()}
     entries: dict[tuple[Any, ...], ConfigEntry] = {}
-    positions: dict[tuple[Any, ...], int] = {}
+    newest_typed: dict[ConfigKey, tuple[int, ConfigEntry]] = {}
     for position, raw in enumerate(raw_entries):
         try:
             entry = _checked_entry(tenant_id, raw, max_value_bytes)
@@ -69,17 +70,18 @@ def parse_import_document(
                 f"configs[{position}]: version {entry.version} of {entry.key} appears twice"
             )
         entries[identity] = entry
-        positions[identity] = position
-    ordered = [entries[identity] for identity in sorted(entries)]
-    for newest in _newest_per_key(ordered):
+        if (entry.scope, entry.config_key) in typed:
+            newest = newest_typed.get(identity[0])
+            if newest is None or newest[1].version < entry.version:
+                newest_typed[identity[0]] = (position, entry)
+    for position, entry in newest_typed.values():
         try:
-            _check_typed(newest)
+            _check_typed(typed[entry.scope, entry.config_key], entry)
         except ConfigStoreError as exc:
-            identity = (newest.key, newest.version)
             raise ImportFormatError(
-                f"configs[{positions[identity]}] ({newest.key} version {newest.version}): {exc}"
+                f"configs[{position}] ({entry.key} version {entry.version}): {exc}"
             ) from exc
-    return ordered
+    return [entries[identity] for identity in sorted(entries)]
 
 
 def plan_restore(
@@ -144,18 +146,10 @@ def _checked_entry(tenant_id: str, raw: object, max_value_bytes: int) -> ConfigE
     return entry
 
 
-def _newest_per_key(ordered: list[ConfigEntry]) -> Iterator[ConfigEntry]:
-    """The last entry of each key in a list ordered by key, then version."""
-    for index, entry in enumerate(ordered):
-        if index + 1 == len(ordered) or ordered[index + 1].key != entry.key:
-            yield entry
-
-
-def _check_typed(entry: ConfigEntry) -> None:
-    """InvalidConfigError if ``entry`` is a live typed config its schema rejects, or one whose
-    secret fields hold the mask: a read of it (``get_system_config()``) would fail."""
-    spec = None if entry.deleted else spec_at(entry.scope, entry.config_key)
-    if spec is not None:
+def _check_typed(spec: TypedConfigSpec, entry: ConfigEntry) -> None:
+    """InvalidConfigError if ``entry`` is a live version of ``spec``'s typed config that its
+    schema rejects, or whose secret fields hold the mask: reading it would fail."""
+    if not entry.deleted:
         load_stored(spec, entry.tenant_id, entry.config_value)
         refuse_masked_secrets(entry.config_value, secret_paths_for(spec.model))
 
