@@ -130,3 +130,11 @@ async def test_watch_event_repr_never_shows_the_secret(manager: ConfigManager) -
     event = await asyncio.wait_for(anext(watch), 3)
     assert SECRET not in repr(event)
     assert SECRET not in str(event)
+
+
+async def test_the_mask_under_a_secret_named_key_is_refused(manager: ConfigManager) -> None:
+    """Also inside the free-form parts of a typed config, and nothing is written."""
+    with pytest.raises(InvalidConfigError) as caught:
+        await manager.set_system_config(SystemConfig(metadata={"db": {"private_key": "***"}}))
+    assert caught.value.field == "metadata.db.private_key"
+    assert await manager.store.get_config(*SYSTEM_KEY) is None
