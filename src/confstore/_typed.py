@@ -20,7 +20,7 @@ from ._diff import secret_paths_for
 from ._errors import InvalidConfigError
 from ._models import ConfigScope
 from ._secrets import SECRET_MASK, refuse_masked_secrets
-from ._validation import validate_identifier, validate_scope
+from ._validation import check_nesting_depth, validate_identifier, validate_scope
 from .hookspecs import SchemaRegistrar, hookimpl
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -174,11 +174,13 @@ def default_schema_name(model: type[BaseModel]) -> str:
 def dump_for_storage(config: BaseModel) -> dict[str, Any]:
     """The JSON-ready value stored for ``config``: every field and extra, secrets in clear.
 
-    Raises InvalidConfigError when a value cannot be stored as JSON or a secret holds a mask
-    placeholder (``"***"``) instead of a secret.
+    Raises InvalidConfigError when a value cannot be stored as JSON, nests deeper than values
+    may, or a secret holds a mask placeholder (``"***"``) instead of a secret.
     """
     try:
-        data = jsonable(config.model_dump(mode="python", warnings=False))
+        dumped = config.model_dump(mode="python", warnings=False)
+        check_nesting_depth(dumped)
+        data = jsonable(dumped)
     except pydantic_core.PydanticSerializationError:
         raise InvalidConfigError(
             f"{type(config).__name__} holds a value that cannot be stored as JSON"

@@ -208,3 +208,30 @@ async def test_diff_of_a_missing_version_names_it(manager: ConfigManager) -> Non
     with pytest.raises(InvalidConfigError) as caught:
         await manager.diff(*SYSTEM_KEY, 1, 2)
     assert caught.value.field == "to_version"
+
+
+def nested_list(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [150, 900, 3000])
+async def test_a_config_nested_too_deep_is_invalid_config(
+    manager: ConfigManager, depth: int
+) -> None:
+    """Never RecursionError, whatever the depth; nothing is written."""
+    with pytest.raises(InvalidConfigError, match="deeper than 100 levels"):
+        await manager.set_system_config(SystemConfig(metadata={"x": nested_list(depth)}))
+    assert await manager.store.get_config(*SYSTEM_KEY) is None
+
+
+async def test_versions_out_of_range_are_invalid_config(manager: ConfigManager) -> None:
+    await manager.set_system_config(SystemConfig())
+    with pytest.raises(InvalidConfigError):
+        await manager.diff(*SYSTEM_KEY, 1, 2**63)
+    with pytest.raises(InvalidConfigError):
+        await manager.rollback(*SYSTEM_KEY, 2**64)
+    with pytest.raises(InvalidConfigError):
+        await manager.set_system_config(SystemConfig(), expected_version=2**63)

@@ -399,8 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.FAILURE
     except OSError as error:  # a file that cannot be read or written, a closed terminal
         return _report(console, error)
-    except KeyboardInterrupt:
-        return _report(console, error=None, text="confstore: interrupted", exit_code=130)
+    except KeyboardInterrupt as interrupt:
+        return _report(console, interrupt, "confstore: interrupted", exit_code=130)
     except Exception as error:  # a bug: still one report, unless asked for the traceback
         if os.environ.get("CONFSTORE_DEBUG"):
             raise
@@ -441,22 +441,19 @@ def _end_of_options(argv: list[str]) -> int:
 
 
 def _report(
-    console: Console,
-    error: BaseException | None,
-    text: str | None = None,
-    *,
-    exit_code: int | None = None,
+    console: Console, error: BaseException, text: str | None = None, *, exit_code: int | None = None
 ) -> int:
     """Report a failure on stderr (one line, or one JSON object with --json); its exit status."""
-    code = exit_code if exit_code is not None else exit_code_for(error) if error else 1
+    code = exit_code_for(error) if exit_code is None else exit_code
     if not console.json_mode:
         console.note(text or f"confstore: error: {error}")
         return code
     if isinstance(error, CliError):
         kind = _CLI_ERROR_TYPES.get(error.exit_code, "Error")
     else:
-        kind = type(error).__name__ if error is not None else "Interrupted"
-    report: dict[str, object] = {"type": kind, "message": str(error or text), "exit_code": code}
+        kind = type(error).__name__
+    message = str(error) or (text or "").removeprefix("confstore: ")
+    report: dict[str, object] = {"type": kind, "message": message, "exit_code": code}
     field = getattr(error, "field", None)
     if isinstance(field, str):
         report["field"] = field
