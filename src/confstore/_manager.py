@@ -720,7 +720,8 @@ class ConfigManager:
         from_version: int,
         to_version: int,
     ) -> list[ConfigDiff]:
-        """Field-level changes from one stored version to another, secrets of typed configs masked.
+        """Field-level changes from one stored version to another, secrets masked (the secret
+        fields of a typed config and keys named like secrets, as everywhere values are shown).
 
         InvalidConfigError naming ``from_version`` or ``to_version`` when one does not exist.
         """
