@@ -317,7 +317,7 @@ class ValueValidationTests(StoreTestsBase):
             await self._assert_rejected(config_store, nested(depth))
         await self._assert_rejected(config_store, {"ok": 1, "deep": nested(MAX_NESTING_DEPTH)})
 
-    async def test_the_deepest_value_survives_export_and_import(
+    async def test_the_deepest_value_round_trips_through_export_and_import(
         self, config_store: ConfigStore
     ) -> None:
         value = nested(MAX_NESTING_DEPTH, leaf="bottom")
