@@ -118,6 +118,8 @@ def test_every_command_prints_json(
         ("health",),
         ("schema",),
         ("schema", "system"),
+        ("explain", "system", "system", "system_config"),
+        ("check",),
         ("delete", *KEY),
         ("demo",),
     ]
