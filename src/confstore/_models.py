@@ -145,6 +145,34 @@ class ConfigChange:
     def scope(self) -> ConfigScope:
         return self.key.scope
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``confstore watch --json``, the server's change feed)."""
+        return {
+            "tenant_id": self.key.tenant_id,
+            "scope": self.key.scope.value,
+            "service": self.key.service,
+            "config_key": self.key.config_key,
+            "kind": self.kind.value,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Parse the JSON form; InvalidConfigError when it is malformed."""
+        try:
+            key = ConfigKey(
+                _require(data, "tenant_id", str),
+                ConfigScope(data["scope"]),
+                _require(data, "service", str),
+                _require(data, "config_key", str),
+            )
+            version = data["version"]
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                raise ValueError(f"version must be an integer >= 0, got {version!r}")
+            return cls(key, ChangeKind(data["kind"]), version)
+        except (ImportFormatError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidConfigError(f"malformed change record: {exc}") from exc
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeBatch:

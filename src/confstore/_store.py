@@ -223,6 +223,28 @@ class ConfigStore(abc.ABC):
         from a worker thread in chunks, so a slow file does not block the event loop.
         Exports are backups: secrets are kept intact.
         """
+        count = 0
+        async for chunk, written in self._export_text(tenant_id, include_history):
+            await asyncio.to_thread(stream.write, chunk)
+            count = written
+        return count
+
+    async def export_chunks(
+        self, tenant_id: str, *, include_history: bool = False
+    ) -> AsyncIterator[str]:
+        """The export document of a tenant as JSON text, in chunks of about 64 KiB.
+
+        The first chunk comes once the store has answered (so an outage raises before any text
+        is produced), and memory stays bounded however many versions there are.
+        """
+        async for chunk, _ in self._export_text(tenant_id, include_history):
+            yield chunk
+
+    async def _export_text(
+        self, tenant_id: str, include_history: bool
+    ) -> AsyncIterator[tuple[str, int]]:
+        """Chunks of the export document, each with the number of entries written so far."""
+        validate_identifier("tenant_id", tenant_id)
         header = json.dumps(export_header(tenant_id, include_history), indent=2, ensure_ascii=False)
         chunk = [header[: -len("\n}")] + ',\n  "configs": [']
         pending = 0
@@ -233,12 +255,11 @@ class ConfigStore(abc.ABC):
             pending += len(text)
             count += 1
             if pending >= _EXPORT_CHUNK_CHARACTERS:
-                await asyncio.to_thread(stream.write, "".join(chunk))
+                yield "".join(chunk), count
                 chunk.clear()
                 pending = 0
         chunk.append("\n  ]\n}\n")
-        await asyncio.to_thread(stream.write, "".join(chunk))
-        return count
+        yield "".join(chunk), count
 
     async def import_configs(
         self,

@@ -60,15 +60,7 @@ def _wanted(change: ConfigChange, args: argparse.Namespace) -> bool:
 def _show_change(console: Console, change: ConfigChange) -> None:
     key = change.key
     if console.json_mode:
-        record = {
-            "tenant_id": key.tenant_id,
-            "scope": key.scope.value,
-            "service": key.service,
-            "config_key": key.config_key,
-            "kind": change.kind.value,
-            "version": change.version,
-        }
-        console.line(console.json_inline(record))
+        console.line(console.json_inline(change.to_dict()))
         return
     seen_at = format_time(utc_now())
     shown = printable(f"{change.kind.value:<6}  {key}  version {change.version}")

@@ -1,0 +1,357 @@
+"""The handlers of ``/v1``: tenants, configs, versions, diffs, rollback, export, import, stats.
+
+Every handler checks the caller's role and tenant first (``authorize``), before it validates
+anything else or reads the store, so a request outside the token's tenants gets the same 403
+whether or not the tenant exists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .._errors import InvalidConfigError
+from .._models import ConfigEntry, ConfigKey
+from .._secrets import mask_secrets
+from .._store import ConfigStore
+from .._typed import load_from_storage, spec_at
+from .._validation import validate_identifier, validate_key
+from ..cli._schemas import field_changes, secret_paths_of, validated_value
+from ._auth import IDENTITY, authorize, forbidden
+from ._http import (
+    ApiError,
+    RequestModel,
+    json_response,
+    parse_json,
+    query_bool,
+    query_int,
+    read_body,
+    read_model,
+    require_json,
+    security_headers,
+)
+from ._schemas import DeleteConfigRequest, PutConfigRequest, RollbackRequest
+from ._settings import SETTINGS, STORE
+from ._tokens import AccessToken, Role
+from ._watch import HUB
+
+HISTORY_LIMIT_MAX = 10_000
+_UNSET: Any = object()
+
+
+def entry_body(entry: ConfigEntry, identity: AccessToken) -> dict[str, Any]:
+    """The JSON of an entry for this caller: secrets masked unless its role reads them."""
+    data = entry.to_dict()
+    if not identity.role.allows(Role.WRITE):
+        data["config_value"] = mask_secrets(entry.config_value, secret_paths_of(entry))
+    return data
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _key(request: web.Request, role: Role) -> tuple[ConfigKey, AccessToken]:
+    info = request.match_info
+    identity = authorize(request, role=role, tenant_id=info["tenant"])
+    return validate_key(
+        info["tenant"], info["scope"], info["service"], info["config_key"]
+    ), identity
+
+
+async def _body(
+    request: web.Request,
+    model: type[RequestModel],
+    limit: int | None = None,
+    *,
+    optional: bool = False,
+) -> RequestModel:
+    """The request's JSON body as ``model``; ``limit`` defaults to the small-body limit."""
+    settings = request.app[SETTINGS]
+    return await read_model(
+        request,
+        model,
+        limit=settings.max_small_body_bytes if limit is None else limit,
+        timeout=settings.client_timeout,
+        optional=optional,
+    )
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"not found: {what}")
+
+
+def _etag_versions(header: str) -> list[int | None]:
+    """The versions named by an If-Match / If-None-Match header; None stands for ``*``."""
+    versions: list[int | None] = []
+    for item in header.split(","):
+        tag = item.strip().removeprefix("W/")
+        if tag == "*":
+            versions.append(None)
+        elif len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
+            versions.append(int(tag[1:-1]))
+        else:
+            raise ApiError(
+                400, "invalid_config", f"not an entity tag of this API: {tag!r:.40}", field="etag"
+            )
+    return versions
+
+
+async def _expected_version(
+    request: web.Request, store: ConfigStore, key: ConfigKey, from_body: int | None
+) -> int | None:
+    """The compare-and-set version: If-Match, If-None-Match: * (create only), or the body's."""
+    header_version: int | None = None
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        versions = _etag_versions(if_match)
+        if len(versions) != 1:
+            raise ApiError(400, "invalid_config", "If-Match must name one version", field="etag")
+        header_version = versions[0]
+        if header_version is None:  # "*": whatever live version there is now
+            latest = await store.get_config(*_parts(key))
+            if latest is None:
+                raise ApiError(412, "version_conflict", "If-Match: * but the config does not exist")
+            header_version = latest.version
+    elif request.headers.get("If-None-Match", "").strip() == "*":
+        header_version = 0
+    if header_version is not None and from_body is not None and header_version != from_body:
+        raise ApiError(
+            400,
+            "invalid_config",
+            "If-Match and expected_version name different versions",
+            field="expected_version",
+        )
+    return header_version if header_version is not None else from_body
+
+
+def _parts(key: ConfigKey) -> tuple[str, str, str, str]:
+    return key.tenant_id, key.scope.value, key.service, key.config_key
+
+
+def resolve_updated_by(identity: AccessToken, given: Any) -> str | None:
+    """Who a write is recorded as: the token's name, or (admin tokens only) what they say."""
+    if given is _UNSET:
+        return identity.name
+    if identity.role.allows(Role.ADMIN) or given == identity.name:
+        return None if given is None else str(given)
+    raise forbidden(
+        f"token {identity.name!r} writes as {identity.name!r}; only admin tokens may record "
+        "another updated_by"
+    )
+
+
+def _given(model: Any, name: str) -> Any:
+    return getattr(model, name) if name in model.model_fields_set else _UNSET
+
+
+async def health(request: web.Request) -> web.Response:
+    checker: HealthCache = request.app[HEALTH]
+    healthy = await checker.check(request.app[STORE])
+    return json_response({"healthy": healthy}, status=200 if healthy else 503)
+
+
+@dataclass
+class HealthCache:
+    """The backend's health, asked at most once a second (the endpoint needs no token)."""
+
+    seconds: float = 1.0
+    _healthy: bool = False
+    _checked_at: float = float("-inf")
+
+    async def check(self, store: ConfigStore) -> bool:
+        if time.monotonic() - self._checked_at >= self.seconds:
+            self._healthy = await store.health_check()
+            self._checked_at = time.monotonic()
+        return self._healthy
+
+
+HEALTH = web.AppKey("confstore_health", HealthCache)
+
+
+async def token_info(request: web.Request) -> web.Response:
+    identity = request[IDENTITY]
+    return json_response(
+        {"name": identity.name, "role": identity.role.value, "tenants": list(identity.tenants)}
+    )
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    identity = authorize(request, role=Role.READ)
+    names = await request.app[STORE].list_tenants(
+        include_deleted=query_bool(request, "include_deleted")
+    )
+    return json_response({"tenants": [name for name in names if identity.covers(name)]})
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    tenant_id = request.match_info["tenant"]
+    identity = authorize(request, role=Role.READ, tenant_id=tenant_id)
+    scope = request.query.get("scope") or None
+    service = request.query.get("service") or None
+    entries = await request.app[STORE].list_configs(tenant_id, scope, service)
+    return json_response({"configs": [entry_body(entry, identity) for entry in entries]})
+
+
+async def get_config(request: web.Request) -> web.Response:
+    key, identity = _key(request, Role.READ)
+    version = query_int(request, "version", minimum=1, default=None)
+    entry = await request.app[STORE].get_config(*_parts(key), version)
+    if entry is None:
+        at_version = "" if version is None else f" version {version}"
+        raise _not_found(f"{key}{at_version}")
+    headers = {"ETag": etag(entry.version)}
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        wanted = _etag_versions(if_none_match)
+        if None in wanted or entry.version in wanted:
+            return web.Response(status=304, headers=headers)
+    return json_response(entry_body(entry, identity), headers=headers)
+
+
+async def put_config(request: web.Request) -> web.Response:
+    key, identity = _key(request, Role.WRITE)
+    store = request.app[STORE]
+    body = await _body(request, PutConfigRequest, request.app[SETTINGS].body_limit(store))
+    updated_by = resolve_updated_by(identity, _given(body, "updated_by"))
+    value = validated_value(None, key.tenant_id, key.scope.value, key.config_key, body.value)
+    expected = await _expected_version(request, store, key, body.expected_version)
+    entry = await store.set_config(
+        *_parts(key), value, expected_version=expected, updated_by=updated_by, comment=body.comment
+    )
+    request.app[HUB].poke()
+    return json_response(
+        entry_body(entry, identity),
+        status=201 if entry.version == 1 else 200,
+        headers={"ETag": etag(entry.version)},
+    )
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    key, identity = _key(request, Role.WRITE)
+    body = await _body(request, DeleteConfigRequest, optional=True)
+    purge = body.purge or query_bool(request, "purge")
+    deleted = await request.app[STORE].delete_config(
+        *_parts(key),
+        purge=purge,
+        updated_by=resolve_updated_by(identity, _given(body, "updated_by")),
+        comment=body.comment,
+    )
+    if not deleted:
+        raise _not_found(f"{key} (no live config to delete)")
+    request.app[HUB].poke()
+    return json_response({"deleted": True, "purged": purge})
+
+
+async def history(request: web.Request) -> web.Response:
+    key, identity = _key(request, Role.READ)
+    limit = query_int(request, "limit", minimum=1, default=10)
+    assert limit is not None
+    entries = await request.app[STORE].get_config_history(
+        *_parts(key), min(limit, HISTORY_LIMIT_MAX)
+    )
+    return json_response({"history": [entry_body(entry, identity) for entry in entries]})
+
+
+async def diff(request: web.Request) -> web.Response:
+    key, identity = _key(request, Role.READ)
+    store = request.app[STORE]
+    to_version = query_int(request, "to", minimum=1, default=None)
+    if to_version is None:
+        newest = await store.get_config_history(*_parts(key), 1)
+        if not newest:
+            raise _not_found(str(key))
+        new = newest[0]
+    else:
+        new = await _version(store, key, to_version)
+    from_version = query_int(request, "from", minimum=1, default=new.version - 1)
+    if not from_version:
+        raise _not_found(f"{key} has no version before {new.version}")
+    old = await _version(store, key, from_version)
+    changes = field_changes(old, new, show_secrets=identity.role.allows(Role.WRITE))
+    return json_response(
+        {"from_version": old.version, "to_version": new.version, "changes": changes}
+    )
+
+
+async def _version(store: ConfigStore, key: ConfigKey, version: int) -> ConfigEntry:
+    entry = await store.get_config(*_parts(key), version)
+    if entry is None:
+        raise _not_found(f"{key} version {version}")
+    return entry
+
+
+async def rollback(request: web.Request) -> web.Response:
+    key, identity = _key(request, Role.WRITE)
+    store = request.app[STORE]
+    body = await _body(request, RollbackRequest)
+    updated_by = resolve_updated_by(identity, _given(body, "updated_by"))
+    old = await _version(store, key, body.version)
+    if old.deleted:
+        raise InvalidConfigError(
+            f"version {body.version} of {key} is a deletion; nothing to roll back to",
+            field="version",
+        )
+    spec = spec_at(key.scope, key.config_key)
+    if spec is not None:
+        load_from_storage(spec.model, old.config_value)
+    expected = await _expected_version(request, store, key, body.expected_version)
+    entry = await store.set_config(
+        *_parts(key),
+        old.config_value,
+        expected_version=expected,
+        updated_by=updated_by,
+        comment=body.comment if body.comment is not None else f"rollback to version {old.version}",
+    )
+    request.app[HUB].poke()
+    return json_response(entry_body(entry, identity), headers={"ETag": etag(entry.version)})
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """The export document, streamed; it keeps secrets (a backup), so it needs the write role."""
+    tenant_id = request.match_info["tenant"]
+    authorize(request, role=Role.WRITE, tenant_id=tenant_id)
+    validate_identifier("tenant_id", tenant_id)
+    include_history = query_bool(request, "history")
+    chunks = request.app[STORE].export_chunks(tenant_id, include_history=include_history)
+    first = await anext(chunks)  # the store answered: from here on the status is 200
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{tenant_id}-export.json"',
+        }
+    )
+    security_headers(response)
+    await response.prepare(request)
+    await response.write(first.encode())
+    async for chunk in chunks:
+        await response.write(chunk.encode())
+    await response.write_eof()
+    return response
+
+
+async def import_(request: web.Request) -> web.Response:
+    tenant_id = request.match_info["tenant"]
+    authorize(request, role=Role.ADMIN, tenant_id=tenant_id)
+    validate_identifier("tenant_id", tenant_id)
+    mode = request.query.get("mode", "restore")
+    if mode not in ("restore", "append"):
+        raise ApiError(400, "invalid_config", "?mode= must be restore or append", field="mode")
+    settings = request.app[SETTINGS]
+    body = await read_body(request, settings.max_import_bytes, settings.client_timeout)
+    require_json(request)
+    written = await request.app[STORE].import_configs(
+        tenant_id, parse_json(body), mode="append" if mode == "append" else "restore"
+    )
+    if written:
+        request.app[HUB].poke()
+    return json_response({"tenant_id": tenant_id, "mode": mode, "versions_written": written})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Counts over every tenant, so only tokens for every tenant ('*') may see them."""
+    authorize(request, role=Role.READ, all_tenants=True)
+    return json_response(await request.app[STORE].get_stats())

@@ -1,0 +1,179 @@
+"""The API's request and response bodies as pydantic models: requests are parsed with them, and
+``/openapi.json`` is generated from them (responses are built as plain dicts for speed; a test
+checks every response against its model)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._models import ChangeKind, ConfigScope
+from ._tokens import Role
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PutConfigRequest(_Request):
+    """The body of ``PUT .../configs/{scope}/{service}/{config_key}``."""
+
+    value: dict[str, Any] = Field(description="the config value: a JSON object")
+    comment: str | None = Field(default=None, description="why (kept in the history)")
+    expected_version: int | None = Field(
+        default=None,
+        ge=0,
+        description="write only if the latest version is this one (0: the key must be new); "
+        "the If-Match header does the same",
+    )
+    updated_by: str | None = Field(
+        default=None,
+        description="who made the change: admin tokens only (null records nobody); other tokens "
+        "are recorded by their own name and may only repeat it",
+    )
+
+
+class DeleteConfigRequest(_Request):
+    """The optional body of ``DELETE .../configs/{scope}/{service}/{config_key}``."""
+
+    comment: str | None = None
+    updated_by: str | None = Field(default=None, description="as for PUT")
+    purge: bool = Field(default=False, description="remove every version instead of a tombstone")
+
+
+class RollbackRequest(_Request):
+    """The body of ``POST .../rollback``: write version ``version``'s value as a new version."""
+
+    version: int = Field(ge=1, description="the version to bring back")
+    comment: str | None = Field(default=None, description="default: 'rollback to version N'")
+    expected_version: int | None = Field(default=None, ge=0)
+    updated_by: str | None = Field(default=None, description="as for PUT")
+
+
+class ConfigEntryBody(BaseModel):
+    """One stored version of a config (the export format's entry). Secrets are ``***`` for
+    tokens whose role does not read them."""
+
+    tenant_id: str
+    scope: ConfigScope
+    service: str
+    config_key: str
+    config_value: dict[str, Any]
+    version: int = Field(ge=1)
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str | None
+    comment: str | None
+    deleted: bool
+
+
+class ConfigList(BaseModel):
+    configs: list[ConfigEntryBody]
+
+
+class ConfigHistory(BaseModel):
+    history: list[ConfigEntryBody] = Field(description="newest first, deletions included")
+
+
+class FieldChange(BaseModel):
+    path: str = Field(description="dotted, list indexes as [i]")
+    old: Any = None
+    new: Any = None
+    kind: Literal["added", "removed", "changed"]
+
+
+class ConfigDiffBody(BaseModel):
+    from_version: int
+    to_version: int
+    changes: list[FieldChange]
+
+
+class DeleteResult(BaseModel):
+    deleted: bool
+    purged: bool
+
+
+class TenantList(BaseModel):
+    tenants: list[str] = Field(description="only the tenants the token may see")
+
+
+class ExportDocument(BaseModel):
+    """See schemas/export.schema.json; secrets are kept (an export is a backup)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal["confstore-export"]
+    format_version: Literal[1]
+    tenant_id: str
+    include_history: bool
+    exported_at: datetime
+    configs: list[ConfigEntryBody]
+
+
+class ImportResult(BaseModel):
+    tenant_id: str
+    mode: Literal["restore", "append"]
+    versions_written: int
+
+
+class Stats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    backend: str
+    total_configs: int
+    total_versions: int
+    total_tenants: int
+    configs_per_scope: dict[str, int]
+
+
+class Health(BaseModel):
+    healthy: bool = Field(description="the backend answers")
+
+
+class TokenInfo(BaseModel):
+    """The token the request was made with (never its secret)."""
+
+    name: str
+    role: Role
+    tenants: list[str] = Field(description='tenant ids, or ["*"] for every tenant')
+
+
+class ChangeRecord(BaseModel):
+    """One committed write, as the change feed and ``/v1/watch`` report it."""
+
+    tenant_id: str
+    scope: ConfigScope
+    service: str
+    config_key: str
+    kind: ChangeKind
+    version: int = Field(ge=0, description="the version written; for a purge the last one, or 0")
+
+
+class ChangePage(BaseModel):
+    changes: list[ChangeRecord]
+    cursor: str = Field(description="pass it back as ?cursor= to continue")
+    has_more: bool = Field(description="another page is ready now")
+
+
+class FeedCursor(BaseModel):
+    cursor: str
+
+
+class Problem(BaseModel):
+    """Every error: a stable ``type``, the HTTP status, a message for people, and details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="unauthorized, forbidden, not_found, method_not_allowed, invalid_identifier, "
+        "invalid_config, invalid_cursor, malformed_json, unsupported_media_type, "
+        "payload_too_large, request_timeout, version_conflict, import_format, import_conflict, "
+        "cursor_expired, too_many_requests, backend_unavailable, backend_timeout, backend_error"
+    )
+    status: int
+    message: str
+    field: str | None = None
+    expected: int | None = Field(default=None, description="version_conflict: the version asked")
+    actual: int | None = Field(default=None, description="version_conflict: the latest version")
