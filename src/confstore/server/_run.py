@@ -76,9 +76,7 @@ async def start(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(
-            runner, host, port, ssl_context=ssl_context, shutdown_timeout=settings.shutdown_timeout
-        )
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
     except BaseException:
         await runner.cleanup()

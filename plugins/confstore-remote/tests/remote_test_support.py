@@ -1,0 +1,29 @@
+"""What the confstore-remote tests share: the running server's handle and a fast retry policy."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from confstore_remote import RemoteConfigStore
+
+from confstore.http import RetryPolicy
+from confstore.server import TokenFile
+
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+RemoteFactory = Callable[..., Awaitable[RemoteConfigStore]]
+
+
+@dataclass
+class Server:
+    """A running server: its base URL, tokens file, and the secret of an admin token for '*'."""
+
+    url: str
+    tokens: TokenFile
+    admin_token: str
+    database: Path
+
+    def create_token(self, name: str, role: str, tenants: list[str]) -> str:
+        secret, _ = self.tokens.create(name, role, tenants)
+        return secret
