@@ -346,6 +346,8 @@ class _EventStream:
             items = [item]
             while not queue.empty():
                 items.append(queue.get_nowait())
+            if not authenticator.current(self.identity):
+                return  # revoked while waiting: its last events are not sent
             if None in items:
                 items = items[: items.index(None)]
                 await self._send(items, replayed)
