@@ -36,10 +36,9 @@ class FailureThrottle:
 
     def retry_after(self, address: str) -> float:
         """Seconds until ``address`` may try again (0: it may try now)."""
-        level = self._level(address, time.monotonic())
-        if level < self.burst:
-            return 0.0
-        return (level - self.burst + 1) * self.refill_seconds
+        # Throttled once ``burst`` failures have not drained below room for one more.
+        excess = self._level(address, time.monotonic()) - (self.burst - 1)
+        return max(0.0, excess * self.refill_seconds)
 
     def failed(self, address: str) -> None:
         now = time.monotonic()

@@ -145,9 +145,11 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
                     raise _too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
-        raise ApiError(
+        error = ApiError(
             408, "request_timeout", f"the request body did not arrive within {timeout:g} s"
-        ) from None
+        )
+        error.headers["Connection"] = "close"
+        raise error from None
     return b"".join(chunks)
 
 
