@@ -135,3 +135,19 @@ async def read_events(
             name, _, value = line.partition(":")
             current[name] = value.removeprefix(" ")
     return events
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
+    """One answer: its status, head and body (by Content-Length, else to the end)."""
+    async with asyncio.timeout(10):
+        head = (await reader.readuntil(b"\r\n\r\n"))[:-4]
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            None,
+        )
+        body = await (reader.read() if length is None else reader.readexactly(length))
+    return int(head.split(b" ")[1]), head, body

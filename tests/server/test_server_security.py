@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_harness import TENANT_A, TENANT_B, Api, config_path, open_api, store_snapshot
+from server_harness import (
+    TENANT_A,
+    TENANT_B,
+    Api,
+    config_path,
+    open_api,
+    read_answer,
+    store_snapshot,
+)
 
 from confstore.server import ServerSettings
 
@@ -175,22 +183,6 @@ async def raw_request(api: Api, head: str, body: bytes = b"") -> tuple[int, byte
         return await read_answer(reader)
     finally:
         writer.close()
-
-
-async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
-    """One answer: its status, head and body (by Content-Length, else to the end)."""
-    async with asyncio.timeout(10):
-        head = (await reader.readuntil(b"\r\n\r\n"))[:-4]
-        length = next(
-            (
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            ),
-            None,
-        )
-        body = await (reader.read() if length is None else reader.readexactly(length))
-    return int(head.split(b" ")[1]), head, body
 
 
 async def test_an_oversized_body_is_refused_with_413_before_it_is_read(seeded: Api) -> None:
