@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from server_harness import (
@@ -168,6 +169,9 @@ async def test_writes_are_recorded_under_the_token_name(api: Api) -> None:
     root = api.token("root")
     by_writer = await api.put(config_path(), {"n": 1}, token=writer)
     same_name = await api.put(config_path(), {"n": 2}, token=writer, updated_by="write-a")
+    null = await api.put(config_path(), {"n": 2}, token=writer, updated_by=None)
+    admin_null = await api.put(config_path(), {"n": 2}, token=root, updated_by=None)
+    assert (null.body["updated_by"], admin_null.body["updated_by"]) == ("write-a", None)
     on_behalf = await api.put(config_path(), {"n": 3}, token=root, updated_by="alice")
     admin_default = await api.put(config_path(), {"n": 4}, token=root)
     assert [a.body["updated_by"] for a in (by_writer, same_name, on_behalf, admin_default)] == [
@@ -182,7 +186,7 @@ async def test_a_write_token_cannot_record_someone_else(api: Api) -> None:
     writer = api.token("write-a")
     before = await store_snapshot(api.store)
     answer = await api.put(config_path(), {"n": 1}, token=writer, updated_by="alice")
-    delete = await api.call("DELETE", config_path(), token=writer, json_body={"updated_by": None})
+    delete = await api.call("DELETE", config_path(), token=writer, json_body={"updated_by": "x"})
     assert (answer.status, answer.body["type"], delete.status) == (403, "forbidden", 403)
     assert await store_snapshot(api.store) == before
 
@@ -391,6 +395,43 @@ async def test_a_backend_outage_is_503(tmp_path: Path) -> None:
         health = await api.call("GET", "/v1/health")
     assert (read.status, read.body["type"]) == (503, "backend_unavailable")
     assert (health.status, health.body) == (503, {"healthy": False})
+
+
+class BuggyStore(MemoryConfigStore):
+    """A store with a bug: listing raises something that is not a confstore error."""
+
+    async def _list_configs(self, tenant_id: str, scope: Any, service: Any) -> Any:
+        raise RuntimeError("a bug")
+
+
+async def test_an_unexpected_error_is_a_json_500(tmp_path: Path) -> None:
+    async with open_api(tmp_path, store=BuggyStore()) as api:
+        answer = await api.call("GET", f"/v1/tenants/{TENANT_A}/configs", token=api.token("root"))
+    assert (answer.status, answer.body["type"]) == (500, "internal_error")
+    assert "a bug" not in answer.text
+
+
+class FailingExportStore(MemoryConfigStore):
+    """Exports break off after many entries, as when the backend goes away mid-export."""
+
+    async def _iter_configs(self, tenant_id: str, include_history: bool) -> Any:
+        async for entry in super()._iter_configs(tenant_id, include_history):
+            yield entry
+        raise BackendUnavailableError("the backend went away (injected)")
+
+
+async def test_an_export_that_fails_midway_is_cut_short_not_truncated(tmp_path: Path) -> None:
+    store = FailingExportStore()
+    for number in range(100):
+        await store.set_config(TENANT_A, "system", "svc", f"key-{number}", {"blob": "x" * 2000})
+    async with open_api(tmp_path, store=store) as api:
+        headers = {"Authorization": f"Bearer {api.token('root')}"}
+        async with api.session.get(
+            f"{api.url}/v1/tenants/{TENANT_A}/export", headers=headers
+        ) as answer:
+            assert answer.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await answer.read()
 
 
 async def test_openapi_describes_every_route_of_the_app(api: Api) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from confstore_remote import RemoteConfigStore
-from remote_test_support import FAST_RETRY, RemoteFactory, Server
+from remote_test_support import FAST_RETRY, TOKENS, RemoteFactory, Server
 
 from confstore import SQLiteConfigStore
 from confstore.server import ServerSettings, TokenFile, running_server
@@ -19,10 +19,13 @@ from confstore.server import ServerSettings, TokenFile, running_server
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     tokens = TokenFile(tmp_path / "tokens.json")
     admin_token, _ = tokens.create("admin", "admin", ["*"])
+    secrets = {
+        name: tokens.create(name, role, tenants)[0] for name, (role, tenants) in TOKENS.items()
+    }
     database = tmp_path / "server.db"
     store = SQLiteConfigStore(str(database))
     async with running_server(store, tokens.path, ServerSettings()) as url:
-        yield Server(url, tokens, admin_token, database)
+        yield Server(url, tokens, admin_token, database, secrets)
 
 
 @pytest.fixture

@@ -17,13 +17,15 @@ RemoteFactory = Callable[..., Awaitable[RemoteConfigStore]]
 
 @dataclass
 class Server:
-    """A running server: its base URL, tokens file, and the secret of an admin token for '*'."""
+    """A running server: its base URL and tokens file, the secret of its admin token for every
+    tenant, and the secrets of the TOKENS."""
 
     url: str
     tokens: TokenFile
     admin_token: str
     database: Path
+    secrets: dict[str, str]  # of the TOKENS, by name
 
-    def create_token(self, name: str, role: str, tenants: list[str]) -> str:
-        secret, _ = self.tokens.create(name, role, tenants)
-        return secret
+
+# Made before the server starts, besides "admin" (admin, every tenant): name -> (role, tenants).
+TOKENS = {"acme-writer": ("write", ["acme"]), "dashboard": ("read", ["*"])}

@@ -13,6 +13,7 @@ from .._store import ConfigStore
 from ._auth import AUTHENTICATOR, IDENTITY, Authenticator
 from ._handlers import HEALTH, HealthCache
 from ._http import (
+    STREAMING,
     ApiError,
     Handler,
     api_error_for,
@@ -30,7 +31,6 @@ logger = logging.getLogger("confstore.server")
 
 # The web console (#16) ships its static files here; without an index.html, / answers 404.
 CONSOLE_DIRECTORY = Path(__file__).parent / "console"
-STREAMING = web.RequestKey("confstore_streaming", bool)
 _PUBLIC_PATHS = frozenset({"/v1/health", "/openapi.json"})
 
 
@@ -53,9 +53,16 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             raise  # the answer has begun: drop the connection, the client sees it cut short
         response = problem(api_error_for(error))
     except web.HTTPException as exc:
-        if exc.status < 400 and exc.status != 304:
+        if exc.status < 400:
             raise
-        response = problem(api_error_for_http(exc)) if exc.status >= 400 else exc
+        response = problem(api_error_for_http(exc))
+    except Exception:
+        if request.get(STREAMING):
+            raise
+        logger.exception(
+            "confstore: unexpected error answering %s %s", request.method, request.path
+        )
+        response = problem(ApiError(500, "internal_error", "internal error (see the server log)"))
     if not response.prepared:
         security_headers(response, console=not api)
     return response

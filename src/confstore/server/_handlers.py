@@ -22,6 +22,7 @@ from .._validation import validate_identifier, validate_key
 from ..cli._schemas import field_changes, secret_paths_of, validated_value
 from ._auth import IDENTITY, authorize, forbidden
 from ._http import (
+    STREAMING,
     ApiError,
     RequestModel,
     json_response,
@@ -133,11 +134,12 @@ def _parts(key: ConfigKey) -> tuple[str, str, str, str]:
 
 
 def resolve_updated_by(identity: AccessToken, given: Any) -> str | None:
-    """Who a write is recorded as: the token's name, or (admin tokens only) what they say."""
-    if given is _UNSET:
+    """Who a write is recorded as: the token's name, unless an admin token names someone else
+    (or nobody, with null). Other tokens may send null or their own name, nothing else."""
+    if identity.role.allows(Role.ADMIN):
+        return identity.name if given is _UNSET else given
+    if given in (_UNSET, None, identity.name):
         return identity.name
-    if identity.role.allows(Role.ADMIN) or given == identity.name:
-        return None if given is None else str(given)
     raise forbidden(
         f"token {identity.name!r} writes as {identity.name!r}; only admin tokens may record "
         "another updated_by"
@@ -326,6 +328,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     )
     security_headers(response)
     await response.prepare(request)
+    request[STREAMING] = True
     await response.write(first.encode())
     async for chunk in chunks:
         await response.write(chunk.encode())

@@ -25,6 +25,8 @@ from .._errors import (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Set once a handler has begun a streamed answer: a later failure can only cut it short.
+STREAMING = web.RequestKey("confstore_streaming", bool)
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 JSON_CONTENT_TYPE = "application/json"

@@ -94,12 +94,13 @@ async def running_server(
     settings: ServerSettings | None = None,
     *,
     close_store: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[str]:
     """An in-process server for ``store`` on a free port of 127.0.0.1; yields its base URL."""
     settings = settings or ServerSettings()
     authenticator = authenticator_for(TokenFile(tokens_path), settings)
     app = create_app(store, authenticator, settings, close_store=close_store)
-    runner, url = await start(app, "127.0.0.1", 0, settings)
+    runner, url = await start(app, "127.0.0.1", 0, settings, ssl_context)
     try:
         yield url
     finally:

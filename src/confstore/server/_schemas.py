@@ -30,8 +30,9 @@ class PutConfigRequest(_Request):
     )
     updated_by: str | None = Field(
         default=None,
-        description="who made the change: admin tokens only (null records nobody); other tokens "
-        "are recorded by their own name and may only repeat it",
+        description="who made the change (default: the token's name). Admin tokens may name "
+        "anyone, or nobody with null; other tokens are always recorded by their own name and "
+        "may only send it or null",
     )
 
 

@@ -27,7 +27,7 @@ from .._store import ConfigStore
 from .._validation import validate_identifier
 from ._auth import AUTHENTICATOR, authorize, forbidden
 from ._cursors import CursorSeal
-from ._http import json_response, query_int, security_headers
+from ._http import STREAMING, json_response, query_int, security_headers
 from ._settings import SETTINGS, STORE
 from ._tokens import AccessToken, Role
 
@@ -310,6 +310,7 @@ class _EventStream:
 
     async def start(self, ready_id: str | None) -> None:
         await self.response.prepare(self.request)
+        self.request[STREAMING] = True
         await self._write(
             f"retry: {_RETRY_MILLISECONDS}\n".encode() + _sse_event("ready", "{}", ready_id)
         )

@@ -112,8 +112,10 @@ class RemoteConfigStore(ConfigStore):
 
     @classmethod
     def from_url(cls, url: StoreURL, **options: Any) -> RemoteConfigStore:
-        """``confstore+http://host:port[/prefix]?token_file=...&timeout=...&ca=...&verify=...``."""
+        """``confstore+http://host:port[/prefix]?token_file=...&timeout=...&ca=...&verify=...``
+        (``token=`` as a keyword of ``open_store``)."""
         reader = StoreOptions("remote", options)
+        token = reader.take_str("token")  # for open_store(url, token=...); keep tokens out of URLs
         token_file = reader.take_str("token_file")
         timeout = reader.take_float("timeout", DEFAULT_TIMEOUT, minimum=0.001)
         ca_file = reader.take_str("ca")
@@ -130,6 +132,7 @@ class RemoteConfigStore(ConfigStore):
         prefix = f"/{url.path.strip('/')}" if url.path.strip("/") else ""
         return cls(
             url.base_url + prefix,
+            token=token,
             token_file=token_file,
             timeout=timeout,
             retry=retry,
@@ -160,7 +163,8 @@ class RemoteConfigStore(ConfigStore):
         updated_by: str | None,
         comment: str | None,
     ) -> ConfigEntry:
-        # updated_by is always sent, null included: an admin token's write records exactly it.
+        # updated_by is always sent, null included: an admin token's write records exactly it
+        # (null: nobody); other tokens' writes are recorded by the token's name.
         fields = json.dumps(
             {"comment": comment, "expected_version": expected_version, "updated_by": updated_by}
         )
