@@ -147,7 +147,11 @@ class RemoteConfigStore(ConfigStore):
 
     async def initialize(self) -> None:
         """Check that the server answers and accepts the token."""
-        await self._call("GET", "/v1/token")
+        try:
+            await self._call("GET", "/v1/token")
+        except BaseException:
+            await self._client.close()  # ``async with`` does not close what failed to open
+            raise
 
     async def close(self) -> None:
         await self._events.stop()
