@@ -325,6 +325,47 @@ async def test_a_client_stalling_its_body_gets_408_and_nothing_is_written(impati
     assert await store_snapshot(api.store) == before
 
 
+async def test_a_client_that_stops_reading_an_export_is_dropped(impatient: Api) -> None:
+    """8 MB of export, more than socket buffers hold: the server's writes stall, and after the
+    client timeout the server gives up on this client instead of waiting for it forever."""
+    api = impatient
+    entries = [
+        {
+            "scope": "system",
+            "service": "svc",
+            "config_key": f"key-{number}",
+            "config_value": {"blob": "x" * 4000},
+            "version": 1,
+            "created_at": "2024-01-01T00:00:00+00:00",
+            "updated_at": "2024-01-01T00:00:00+00:00",
+        }
+        for number in range(2000)
+    ]
+    await api.store.import_configs(TENANT_A, {"configs": entries})
+    host, port = api.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), limit=1024)
+    try:
+        writer.write(
+            f"GET /v1/tenants/{TENANT_A}/export HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {api.token('root')}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        transport = writer.transport
+        transport.pause_reading()  # stop reading: the server's writes back up
+        await asyncio.sleep(
+            3
+        )  # past the 1 s client timeout (the behaviour under test is a timeout)
+        transport.resume_reading()
+        received = 0
+        async with asyncio.timeout(20):
+            while chunk := await reader.read(1 << 16):
+                received += len(chunk)
+    finally:
+        writer.close()
+    assert received < 8_000_000  # cut short: the server stopped writing to it
+
+
 async def test_repeated_failed_authentication_is_throttled(impatient: Api) -> None:
     api = impatient
     failures = [

@@ -33,6 +33,7 @@ from ._http import (
     read_model,
     require_json,
     security_headers,
+    write_within,
 )
 from ._schemas import DeleteConfigRequest, PutConfigRequest, RollbackRequest
 from ._settings import SETTINGS, STORE
@@ -329,9 +330,10 @@ async def export(request: web.Request) -> web.StreamResponse:
     security_headers(response)
     await response.prepare(request)
     request[STREAMING] = True
-    await response.write(first.encode())
+    timeout = request.app[SETTINGS].client_timeout
+    await write_within(response, first.encode(), timeout)
     async for chunk in chunks:
-        await response.write(chunk.encode())
+        await write_within(response, chunk.encode(), timeout)
     await response.write_eof()
     return response
 

@@ -155,6 +155,13 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
+async def write_within(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+    """Write part of a streamed answer; a client that does not take it within ``timeout``
+    seconds gets TimeoutError (and its connection dropped), never a handler stuck forever."""
+    async with asyncio.timeout(timeout):
+        await response.write(data)
+
+
 def _too_large(limit: int) -> ApiError:
     error = ApiError(413, "payload_too_large", f"the request body is over {limit} bytes")
     error.headers["Connection"] = "close"

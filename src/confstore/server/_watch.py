@@ -27,7 +27,7 @@ from .._store import ConfigStore
 from .._validation import validate_identifier
 from ._auth import AUTHENTICATOR, authorize, forbidden
 from ._cursors import CursorSeal
-from ._http import STREAMING, json_response, query_int, security_headers
+from ._http import STREAMING, json_response, query_int, security_headers, write_within
 from ._settings import SETTINGS, STORE
 from ._tokens import AccessToken, Role
 
@@ -369,8 +369,7 @@ class _EventStream:
             await self._write(b"".join(chunks))
 
     async def _write(self, data: bytes) -> None:
-        async with asyncio.timeout(self.settings.client_timeout):
-            await self.response.write(data)
+        await write_within(self.response, data, self.settings.client_timeout)
 
 
 HUB = web.AppKey("confstore_hub", ChangeHub)
