@@ -107,6 +107,7 @@ def create_app(
         lambda: authenticator.cursor_seal,
         poll_interval=settings.feed_poll_interval,
         queue_limit=settings.sse_queue_limit,
+        keepalive=settings.sse_keepalive,
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

@@ -331,9 +331,9 @@ async def export(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     request[STREAMING] = True
     timeout = request.app[SETTINGS].client_timeout
-    await write_within(response, first.encode(), timeout)
+    await write_within(request, response, first.encode(), timeout)
     async for chunk in chunks:
-        await write_within(response, chunk.encode(), timeout)
+        await write_within(request, response, chunk.encode(), timeout)
     await response.write_eof()
     return response
 

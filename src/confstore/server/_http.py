@@ -30,6 +30,8 @@ STREAMING = web.RequestKey("confstore_streaming", bool)
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 JSON_CONTENT_TYPE = "application/json"
+# Below asyncio's low-water mark a transport is never paused, so a write there never waits.
+_ROOMY_BUFFER = 16 * 1024
 # API answers hold configs and secrets: never cached, never framed, never sniffed as HTML.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # The console (static files at /): its own scripts, styles and images, and the API.
@@ -155,9 +157,15 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def write_within(response: web.StreamResponse, data: bytes, timeout: float) -> None:
+async def write_within(
+    request: web.Request, response: web.StreamResponse, data: bytes, timeout: float
+) -> None:
     """Write part of a streamed answer; a client that does not take it within ``timeout``
     seconds gets TimeoutError (and its connection dropped), never a handler stuck forever."""
+    transport = request.transport
+    if transport is not None and transport.get_write_buffer_size() + len(data) <= _ROOMY_BUFFER:
+        await response.write(data)  # the buffer has room: this write cannot wait for the client
+        return
     async with asyncio.timeout(timeout):
         await response.write(data)
 

@@ -89,6 +89,9 @@ def _events(batch: ChangeBatch, cursor_before: str | None, seal: CursorSeal) -> 
     ]
 
 
+_KEEPALIVE = _Event("", ("", "", "", "", "", 0), b": keepalive\n\n")
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One watcher: the tenants it sees (None: all) and its queue; None in the queue ends it."""
@@ -102,7 +105,7 @@ class Subscriber:
         return self.tenants is None or tenant_id in self.tenants
 
     def offer(self, event: _Event) -> None:
-        if self.ended:
+        if self.ended or (event is _KEEPALIVE and not self.queue.empty()):
             return
         if self.queue.qsize() >= self.limit:
             self.end()  # too slow: its stream closes, it reconnects and catches up from the store
@@ -125,11 +128,14 @@ class ChangeHub:
         *,
         poll_interval: float,
         queue_limit: int,
+        keepalive: float,
     ) -> None:
         self._store = store
         self._seal = seal
         self._poll_interval = poll_interval
         self._queue_limit = queue_limit
+        self._keepalive = keepalive
+        self._ticker: asyncio.Task[None] | None = None
         self._subscribers: set[Subscriber] = set()
         self._cursor: str | None = None
         self._poked = asyncio.Event()
@@ -150,9 +156,9 @@ class ChangeHub:
         async with self._start_lock:
             if self._task is None:
                 self._cursor = await self._store.current_cursor()
-                self._task = asyncio.get_running_loop().create_task(
-                    self._follow(), name="confstore-server-feed"
-                )
+                loop = asyncio.get_running_loop()
+                self._task = loop.create_task(self._follow(), name="confstore-server-feed")
+                self._ticker = loop.create_task(self._tick(), name="confstore-server-keepalive")
         assert self._cursor is not None
         subscriber = Subscriber(tenants, self._queue_limit)
         if self._closed:
@@ -167,14 +173,23 @@ class ChangeHub:
         """End every watcher's stream and stop following the feed."""
         self._closed = True
         self._end_all()
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [task for task in (self._task, self._ticker) if task is not None]
+        self._task = self._ticker = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _end_all(self) -> None:
         for subscriber in list(self._subscribers):
             subscriber.end()
+
+    async def _tick(self) -> None:
+        """Every ``keepalive`` seconds, a comment for each idle watcher (one timer for all): it
+        keeps proxies from closing the stream and lets a revoked token's stream end."""
+        while True:
+            await asyncio.sleep(self._keepalive)
+            for subscriber in list(self._subscribers):
+                subscriber.offer(_KEEPALIVE)
 
     async def _follow(self) -> None:
         failing = False
@@ -337,21 +352,14 @@ class _EventStream:
     async def follow(self, replayed: set[Identity]) -> None:
         queue = self.subscriber.queue
         authenticator = self.request.app[AUTHENTICATOR]
-        while authenticator.current(self.identity):
-            try:
-                async with asyncio.timeout(self.settings.sse_keepalive):
-                    item = await queue.get()
-            except TimeoutError:
-                await self._write(b": keepalive\n\n")
-                continue
-            items = [item]
+        while True:
+            items = [await queue.get()]
             while not queue.empty():
                 items.append(queue.get_nowait())
             if not authenticator.current(self.identity):
-                return  # revoked while waiting: its last events are not sent
+                return  # revoked: nothing more is sent
             if None in items:
-                items = items[: items.index(None)]
-                await self._send(items, replayed)
+                await self._send(items[: items.index(None)], replayed)
                 return
             await self._send(items, replayed)
 
@@ -359,6 +367,10 @@ class _EventStream:
         chunks = []
         for event in events:
             if event is None:
+                continue
+            if event is _KEEPALIVE:
+                if len(events) == 1:
+                    chunks.append(event.payload)
                 continue
             if replayed:
                 if event.identity in replayed:
@@ -369,7 +381,7 @@ class _EventStream:
             await self._write(b"".join(chunks))
 
     async def _write(self, data: bytes) -> None:
-        await write_within(self.response, data, self.settings.client_timeout)
+        await write_within(self.request, self.response, data, self.settings.client_timeout)
 
 
 HUB = web.AppKey("confstore_hub", ChangeHub)
