@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import confstore_elasticsearch
 import confstore_etcd
+import confstore_remote
 import confstore_vespa
 
 import confstore
@@ -67,7 +68,13 @@ def test_confstore_exports_exactly_the_public_names() -> None:
 
 
 def test_all_is_sorted_and_every_name_resolves() -> None:
-    for module in (confstore, confstore_vespa, confstore_elasticsearch, confstore_etcd):
+    for module in (
+        confstore,
+        confstore_vespa,
+        confstore_elasticsearch,
+        confstore_etcd,
+        confstore_remote,
+    ):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
@@ -83,6 +90,8 @@ def test_plugins_export_their_store_classes() -> None:
     assert "VespaConfigStore" in confstore_vespa.__all__
     assert "ElasticsearchConfigStore" in confstore_elasticsearch.__all__
     assert confstore_etcd.__all__ == ["EtcdConfigStore", "__version__"]
+    assert confstore_remote.__all__ == ["AccessDeniedError", "RemoteConfigStore", "__version__"]
+    assert issubclass(confstore_remote.AccessDeniedError, confstore.BackendError)
 
 
 def test_exceptions_form_the_documented_hierarchy() -> None:
