@@ -159,3 +159,22 @@ def test_a_tampered_or_foreign_cursor_is_refused() -> None:
     for foreign in ("not a cursor!", "cs1.", "cs1.!!!", "-1", "cs1." + "A" * 10):
         with pytest.raises(InvalidConfigError):
             seal.open(foreign)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "exit_code"),
+    [
+        (["--client-timeout", "0"], 2),
+        (["--max-body-bytes", "-5"], 2),
+        (["--max-import-bytes", "lots"], 2),
+        (["--bind", "nonsense"], 6),
+        (["--bind", "127.0.0.1:99999"], 6),
+        (["--tls-key", "key.pem"], 6),
+    ],
+)
+def test_serve_refuses_bad_options(tmp_path: Path, arguments: list[str], exit_code: int) -> None:
+    tokens = TokenFile(tmp_path / "tokens.json")
+    tokens.create("ops", "admin", ["*"])
+    argv = ["--url", f"sqlite:///{tmp_path / 'db'}", "serve", "--tokens", str(tokens.path)]
+    assert main([*argv, "--bind", "127.0.0.1:0", *arguments]) == exit_code
+    assert not (tmp_path / "db").exists()  # nothing was opened

@@ -32,20 +32,20 @@ def add_commands(command: AddCommand, global_options: AddOptions) -> None:
     sub.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     sub.add_argument(
         "--client-timeout",
-        type=float,
+        type=_positive(float),
         default=30.0,
         metavar="SECONDS",
         help="time a client has to send a request's headers, or its body (default: 30)",
     )
     sub.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=_positive(int),
         metavar="N",
         help="largest PUT body (default: twice the store's value limit + 64 KiB)",
     )
     sub.add_argument(
         "--max-import-bytes",
-        type=int,
+        type=_positive(int),
         default=64 * 1024 * 1024,
         metavar="N",
         help="largest import document (default: 64 MiB)",
@@ -87,6 +87,21 @@ def add_commands(command: AddCommand, global_options: AddOptions) -> None:
     action("list", token_list, "List the tokens (never their secrets).")
     sub = action("revoke", token_revoke, "Revoke a token (the server notices within a second).")
     sub.add_argument("name", metavar="NAME")
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` above 0 (finite)."""
+
+    def parse(text: str) -> Any:
+        try:
+            number = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+        return number
+
+    return parse
 
 
 async def _token_usage(args: argparse.Namespace, console: Console) -> int:
