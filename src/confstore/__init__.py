@@ -15,6 +15,7 @@ from ._errors import InvalidIdentifierError as InvalidIdentifierError
 from ._errors import NoSuchBackendError as NoSuchBackendError
 from ._errors import VersionConflictError as VersionConflictError
 from ._export import plan_restore as plan_restore
+from ._export_reader import ExportFileReader as ExportFileReader
 from ._layers import ExplainedField as ExplainedField
 from ._manager import ConfigChangeEvent as ConfigChangeEvent
 from ._manager import ConfigManager as ConfigManager
@@ -73,6 +74,7 @@ __all__ = [
     "CursorExpiredError",
     "DSPyModuleType",
     "ExplainedField",
+    "ExportFileReader",
     "ImportConflictError",
     "ImportFormatError",
     "InheritanceError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
 
 from ._diff import secret_paths_for
@@ -56,32 +56,92 @@ def parse_import_document(
     callers write nothing on failure.
     """
     raw_entries = _raw_entries(document)
-    typed = {(spec.scope, spec.config_key): spec for spec in typed_config_specs().values()}
-    entries: dict[tuple[Any, ...], ConfigEntry] = {}
-    newest_typed: dict[ConfigKey, tuple[int, ConfigEntry]] = {}
-    for position, raw in enumerate(raw_entries):
+    checks = ImportChecks(tenant_id, max_value_bytes)
+    entries = ordered_entries(
+        checks.entry(raw, position) for position, raw in enumerate(raw_entries)
+    )
+    checks.finish()
+    return entries
+
+
+class ImportChecks:
+    """The checks every import path makes: each entry as it comes (``entry``), then, once all
+    have been seen, the newest version of each typed config against its schema (``finish``).
+
+    Raises ImportFormatError naming the entry. Memory: one entry per typed config.
+    """
+
+    def __init__(self, tenant_id: str, max_value_bytes: int) -> None:
+        self.tenant_id = tenant_id
+        self.max_value_bytes = max_value_bytes
+        self._typed = {
+            (spec.scope, spec.config_key): spec for spec in typed_config_specs().values()
+        }
+        self._newest_typed: dict[ConfigKey, tuple[int, ConfigEntry]] = {}
+
+    def entry(self, raw: object, position: int) -> ConfigEntry:
+        """Validate the entry at ``position`` of ``configs`` and move it into the tenant."""
         try:
-            entry = _checked_entry(tenant_id, raw, max_value_bytes)
+            entry = _checked_entry(self.tenant_id, raw, self.max_value_bytes)
         except ConfigStoreError as exc:
-            raise ImportFormatError(f"configs[{position}]{_label(tenant_id, raw)}: {exc}") from exc
+            label = _label(self.tenant_id, raw)
+            raise ImportFormatError(f"configs[{position}]{label}: {exc}") from exc
+        if (entry.scope, entry.config_key) in self._typed:
+            newest = self._newest_typed.get(entry.key)
+            if newest is None or newest[1].version < entry.version:
+                self._newest_typed[entry.key] = (position, entry)
+        return entry
+
+    def finish(self) -> None:
+        for position, entry in self._newest_typed.values():
+            try:
+                _check_typed(self._typed[entry.scope, entry.config_key], entry)
+            except ConfigStoreError as exc:
+                raise ImportFormatError(
+                    f"configs[{position}] ({entry.key} version {entry.version}): {exc}"
+                ) from exc
+
+
+async def checked_entries(
+    tenant_id: str, raw_entries: Iterable[Any] | AsyncIterable[Any], max_value_bytes: int
+) -> AsyncIterator[ConfigEntry]:
+    """``ImportChecks`` applied to an iterable or async iterable of entries, as they come."""
+    checks = ImportChecks(tenant_id, max_value_bytes)
+    if isinstance(raw_entries, AsyncIterable):
+        position = 0
+        async for raw in raw_entries:
+            yield checks.entry(raw, position)
+            position += 1
+    else:
+        for position, raw in enumerate(raw_entries):
+            yield checks.entry(raw, position)
+    checks.finish()
+
+
+def ordered_entries(entries: Iterable[ConfigEntry]) -> list[ConfigEntry]:
+    """Entries ordered by key, then version; ImportFormatError if a version appears twice."""
+    found: dict[tuple[Any, ...], ConfigEntry] = {}
+    for position, entry in enumerate(entries):
         identity = (entry.key, entry.version)
-        if identity in entries:
+        if identity in found:
             raise ImportFormatError(
                 f"configs[{position}]: version {entry.version} of {entry.key} appears twice"
             )
-        entries[identity] = entry
-        if (entry.scope, entry.config_key) in typed:
-            newest = newest_typed.get(identity[0])
-            if newest is None or newest[1].version < entry.version:
-                newest_typed[identity[0]] = (position, entry)
-    for position, entry in newest_typed.values():
-        try:
-            _check_typed(typed[entry.scope, entry.config_key], entry)
-        except ConfigStoreError as exc:
-            raise ImportFormatError(
-                f"configs[{position}] ({entry.key} version {entry.version}): {exc}"
-            ) from exc
-    return [entries[identity] for identity in sorted(entries)]
+        found[identity] = entry
+    return [found[identity] for identity in sorted(found)]
+
+
+def check_header(header: Mapping[str, Any]) -> None:
+    """Check the members beside ``configs``: a ``format``, if present, must be this one."""
+    if "format" not in header:
+        return
+    if header["format"] != EXPORT_FORMAT:
+        raise ImportFormatError(f"unknown format {header['format']!r}; expected {EXPORT_FORMAT!r}")
+    if header.get("format_version") != EXPORT_FORMAT_VERSION:
+        raise ImportFormatError(
+            f"unsupported format_version {header.get('format_version')!r}; "
+            f"this confstore reads version {EXPORT_FORMAT_VERSION}"
+        )
 
 
 def plan_restore(
@@ -113,16 +173,7 @@ def _raw_entries(document: object) -> list[Any]:
         raise ImportFormatError(
             f"an import document must be a JSON object, got {type(document).__name__}"
         )
-    if "format" in document:
-        if document["format"] != EXPORT_FORMAT:
-            raise ImportFormatError(
-                f"unknown format {document['format']!r}; expected {EXPORT_FORMAT!r}"
-            )
-        if document.get("format_version") != EXPORT_FORMAT_VERSION:
-            raise ImportFormatError(
-                f"unsupported format_version {document.get('format_version')!r}; "
-                f"this confstore reads version {EXPORT_FORMAT_VERSION}"
-            )
+    check_header(document)
     configs = document.get("configs")
     if not isinstance(configs, list):
         raise ImportFormatError("an import document needs a 'configs' list")

@@ -1284,7 +1284,7 @@ def get_config_manager(
             if store is not None:
                 _global_manager, _global_source = ConfigManager(store), store
             else:
-                url = url or default_store_url()
+                url = default_store_url() if url is None else url
                 _global_source = StoreURL.parse(url)
                 _global_manager = ConfigManager(url=url)
             return _global_manager

@@ -139,14 +139,18 @@ def register_backend(scheme: str, factory: StoreFactory, *, package: str | None 
 
 
 def open_store(url: str | StoreURL | None = None, **options: Any) -> ConfigStore:
-    """Build the store for ``url`` (default: ``$CONFSTORE_URL``, else the SQLite default). No I/O.
+    """Build the store for ``url`` (None: ``$CONFSTORE_URL``, else the SQLite default). No I/O.
 
     Query parameters in the URL and keyword ``options`` both reach the backend; keywords win.
     Raises NoSuchBackendError for an unknown scheme or a backend that cannot be imported (naming
     the package its plugin registered it with), AmbiguousBackendError for a scheme two plugins
     register, and InvalidConfigError for a bad URL or option.
     """
-    parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url or default_store_url())
+    parsed = (
+        url
+        if isinstance(url, StoreURL)
+        else StoreURL.parse(default_store_url() if url is None else url)
+    )
     backend = backend_registry.backend(parsed.scheme)
     merged: dict[str, Any] = {**parsed.options, **options}
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self, TextIO
@@ -20,7 +20,9 @@ from ._export import (
     IMPORT_MODES,
     ImportMode,
     build_export_document,
+    checked_entries,
     export_header,
+    ordered_entries,
     parse_import_document,
 )
 from ._models import ChangeBatch, ConfigEntry, ConfigKey, ConfigScope
@@ -285,6 +287,34 @@ class ConfigStore(abc.ABC):
             return 0
         return await self._import_entries(tenant_id, entries, mode)
 
+    async def import_entries(
+        self,
+        tenant_id: str,
+        entries: Iterable[Any] | AsyncIterable[Any],
+        *,
+        mode: ImportMode = "restore",
+    ) -> int:
+        """Import entries given one at a time, as ``import_configs`` imports a document's list.
+
+        ``entries`` is an iterable or async iterable of entries in their export form (the items
+        of an export document's ``configs``), for example what ``ExportFileReader.entries()``
+        reads from a file. The rules are import_configs' rules: each entry is validated and
+        moved into ``tenant_id``; a malformed entry or a version given twice raises
+        ImportFormatError and a restore conflict ImportConflictError, and then nothing is
+        written. Entries may come in any order. An exception raised by ``entries`` itself
+        propagates as it is, and writes nothing either. Returns how many versions were written.
+
+        Memory depends on the store: SQLite writes entries as they come inside one transaction,
+        so it stays bounded however many there are; the default collects them first.
+        """
+        validate_identifier("tenant_id", tenant_id)
+        if mode not in IMPORT_MODES:
+            raise InvalidConfigError(
+                f"mode must be one of {', '.join(IMPORT_MODES)}, got {mode!r}", field="mode"
+            )
+        checked = checked_entries(tenant_id, entries, self.max_value_bytes)
+        return await self._import_stream(tenant_id, checked, mode)
+
     @abc.abstractmethod
     async def get_stats(self) -> dict[str, Any]:
         """Counts for operators: ``total_configs`` (live keys), ``total_versions`` (all stored
@@ -379,6 +409,23 @@ class ConfigStore(abc.ABC):
         entries' own versions and timestamps; conflicts found before anything is written.
         append: each entry becomes latest + 1 with the current time. Return versions written.
         """
+
+    async def _import_stream(
+        self, tenant_id: str, entries: AsyncIterator[ConfigEntry], mode: ImportMode
+    ) -> int:
+        """Write validated entries (already moved into ``tenant_id``) as ``entries`` yields them.
+
+        ``entries`` comes in any order and raises ImportFormatError when a later entry is bad;
+        then nothing may be written. Two entries may name the same version: that is an
+        ImportFormatError too. Restore and append follow ``_import_entries``. A backend with
+        transactions overrides this to write as entries arrive and roll back on any error (SQLite
+        does), so memory stays bounded. This default collects every entry first, checks for
+        versions given twice, and hands them to ``_import_entries`` ordered by key and version.
+        """
+        collected = ordered_entries([entry async for entry in entries])
+        if not collected:
+            return 0
+        return await self._import_entries(tenant_id, collected, mode)
 
     @abc.abstractmethod
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:

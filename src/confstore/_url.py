@@ -15,8 +15,21 @@ STORE_URL_ENVIRONMENT_VARIABLE = "CONFSTORE_URL"
 
 
 def default_store_url() -> str:
-    """``$CONFSTORE_URL``, else the SQLite file ``data/config/config.db`` under the working directory."""
-    return os.environ.get(STORE_URL_ENVIRONMENT_VARIABLE) or DEFAULT_STORE_URL
+    """``$CONFSTORE_URL``, else the SQLite file ``data/config/config.db`` under the working directory.
+
+    A variable that is set but empty is an InvalidConfigError, never a silent fall back to the
+    default store.
+    """
+    url = os.environ.get(STORE_URL_ENVIRONMENT_VARIABLE)
+    if url is None:
+        return DEFAULT_STORE_URL
+    if not url.strip():
+        raise InvalidConfigError(
+            f"${STORE_URL_ENVIRONMENT_VARIABLE} is set but empty: give a store URL, or unset it "
+            f"for the default ({DEFAULT_STORE_URL})",
+            field="url",
+        )
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,8 @@ class StoreURL:
     @classmethod
     def parse(cls, url: str) -> StoreURL:
         """Parse ``url``; raises InvalidConfigError when it is not a store URL."""
+        if isinstance(url, str) and not url.strip():
+            raise InvalidConfigError("the store URL is empty", field="url")
         if not isinstance(url, str) or "://" not in url:
             raise InvalidConfigError(
                 f"not a store URL (expected scheme://...): {url!r}", field="url"

@@ -28,6 +28,7 @@ SYSTEM = ConfigScope.SYSTEM
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    (tmp_path / "store").mkdir()
     return tmp_path / "store" / "config.db"
 
 
@@ -114,7 +115,7 @@ def test_constructor_does_no_io(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-async def test_initialize_creates_parent_directories_wal_file_and_schema(db_path: Path) -> None:
+async def test_initialize_creates_the_wal_file_and_schema(db_path: Path) -> None:
     async with SQLiteConfigStore(db_path):
         assert await asyncio.to_thread(db_path.exists)
         assert read_pragma(db_path, "journal_mode") == "wal"

@@ -15,7 +15,7 @@ pytest_plugins = ["confstore.testing"]
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'conformance' / 'config.db'}"
+    return f"sqlite:///{tmp_path / 'config.db'}"
 
 
 @pytest.fixture

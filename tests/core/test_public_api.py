@@ -30,6 +30,7 @@ EXPECTED_CONFSTORE_EXPORTS = [
     "CursorExpiredError",
     "DSPyModuleType",
     "ExplainedField",
+    "ExportFileReader",
     "ImportConflictError",
     "ImportFormatError",
     "InheritanceError",

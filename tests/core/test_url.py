@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from confstore import InvalidConfigError, StoreURL, default_store_url
+from confstore import (
+    ConfigManager,
+    InvalidConfigError,
+    StoreURL,
+    default_store_url,
+    get_config_manager,
+    open_store,
+)
 
 
 def test_sqlite_relative_and_absolute_paths() -> None:
@@ -70,3 +77,23 @@ def test_one_host_has_no_host_list() -> None:
 def test_malformed_host_lists_raise_invalid_config(text: str) -> None:
     with pytest.raises(InvalidConfigError):
         StoreURL.parse(text)
+
+
+@pytest.mark.parametrize("url", ["", "   "])
+def test_an_empty_url_is_an_error_not_the_default_store(url: str) -> None:
+    with pytest.raises(InvalidConfigError, match="empty"):
+        open_store(url)
+    with pytest.raises(InvalidConfigError, match="empty"):
+        ConfigManager(url=url)
+
+
+def test_an_empty_confstore_url_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFSTORE_URL", "")
+    with pytest.raises(InvalidConfigError, match=r"\$CONFSTORE_URL is set but empty"):
+        default_store_url()
+    with pytest.raises(InvalidConfigError, match=r"\$CONFSTORE_URL is set but empty"):
+        open_store()
+    with pytest.raises(InvalidConfigError, match=r"\$CONFSTORE_URL is set but empty"):
+        ConfigManager()
+    with pytest.raises(InvalidConfigError, match=r"\$CONFSTORE_URL is set but empty"):
+        get_config_manager()

@@ -22,11 +22,13 @@ with microseconds, as in exports (readable with any SQLite tool, and the fastest
 The change log is never pruned (one small row per write), so its rowid ``seq`` only grows and a
 cursor stays valid forever, without AUTOINCREMENT's extra page write per commit.
 
-Connections: a file store opens one writer and one reader connection (aiosqlite, each on its own
-thread). The file is in WAL mode, so reads never wait for the writer; ``synchronous=FULL`` by default
-makes every acknowledged write survive a crash of the process or the machine. ``:memory:`` uses a
-single connection for both. A read is one thread hop: the query runs and its rows become
-ConfigEntry objects on the reader thread (``_queue_on_thread``).
+Connections: a file store opens one writer and one reader connection, each owned by its own
+daemon thread (``_sqlite_thread``: the store runs sqlite3 itself, no async driver in between). The
+file is in WAL mode, so reads never wait for the writer; ``synchronous=FULL`` by default makes every
+acknowledged write survive a crash of the process or the machine. ``:memory:`` uses a single
+connection for both. A read is one thread hop: the query runs and its rows become ConfigEntry
+objects on the reader thread. A store that is never closed does not keep the process alive: see
+``_sqlite_thread`` for what happens to it at garbage collection and at exit.
 
 Writes go through one group-commit path: a write is queued, and the writer takes everything queued
 so far into one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, one fsync, one thread hop). Each
@@ -36,6 +38,14 @@ version and the compare-and-set check are one ``INSERT ... SELECT ... RETURNING`
 in other processes wait through SQLite's busy timeout; a "database is locked" that outlives it is
 retried with backoff until the store's ``timeout``, then reported as BackendTimeoutError.
 
+An import is one transaction too, however large: it holds the write path (``exclusive()``) and
+sends its entries to the writer thread a chunk at a time as they are read (``_ImportTransaction``),
+so memory stays bounded; any error rolls the whole import back.
+
+Read-only: with ``mode=ro``, or when the file cannot be written (permissions, a read-only file
+system), the store opens only the reader, with SQLite's read-only mode (and ``immutable`` on a
+read-only file system, where SQLite cannot create the shared-memory file); writes are refused.
+
 Driver errors are translated once, by ``_DriverErrors``.
 """
 
@@ -43,25 +53,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
-
-import aiosqlite
+from urllib.parse import quote
 
 from .._errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigStoreError,
+    ImportFormatError,
     InvalidConfigError,
     VersionConflictError,
 )
@@ -78,8 +87,9 @@ from .._models import (
 )
 from .._options import StoreOptions
 from .._store import ConfigStore, StoreCapabilities
-from .._url import StoreURL
+from .._url import DEFAULT_STORE_URL, StoreURL
 from .._validation import DEFAULT_MAX_VALUE_BYTES
+from ._sqlite_thread import SQLiteThread, ThreadGroup
 
 SCHEMA_VERSION: Final = 1
 DEFAULT_TIMEOUT: Final = 10.0
@@ -91,6 +101,8 @@ _SYNCHRONOUS_MODES: Final = ("FULL", "NORMAL")
 _MAX_BATCH = 512
 # Rows fetched per page when streaming a tenant's entries (iter_configs).
 _PAGE_SIZE = 1000
+# Entries per hop to the writer thread during an import.
+_IMPORT_CHUNK = 1000
 
 _SCHEMA = (
     """
@@ -167,9 +179,6 @@ _SELECT_VERSION = f"SELECT {_ENTRY_COLUMNS} FROM config_versions WHERE {_KEY_MAT
 _SELECT_HISTORY = (
     f"SELECT {_ENTRY_COLUMNS} FROM config_versions WHERE {_KEY_MATCH} ORDER BY version DESC LIMIT ?"
 )
-_SELECT_VERSION_RANGE = (
-    f"SELECT {_ENTRY_COLUMNS} FROM config_versions WHERE {_KEY_MATCH} AND version BETWEEN ? AND ?"
-)
 _SELECT_HEAD = f"SELECT latest_version, deleted FROM config_heads WHERE {_KEY_MATCH}"
 
 # Latest live version of each key of a tenant, after a (scope, service, config_key) position.
@@ -223,6 +232,29 @@ _APPEND_VERSION_RETURNING = _APPEND_VERSION + " RETURNING version, created_at"
 _INSERT_VERSION = (
     f"INSERT INTO config_versions ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SELECT_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM config_versions"
+_SELECT_STORED_VERSION = (
+    f"SELECT {_ENTRY_COLUMNS}, seq FROM config_versions WHERE {_KEY_MATCH} AND version = ?"
+)
+# An append import's entries wait here (per connection, in SQLite's temporary database) until
+# the whole import has been read, so they are appended in key and version order.
+_CREATE_STAGING = f"""
+    CREATE TEMP TABLE IF NOT EXISTS import_staging (
+        {_ENTRY_COLUMNS},
+        PRIMARY KEY (tenant_id, scope, service, config_key, version)
+    ) WITHOUT ROWID
+"""
+_CLEAR_STAGING = "DELETE FROM temp.import_staging"
+_INSERT_STAGING = (
+    f"INSERT INTO temp.import_staging ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_STAGED_VERSION = (
+    f"SELECT version FROM temp.import_staging WHERE {_KEY_MATCH} AND version = ?"
+)
+_SELECT_STAGED = (
+    "SELECT tenant_id, scope, service, config_key, value, updated_by, comment, deleted "
+    "FROM temp.import_staging ORDER BY tenant_id, scope, service, config_key, version"
+)
 _PURGE_VERSIONS = f"DELETE FROM config_versions WHERE {_KEY_MATCH}"
 _PURGE_HEAD = f"DELETE FROM config_heads WHERE {_KEY_MATCH}"
 _RECORD_PURGE = (
@@ -240,7 +272,7 @@ WriteWork = Callable[[sqlite3.Connection], Any]
 
 
 class _DriverErrors:
-    """Translates sqlite3/aiosqlite failures into confstore errors: the one place that does.
+    """Translates sqlite3 failures into confstore errors: the one place that does.
 
     Busy/locked after the retries -> BackendTimeoutError; anything else from the driver (cannot
     open, disk I/O, corrupt file, closed connection) -> BackendUnavailableError. A class rather than
@@ -270,9 +302,8 @@ class _DriverErrors:
                     f"SQLite database {self.path} stayed locked for {self.timeout:g}s: {exc}"
                 ) from exc
             raise BackendUnavailableError(f"SQLite database {self.path} failed: {exc}") from exc
-        if isinstance(exc, ValueError | OSError):
-            # aiosqlite raises ValueError for a closed connection; OSError comes from creating
-            # the parent directory.
+        if isinstance(exc, OSError):
+            # From creating or checking the parent directory.
             raise BackendUnavailableError(
                 f"SQLite database {self.path} is unavailable: {exc}"
             ) from exc
@@ -288,36 +319,8 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in str(exc).lower()
 
 
-def _run_in_thread(
-    connection: aiosqlite.Connection, work: Callable[..., _T], *args: Any
-) -> asyncio.Future[_T]:
-    """Run ``work(sqlite3_connection, *args)`` on the aiosqlite connection's thread, as one hop."""
-    future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-    _queue_on_thread(connection, future, work, *args)
-    return future
-
-
-def _queue_on_thread(
-    connection: aiosqlite.Connection,
-    future: asyncio.Future[Any] | None,
-    work: Callable[..., Any],
-    *args: Any,
-) -> None:
-    """Queue ``work(sqlite3_connection, *args)`` on the connection's thread; ``future`` gets its result.
-
-    aiosqlite's public methods each run one sqlite3 call on that thread; a group commit runs many
-    statements, and a read builds its entries next to its query, each in one hop instead of one
-    per call. So we queue work the way aiosqlite queues its own calls (a future, or None for work
-    that reports back by itself, and a callable on ``_tx``; aiosqlite >= 0.22), which also skips
-    its per-call wrappers: this is the hot path of every read and write.
-    """
-    if not connection._running or connection._connection is None:
-        raise ValueError("the aiosqlite connection is closed")
-    connection._tx.put_nowait((future, partial(work, connection._connection, *args)))
-
-
 async def _retry_while_busy(
-    connection: aiosqlite.Connection, work: Callable[[sqlite3.Connection], _T], timeout: float
+    thread: SQLiteThread, work: Callable[[sqlite3.Connection], _T], timeout: float
 ) -> _T:
     """Run ``work`` in one hop, retrying with backoff while another process holds a lock.
 
@@ -329,7 +332,7 @@ async def _retry_while_busy(
     delay = 0.002
     while True:
         try:
-            return await _run_in_thread(connection, work)
+            return await thread.call(work)
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or loop.time() + delay > deadline:
                 raise
@@ -403,51 +406,131 @@ _Pending = tuple[WriteWork, "asyncio.Future[Any]"]
 class _GroupCommitWriter:
     """The single write path of one store handle: queued writes are committed together.
 
-    A batch starts one turn of the event loop after the first write queues, so every write
-    submitted in that turn (for example by the writers a finished batch just woke) joins it; while
-    a batch is on the writer thread, new writes queue for the next one. A batch runs as one hop
-    and reports back with one ``call_soon_threadsafe``: no task per write or per batch.
+    A lone write goes to the writer thread at once. While a batch is on the writer thread, new
+    writes queue; when it finishes, the next batch starts one turn of the event loop later, so
+    every write submitted in that turn (for example by the writers the finished batch just woke)
+    joins it. A batch runs as one hop and reports back with one ``call_soon_threadsafe``: no task
+    per write or per batch. ``exclusive()`` holds the write path for one long transaction.
+
+    The writer follows its caller's event loop: when a new loop starts using it (the previous
+    one ended, say, with ``asyncio.run``), bookkeeping left by the old loop is dropped.
     """
 
-    def __init__(
-        self, connection: aiosqlite.Connection, errors: _DriverErrors, timeout: float
-    ) -> None:
-        self._connection = connection
+    def __init__(self, thread: SQLiteThread, errors: _DriverErrors, timeout: float) -> None:
+        self._thread = thread
         self._driver_errors = errors
         self._timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Pending] = deque()
+        self._holders: deque[asyncio.Future[None]] = deque()
+        self._idle_waiters: list[asyncio.Future[None]] = []
         self._in_flight = False
         self._scheduled = False
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     async def submit(self, work: WriteWork) -> Any:
         """Run ``work(connection)`` inside a write transaction and return what it returns."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
-        self._schedule()
+        if not (self._in_flight or self._scheduled):
+            self._start_next_batch()
         return await future
 
     async def drain(self) -> None:
         """Wait until every queued write has been committed or has failed."""
-        await self._idle.wait()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
+        if self._in_flight or self._scheduled or self._pending:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
 
-    def _schedule(self) -> None:
-        if self._in_flight or self._scheduled:
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[SQLiteThread]:
+        """Hold the write path for one transaction that spans many hops (a streaming import).
+
+        Waits for the batch in flight, then runs ``BEGIN IMMEDIATE``; the body runs its work with
+        ``thread.call``. The transaction commits when the body ends and rolls back if it raises.
+        Writes submitted meanwhile wait and are committed after it, in the next batch.
+        """
+        await self._hold()
+        thread = self._thread
+        try:
+            with self._driver_errors:
+                await _retry_while_busy(thread, _begin_immediate, self._timeout)
+        except BaseException:
+            self._release()
+            raise
+        try:
+            yield thread
+            with self._driver_errors:
+                await thread.call(_commit)
+        except BaseException:
+            # The thread runs jobs in order, so this runs before any later batch.
+            with contextlib.suppress(sqlite3.Error):
+                thread.post(_rollback)
+            raise
+        finally:
+            self._release()
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending.clear()
+        self._holders.clear()
+        self._idle_waiters.clear()
+        self._in_flight = self._scheduled = False
+
+    async def _hold(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
+        if not (self._in_flight or self._scheduled):
+            self._in_flight = True
             return
-        self._scheduled = True
-        self._idle.clear()
-        asyncio.get_running_loop().call_soon(self._start_next_batch)
+        turn: asyncio.Future[None] = loop.create_future()
+        self._holders.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # granted, but the caller is gone
+            raise
+
+    def _release(self) -> None:
+        self._in_flight = False
+        self._next()
+
+    def _next(self) -> None:
+        """The write path is free: give it to a waiting holder, or start the next batch."""
+        while self._holders:
+            turn = self._holders.popleft()
+            if not turn.done():
+                self._in_flight = True
+                turn.set_result(None)
+                return
+        if self._pending:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_next_batch)
+            return
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _start_next_batch(self) -> None:
         self._scheduled = False
+        if self._in_flight:
+            return
         batch: list[_Pending] = []
         while self._pending and len(batch) < _MAX_BATCH:
             work, future = self._pending.popleft()
             if not future.done():  # a cancelled caller's write is never started
                 batch.append((work, future))
         if not batch:
-            self._idle.set()
+            self._next()
             return
         self._in_flight = True
         self._send(batch, asyncio.get_running_loop().time() + self._timeout, 0.002)
@@ -466,8 +549,8 @@ class _GroupCommitWriter:
                 loop.call_soon_threadsafe(self._finish, batch, outcome, deadline, delay)
 
         try:
-            _queue_on_thread(self._connection, None, on_writer_thread)
-        except ValueError as exc:
+            self._thread.post(on_writer_thread)
+        except sqlite3.Error as exc:
             self._finish(batch, exc, deadline, delay)
 
     def _finish(
@@ -494,11 +577,7 @@ class _GroupCommitWriter:
                     future.set_exception(self._translated(result.error))
                 else:
                     future.set_result(result)
-        self._in_flight = False
-        if self._pending:
-            self._schedule()
-        else:
-            self._idle.set()
+        self._release()
 
     def _translated(self, error: BaseException) -> BaseException:
         """The confstore error for ``error``: a fresh one per caller, so no traceback is shared."""
@@ -517,6 +596,12 @@ class SQLiteConfigStore(ConfigStore):
     ``timeout`` bounds how long a write waits for the file's write lock (other processes) and how
     long health_check waits; ``synchronous`` is ``"FULL"`` (default: an acknowledged write survives
     power loss) or ``"NORMAL"`` (survives a crash of the process, not of the machine).
+
+    The file's directory must exist, except for the default location ``data/config/config.db``,
+    whose directories are created. ``read_only=True`` (URL ``?mode=ro``) opens the file with
+    SQLite's read-only mode; a file the process cannot write (permissions, a read-only file
+    system) is opened that way too. A read-only store serves every read; writes raise
+    BackendUnavailableError.
     """
 
     backend_name: ClassVar[str] = "sqlite"
@@ -528,6 +613,7 @@ class SQLiteConfigStore(ConfigStore):
         timeout: float = DEFAULT_TIMEOUT,
         synchronous: str = "FULL",
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        read_only: bool = False,
     ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
         self.path = os.fspath(path)
@@ -544,9 +630,12 @@ class SQLiteConfigStore(ConfigStore):
                 f"synchronous must be FULL or NORMAL, got {synchronous!r}", field="synchronous"
             )
         self.synchronous = cast(Synchronous, mode)
-        self._writer_connection: aiosqlite.Connection | None = None
-        self._reader_connection: aiosqlite.Connection | None = None
+        self.read_only = bool(read_only)
+        self._threads: ThreadGroup | None = None
+        self._reader: SQLiteThread | None = None
         self._writer: _GroupCommitWriter | None = None
+        # Why an open store refuses writes (mode=ro, a read-only file...), or None.
+        self._read_only_reason: str | None = None
         self._lifecycle = asyncio.Lock()
         self._driver_errors = _DriverErrors(self.path, self.timeout)
 
@@ -555,14 +644,17 @@ class SQLiteConfigStore(ConfigStore):
         """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite://:memory:``.
 
         Options: ``timeout`` (alias ``busy_timeout``, seconds), ``synchronous`` (FULL or NORMAL),
-        ``max_value_bytes``.
+        ``max_value_bytes``, ``mode`` (``rw``, the default, or ``ro`` for read-only).
         """
         reader = StoreOptions("sqlite", options)
         busy_timeout = reader.take_float("busy_timeout", DEFAULT_TIMEOUT)
         timeout = reader.take_float("timeout", busy_timeout)
         synchronous = reader.take_str("synchronous", "FULL") or "FULL"
         max_value_bytes = reader.take_int("max_value_bytes", DEFAULT_MAX_VALUE_BYTES, minimum=1)
+        mode = reader.take_str("mode", "rw")
         reader.finish()
+        if mode not in ("rw", "ro"):
+            raise InvalidConfigError(f"mode must be rw or ro, got {mode!r}", field="mode")
         if url.host == MEMORY_PATH:
             path = MEMORY_PATH
         elif url.host is not None:
@@ -575,7 +667,13 @@ class SQLiteConfigStore(ConfigStore):
             raise InvalidConfigError("a sqlite URL needs a file path", field="url")
         else:
             path = url.path
-        return cls(path, timeout=timeout, synchronous=synchronous, max_value_bytes=max_value_bytes)
+        return cls(
+            path,
+            timeout=timeout,
+            synchronous=synchronous,
+            max_value_bytes=max_value_bytes,
+            read_only=mode == "ro",
+        )
 
     @property
     def in_memory(self) -> bool:
@@ -591,39 +689,81 @@ class SQLiteConfigStore(ConfigStore):
 
     async def initialize(self) -> None:
         async with self._lifecycle:
-            if self._writer is not None:
+            if self._threads is not None:
                 return
-            with self._driver_errors:
-                if not self.in_memory:
-                    await asyncio.to_thread(_make_parent_directory, self.path)
-                opened: list[aiosqlite.Connection] = []
-                try:
-                    writer = reader = await self._connect(opened)
-                    await _retry_while_busy(
-                        writer, partial(_prepare_writer, self.synchronous), self.timeout
-                    )
-                    if not self.in_memory:
-                        reader = await self._connect(opened)
-                        await _run_in_thread(reader, _prepare_reader)
-                except BaseException:
-                    for connection in opened:
-                        with contextlib.suppress(Exception):
-                            await connection.close()
-                    raise
-            self._writer_connection = writer
-            self._reader_connection = reader
-            self._writer = _GroupCommitWriter(writer, self._driver_errors, self.timeout)
+            opened: list[SQLiteThread] = []
+            try:
+                with self._driver_errors:
+                    await self._open(opened)
+            except BaseException:
+                self._reader = self._writer = None
+                for thread in opened:
+                    with contextlib.suppress(Exception):
+                        await thread.close()
+                raise
+            self._threads = ThreadGroup(self, repr(self), opened)
 
     async def close(self) -> None:
         async with self._lifecycle:
+            threads, self._threads = self._threads, None
             writer, self._writer = self._writer, None
+            self._reader = None
+            self._read_only_reason = None
             if writer is not None:
                 await writer.drain()
-            connections = {self._reader_connection, self._writer_connection} - {None}
-            self._reader_connection = self._writer_connection = None
-            with self._driver_errors:
-                for connection in connections:
-                    await cast(aiosqlite.Connection, connection).close()
+            if threads is not None:
+                with self._driver_errors:
+                    await threads.close()
+
+    async def _open(self, opened: list[SQLiteThread]) -> None:
+        """Start the threads and open their connections: a writer unless the file is read-only,
+        and a reader (``:memory:`` has one connection for both)."""
+        if self.in_memory:
+            writer = await self._open_writer(opened)
+            assert writer is not None
+            self._reader = writer
+            return
+        reason = "opened with mode=ro" if self.read_only else None
+        reason = reason or await asyncio.to_thread(_check_location, self.path)
+        if reason is None and await self._open_writer(opened) is None:
+            reason = await asyncio.to_thread(_why_read_only, self.path)
+        if reason is None:
+            connect = partial(_connect, self.path)
+        else:
+            immutable = await asyncio.to_thread(_on_read_only_file_system, self.path)
+            connect = partial(_connect_read_only, self.path, immutable)
+        reader = await self._start_thread(opened, "reader", connect)
+        await reader.call(_prepare_reader, reason is not None)
+        self._reader = reader
+        self._read_only_reason = reason
+
+    async def _open_writer(self, opened: list[SQLiteThread]) -> SQLiteThread | None:
+        """Open the writer connection and the group-commit path on it; None (and the writer
+        closed again) when SQLite finds the file cannot be written."""
+        writer = await self._start_thread(opened, "writer", partial(_connect, self.path))
+        try:
+            await _retry_while_busy(
+                writer, partial(_prepare_writer, self.synchronous), self.timeout
+            )
+        except sqlite3.Error as exc:
+            if self.in_memory or _error_code(exc) not in _READ_ONLY_CODES:
+                raise
+            if not await asyncio.to_thread(os.path.isfile, self.path):
+                raise
+            opened.remove(writer)
+            await writer.close()
+            return None
+        self._writer = _GroupCommitWriter(writer, self._driver_errors, self.timeout)
+        return writer
+
+    async def _start_thread(
+        self, opened: list[SQLiteThread], role: str, connect: Callable[[float], sqlite3.Connection]
+    ) -> SQLiteThread:
+        """A new thread for this store, its connection opened there by ``connect(timeout)``."""
+        thread = SQLiteThread(f"confstore-sqlite-{role}")
+        opened.append(thread)
+        await thread.open(partial(connect, self.timeout))
+        return thread
 
     async def _set_config(
         self,
@@ -737,9 +877,45 @@ class SQLiteConfigStore(ConfigStore):
     async def _import_entries(
         self, tenant_id: str, entries: list[ConfigEntry], mode: ImportMode
     ) -> int:
-        if mode == "append":
-            return cast(int, await self._write(partial(_import_append, entries)))
-        return cast(int, await self._write(partial(_import_restore, entries)))
+        return await self._import_stream(tenant_id, _aiter(entries), mode)
+
+    async def _import_stream(
+        self, tenant_id: str, entries: AsyncIterator[ConfigEntry], mode: ImportMode
+    ) -> int:
+        """One transaction, written a chunk at a time as entries arrive (see _ImportTransaction).
+
+        While the writer thread stores one chunk, the event loop reads and checks the next (the
+        sqlite3 module releases the GIL while SQLite works), so at most two chunks are in memory.
+        """
+        writer = self._writer
+        if writer is None:
+            raise self._not_writable()
+        transaction = _ImportTransaction(mode)
+        timestamps = _TimestampMemo()
+        written = 0
+        async with writer.exclusive() as thread:
+            in_flight: asyncio.Future[int] | None = None
+            try:
+                await self._on_writer(thread.call(transaction.start))
+                # Errors of the caller's own ``entries`` pass through untranslated.
+                async for chunk in _chunks(entries, _IMPORT_CHUNK):
+                    rows = [_version_row(entry, timestamps) for entry in chunk]
+                    if in_flight is not None:
+                        written += await self._on_writer(in_flight)
+                    in_flight = thread.call(transaction.write, chunk, rows)
+                if in_flight is not None:
+                    written += await self._on_writer(in_flight)
+                    in_flight = None
+                written += await self._on_writer(thread.call(transaction.finish))
+            finally:
+                if in_flight is not None and not in_flight.cancel():
+                    in_flight.exception()  # retrieved: the error that matters is being raised
+        return written
+
+    async def _on_writer(self, work: asyncio.Future[_T]) -> _T:
+        """The result of ``work`` on the writer thread, driver errors translated."""
+        with self._driver_errors:
+            return await work
 
     async def get_stats(self) -> dict[str, Any]:
         rows = await self._query(_fetch_rows, _SELECT_STATS, ())
@@ -756,12 +932,12 @@ class SQLiteConfigStore(ConfigStore):
         }
 
     async def health_check(self) -> bool:
-        reader = self._reader_connection
+        reader = self._reader
         if reader is None:
             return False
         try:
             async with asyncio.timeout(self.timeout):
-                await reader.execute_fetchall(_SELECT_CURSOR)
+                await reader.call(_fetch_rows, _SELECT_CURSOR, ())
         except Exception:
             return False
         return True
@@ -785,25 +961,25 @@ class SQLiteConfigStore(ConfigStore):
 
     async def _query(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(connection, *args)`` on the reader connection's thread: one hop per read."""
-        reader = self._reader_connection
+        reader = self._reader
         if reader is None:
             raise self._not_open()
         with self._driver_errors:
-            return await _run_in_thread(reader, work, *args)
+            return await reader.call(work, *args)
 
     async def _write(self, work: WriteWork) -> Any:
         writer = self._writer
         if writer is None:
-            raise self._not_open()
+            raise self._not_writable()
         return await writer.submit(work)
 
-    async def _connect(self, opened: list[aiosqlite.Connection]) -> aiosqlite.Connection:
-        """Open a connection (autocommit: transactions are explicit) and add it to ``opened``."""
-        connection = await aiosqlite.connect(
-            self.path, timeout=self.timeout, isolation_level=None, cached_statements=256
-        )
-        opened.append(connection)
-        return connection
+    def _not_writable(self) -> BackendUnavailableError:
+        if self._reader is not None:
+            return BackendUnavailableError(
+                f"SQLite database {self.path} is read-only ({self._read_only_reason}): "
+                "writes are refused"
+            )
+        return self._not_open()
 
     def _not_open(self) -> BackendUnavailableError:
         return BackendUnavailableError(
@@ -811,8 +987,67 @@ class SQLiteConfigStore(ConfigStore):
         )
 
 
-def _make_parent_directory(path: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+_DEFAULT_PATH: Final = StoreURL.parse(DEFAULT_STORE_URL).path
+
+
+def _check_location(path: str) -> str | None:
+    """Why an existing file cannot be written (see _why_read_only), or None.
+
+    The default location gets its directories; any other path must be in an existing one.
+    """
+    if os.path.isfile(path) and not os.access(path, os.W_OK):
+        return _why_read_only(path)
+    parent = Path(path).parent
+    if os.path.normpath(path) == os.path.normpath(_DEFAULT_PATH):
+        parent.mkdir(parents=True, exist_ok=True)
+    elif not parent.is_dir():
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise BackendUnavailableError(
+            f"cannot open SQLite database {path}: {parent} {problem} "
+            f"(only the default location {_DEFAULT_PATH} gets its directories created)"
+        )
+    return None
+
+
+def _connect(path: str, timeout: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), on the calling thread."""
+    return sqlite3.connect(path, timeout=timeout, isolation_level=None, cached_statements=256)
+
+
+def _connect_read_only(path: str, immutable: bool, timeout: float) -> sqlite3.Connection:
+    """SQLite's read-only mode; ``immutable`` for a file on a read-only file system, where SQLite
+    cannot create the shared-memory file a WAL database is read with (and nothing can change it)."""
+    uri = f"file:{quote(os.path.abspath(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(
+        uri, uri=True, timeout=timeout, isolation_level=None, cached_statements=256
+    )
+
+
+_READ_ONLY_CODES: Final = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+)
+
+
+def _error_code(error: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of ``error`` (extended codes folded), if it has one."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _why_read_only(path: str) -> str | None:
+    """Why the database at ``path`` is opened read-only; None when there is no file to read."""
+    if not os.path.isfile(path):
+        return None
+    if _on_read_only_file_system(path):
+        return "it is on a read-only file system"
+    return "the process may not write the file or its directory"
+
+
+def _on_read_only_file_system(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _prepare_writer(synchronous: Synchronous, connection: sqlite3.Connection) -> None:
@@ -826,20 +1061,45 @@ def _prepare_writer(synchronous: Synchronous, connection: sqlite3.Connection) ->
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif found != SCHEMA_VERSION:
-            raise BackendUnavailableError(
-                f"the database has schema version {found}; this confstore reads {SCHEMA_VERSION}"
-            )
+        else:
+            _check_schema_version(found)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
 
 
-def _prepare_reader(connection: sqlite3.Connection) -> None:
+def _prepare_reader(connection: sqlite3.Connection, check_schema: bool) -> None:
+    """Make the connection read-only; without a writer (which checks it), check the schema."""
     connection.execute("PRAGMA query_only=ON")
     # Touch the schema so a file that is not a database fails here, not on the first read.
     connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    if check_schema:
+        _check_schema_version(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _check_schema_version(found: int) -> None:
+    if found == 0:
+        raise BackendUnavailableError(
+            "the database has no confstore schema (it was never initialised)"
+        )
+    if found != SCHEMA_VERSION:
+        raise BackendUnavailableError(
+            f"the database has schema version {found}; this confstore reads {SCHEMA_VERSION}"
+        )
+
+
+def _begin_immediate(connection: sqlite3.Connection) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+
+
+def _commit(connection: sqlite3.Connection) -> None:
+    connection.execute("COMMIT")
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 def _append_version(
@@ -874,58 +1134,98 @@ def _append_version(
     return row[0], row[1]
 
 
-def _import_append(entries: list[ConfigEntry], connection: sqlite3.Connection) -> int:
-    now = format_timestamp(utc_now())
-    connection.executemany(
-        _APPEND_VERSION,
-        (
-            (
-                *_key_params(entry.key),
-                _dumps(entry.config_value),
-                now,
-                entry.updated_by,
-                entry.comment,
-                int(entry.deleted),
-                None,
-            )
-            for entry in entries
-        ),
-    )
-    return len(entries)
+VersionRow = tuple[str, str, str, str, str, int, str, str, str | None, str | None, int]
 
 
-def _import_restore(entries: list[ConfigEntry], connection: sqlite3.Connection) -> int:
-    """Plan every key first (a conflict raises before anything is written), then insert."""
-    planned: list[ConfigEntry] = []
-    for key, group in itertools.groupby(entries, key=lambda entry: entry.key):
-        incoming = list(group)
-        rows = connection.execute(
-            _SELECT_VERSION_RANGE,
-            (*_key_params(key), incoming[0].version, incoming[-1].version),
-        ).fetchall()
-        stored = {row[5]: _entry(row) for row in rows}
-        planned.extend(plan_restore(incoming, stored))
-    timestamps = _TimestampMemo()
-    connection.executemany(
-        _INSERT_VERSION,
-        (
-            (
-                entry.tenant_id,
-                entry.scope.value,
-                entry.service,
-                entry.config_key,
-                _dumps(entry.config_value),
-                entry.version,
-                timestamps.format(entry.created_at),
-                timestamps.format(entry.updated_at),
-                entry.updated_by,
-                entry.comment,
-                int(entry.deleted),
-            )
-            for entry in planned
-        ),
+def _version_row(entry: ConfigEntry, timestamps: _TimestampMemo) -> VersionRow:
+    """An entry as a row of config_versions, in ``_ENTRY_COLUMNS`` order."""
+    return (
+        entry.tenant_id,
+        entry.scope.value,
+        entry.service,
+        entry.config_key,
+        _dumps(entry.config_value),
+        entry.version,
+        timestamps.format(entry.created_at),
+        timestamps.format(entry.updated_at),
+        entry.updated_by,
+        entry.comment,
+        int(entry.deleted),
     )
-    return len(planned)
+
+
+class _ImportTransaction:
+    """The writer-thread side of one import, inside the transaction ``exclusive()`` holds.
+
+    restore: each chunk is inserted with one ``executemany`` (the common case: nothing of it is
+    stored yet). If a version already exists, the chunk is rolled back to its savepoint and
+    taken one entry at a time: a stored version with the same value is skipped, another value is
+    an ImportConflictError (``plan_restore``), and a version this import already wrote (its
+    ``seq`` is past the one the transaction started at) was given twice.
+    append: entries are staged in a temporary table (which refuses a version given twice), then
+    appended in key and version order as latest + 1, stamped with one time.
+    """
+
+    def __init__(self, mode: ImportMode) -> None:
+        self.mode = mode
+        self.start_seq = 0
+
+    def start(self, connection: sqlite3.Connection) -> None:
+        self.start_seq = connection.execute(_SELECT_MAX_SEQ).fetchone()[0]
+        if self.mode == "append":
+            connection.execute(_CREATE_STAGING)
+            connection.execute(_CLEAR_STAGING)
+
+    def write(
+        self, connection: sqlite3.Connection, entries: list[ConfigEntry], rows: list[VersionRow]
+    ) -> int:
+        insert = _INSERT_VERSION if self.mode == "restore" else _INSERT_STAGING
+        connection.execute("SAVEPOINT confstore_import")
+        try:
+            connection.executemany(insert, rows)
+        except sqlite3.IntegrityError:
+            connection.execute("ROLLBACK TO confstore_import")
+        else:
+            connection.execute("RELEASE confstore_import")
+            return len(rows) if self.mode == "restore" else 0
+        connection.execute("RELEASE confstore_import")
+        return sum(
+            self._write_one(connection, insert, entry, row)
+            for entry, row in zip(entries, rows, strict=True)
+        )
+
+    def _write_one(
+        self, connection: sqlite3.Connection, insert: str, entry: ConfigEntry, row: VersionRow
+    ) -> int:
+        stored = connection.execute(
+            _SELECT_STORED_VERSION if self.mode == "restore" else _SELECT_STAGED_VERSION,
+            (*_key_params(entry.key), entry.version),
+        ).fetchone()
+        if stored is None:
+            connection.execute(insert, row)
+            return 1 if self.mode == "restore" else 0
+        if self.mode == "append" or stored[-1] > self.start_seq:
+            raise ImportFormatError(
+                f"version {entry.version} of {entry.key} appears twice in the import"
+            )
+        plan_restore([entry], {entry.version: _entry(stored[:-1])})
+        return 0
+
+    def finish(self, connection: sqlite3.Connection) -> int:
+        if self.mode == "restore":
+            return 0
+        now = format_timestamp(utc_now())
+        appended = 0
+
+        def appends() -> Iterator[tuple[Any, ...]]:
+            nonlocal appended
+            for row in connection.execute(_SELECT_STAGED):
+                appended += 1
+                yield (*row[:5], now, *row[5:], None)
+
+        connection.executemany(_APPEND_VERSION, appends())
+        connection.execute(_CLEAR_STAGING)
+        return appended
 
 
 class _TimestampMemo:
@@ -941,6 +1241,24 @@ class _TimestampMemo:
                 self._formatted.clear()
             text = self._formatted[moment] = format_timestamp(moment)
         return text
+
+
+async def _aiter(entries: list[ConfigEntry]) -> AsyncIterator[ConfigEntry]:
+    for entry in entries:
+        yield entry
+
+
+async def _chunks(
+    entries: AsyncIterator[ConfigEntry], size: int
+) -> AsyncIterator[list[ConfigEntry]]:
+    chunk: list[ConfigEntry] = []
+    async for entry in entries:
+        chunk.append(entry)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _fetch_rows(

@@ -44,7 +44,7 @@ def not_found(what: str) -> CliError:
 
 def store_url(args: argparse.Namespace) -> str:
     """--url, else $CONFSTORE_URL, else the default SQLite file."""
-    return str(args.url or default_store_url())
+    return default_store_url() if args.url is None else str(args.url)
 
 
 def open_cli_store(args: argparse.Namespace) -> ConfigStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any, TextIO
 
 from .._errors import ImportFormatError
 from .._export import ImportMode, parse_import_document, plan_restore
+from .._export_reader import ExportFileReader
 from .._models import ConfigEntry
 from .._registry import open_store
 from .._store import ConfigStore
@@ -61,19 +63,72 @@ def _export_stream(path: str | None, stdout: TextIO) -> Iterator[TextIO]:
 
 
 async def import_(args: argparse.Namespace, console: Console) -> int:
-    document = read_json_source(args.file)
-    tenant_id = args.tenant or _document_tenant(document) or "default"
-    async with open_cli_store(args) as store:
-        if args.dry_run:
+    if args.dry_run:
+        document = read_json_source(args.file)
+        tenant_id = args.tenant or _document_tenant(document) or "default"
+        async with open_cli_store(args) as store:
             planned, skipped = await plan_import(store, tenant_id, document, args.mode)
-            _show_plan(console, tenant_id, planned, skipped)
-            return ExitCode.OK
-        written = await store.import_configs(tenant_id, document, mode=args.mode)
+        _show_plan(console, tenant_id, planned, skipped)
+        return ExitCode.OK
+    with _import_source(args.file) as (source, size):
+        progress = ImportProgress(console, size)
+        reader = ExportFileReader(source, on_progress=progress.update)
+        header = await reader.read_header()
+        tenant_id = args.tenant or _document_tenant(header) or "default"
+        entries = _entries_for(reader, tenant_id, header if args.tenant is None else None)
+        async with open_cli_store(args) as store:
+            written = await store.import_entries(tenant_id, entries, mode=args.mode)
+        progress.finish()
     if console.json_mode:
         console.json({"tenant_id": tenant_id, "mode": args.mode, "versions_written": written})
     else:
         console.line(f"imported into tenant {tenant_id} ({args.mode}): {written} versions written")
     return ExitCode.OK
+
+
+@contextmanager
+def _import_source(path: str) -> Iterator[tuple[TextIO, int | None]]:
+    """The document to import as a text stream (stdin for ``-``) and its size, if known."""
+    if path == "-":
+        yield sys.stdin, None
+        return
+    try:
+        stream = open(path, encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+        size = os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.INVALID_INPUT) from exc
+    with stream:
+        yield stream, size
+
+
+async def _entries_for(
+    reader: ExportFileReader, tenant_id: str, header: Mapping[str, Any] | None
+) -> AsyncIterator[Any]:
+    """The reader's entries; with the ``header`` the tenant came from, the document may not name
+    another tenant after its configs (the import would have gone to the wrong one)."""
+    async for entry in reader.entries():
+        yield entry
+    if header is not None and _document_tenant(reader.parser.header) not in (None, tenant_id):
+        raise ImportFormatError(
+            "the document's tenant_id comes after its configs; give the tenant with --tenant"
+        )
+
+
+class ImportProgress:
+    """A progress bar on stderr, in KiB of the file read, when stderr is a terminal."""
+
+    def __init__(self, console: Console, size: int | None) -> None:
+        self.bar = None
+        if size and console.err.isatty():
+            self.bar = ProgressBar(console.err, max(1, size // 1024), "KiB")
+
+    def update(self, characters_read: int) -> None:
+        if self.bar is not None:
+            self.bar.update(min(characters_read // 1024, self.bar.total), "read")
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.finish(self.bar.total, "done")
 
 
 def _document_tenant(document: Any) -> str | None:

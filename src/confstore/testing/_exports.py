@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -412,3 +413,50 @@ class ExportImportTests(StoreTestsBase):
             ]
             document = await config_store.export_configs(TENANT, include_history)
             assert streamed == document["configs"]
+
+    async def test_import_entries_restores_a_stream_in_any_order(
+        self, config_store: ConfigStore
+    ) -> None:
+        await _write_sample(config_store)
+        document = await config_store.export_configs(TENANT, include_history=True)
+        entries = list(reversed(document["configs"]))
+        assert await config_store.import_entries(RESTORED_TENANT, _stream(entries)) == 5
+        original, copied = (
+            await history(config_store),
+            await history(config_store, tenant_id=RESTORED_TENANT),
+        )
+        assert [entry_without_tenant(entry) for entry in copied] == [
+            entry_without_tenant(entry) for entry in original
+        ]
+        assert await config_store.import_entries(RESTORED_TENANT, entries) == 0
+
+    async def test_import_entries_that_go_wrong_midway_write_nothing(
+        self, config_store: ConfigStore
+    ) -> None:
+        await _write_sample(config_store)
+        entries = (await config_store.export_configs(TENANT, include_history=True))["configs"]
+        before = await store_state(config_store, (TENANT, RESTORED_TENANT))
+        with pytest.raises(ImportFormatError):
+            await config_store.import_entries(RESTORED_TENANT, [*entries, {"version": 1}])
+        with pytest.raises(ImportFormatError):
+            await config_store.import_entries(RESTORED_TENANT, _stream([*entries, entries[0]]))
+        with pytest.raises(ConnectionError):
+            await config_store.import_entries(RESTORED_TENANT, _stream(entries, fail=True))
+        assert await store_state(config_store, (TENANT, RESTORED_TENANT)) == before
+
+    async def test_import_entries_appends_in_version_order(self, config_store: ConfigStore) -> None:
+        for number in (1, 2, 3):
+            await write(config_store, {"n": number})
+        entries = (await config_store.export_configs(TENANT, include_history=True))["configs"]
+        shuffled = [entries[2], entries[0], entries[1]]
+        assert await config_store.import_entries(TENANT, _stream(shuffled), mode="append") == 3
+        stored = await history(config_store)
+        assert [entry.config_value["n"] for entry in stored] == [3, 2, 1, 3, 2, 1]
+
+
+async def _stream(entries: list[Any], *, fail: bool = False) -> AsyncIterator[Any]:
+    """``entries`` as an async iterator that, with ``fail``, raises ConnectionError at the end."""
+    for entry in entries:
+        yield entry
+    if fail:
+        raise ConnectionError("the source of the entries went away")

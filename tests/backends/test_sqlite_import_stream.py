@@ -1,0 +1,169 @@
+"""SQLite imports entries as they arrive, in one transaction: anything wrong writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from confstore import ImportConflictError, ImportFormatError, open_store
+from confstore.backends.sqlite import _IMPORT_CHUNK, SQLiteConfigStore
+
+# Several chunks, so every rule is checked across chunk boundaries too.
+MANY = 3 * _IMPORT_CHUNK + 7
+
+
+def entry(version: int, config_key: str = "key", **extra: Any) -> dict[str, Any]:
+    return {
+        "tenant_id": "source",
+        "scope": "system",
+        "service": "svc",
+        "config_key": config_key,
+        "config_value": {"n": version},
+        "version": version,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": f"2026-01-01T00:00:{version % 60:02d}+00:00",
+        **extra,
+    }
+
+
+async def stream(
+    entries: Iterable[dict[str, Any]], fail_at_end: bool = False
+) -> AsyncIterator[Any]:
+    for item in entries:
+        yield item
+    if fail_at_end:
+        raise ConnectionError("the source went away")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteConfigStore]:
+    async with SQLiteConfigStore(tmp_path / "import.db") as opened:
+        await opened.set_config("acme", "system", "svc", "existing", {"n": 0})
+        yield opened
+
+
+async def total_versions(store: SQLiteConfigStore) -> int:
+    return int((await store.get_stats())["total_versions"])
+
+
+async def test_a_stream_of_many_chunks_is_restored_exactly(store: SQLiteConfigStore) -> None:
+    written = await store.import_entries("acme", stream(entry(v) for v in range(1, MANY + 1)))
+    assert written == MANY
+    history = await store.get_config_history("acme", "system", "svc", "key", limit=MANY)
+    assert [item.version for item in history] == list(range(MANY, 0, -1))
+    assert history[0].updated_at.second == MANY % 60
+    assert history[0].tenant_id == "acme"
+
+
+async def test_entries_in_any_order_are_restored(store: SQLiteConfigStore) -> None:
+    versions = list(range(1, MANY + 1))
+    shuffled = versions[::2] + versions[1::2]
+    assert await store.import_entries("acme", (entry(v) for v in shuffled)) == MANY
+    latest = await store.get_config("acme", "system", "svc", "key")
+    assert latest is not None
+    assert latest.version == MANY
+
+
+async def test_a_source_that_fails_at_the_end_writes_nothing(store: SQLiteConfigStore) -> None:
+    entries = stream((entry(v) for v in range(1, MANY + 1)), fail_at_end=True)
+    with pytest.raises(ConnectionError):
+        await store.import_entries("acme", entries)
+    assert await total_versions(store) == 1
+
+
+async def test_a_malformed_last_entry_writes_nothing(store: SQLiteConfigStore) -> None:
+    entries = [entry(v) for v in range(1, MANY + 1)] + [{**entry(MANY + 1), "scope": "nope"}]
+    with pytest.raises(ImportFormatError, match=rf"configs\[{MANY}\]"):
+        await store.import_entries("acme", stream(entries))
+    assert await total_versions(store) == 1
+
+
+async def test_a_version_given_twice_in_different_chunks_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    entries = [entry(v) for v in range(1, MANY + 1)] + [entry(5)]
+    with pytest.raises(ImportFormatError, match="version 5 of acme/system/svc/key appears twice"):
+        await store.import_entries("acme", stream(entries))
+    assert await total_versions(store) == 1
+
+
+async def test_a_late_conflict_with_a_stored_version_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    await store.set_config("acme", "system", "svc", "other", {"stored": True})
+    entries = [entry(v) for v in range(1, MANY + 1)] + [entry(1, config_key="other")]
+    with pytest.raises(ImportConflictError):
+        await store.import_entries("acme", stream(entries))
+    assert await total_versions(store) == 2
+
+
+async def test_importing_the_same_entries_again_writes_nothing(store: SQLiteConfigStore) -> None:
+    entries = [entry(v) for v in range(1, MANY + 1)]
+    assert await store.import_entries("acme", entries) == MANY
+    assert await store.import_entries("acme", stream(entries)) == 0
+    assert await total_versions(store) == MANY + 1
+
+
+async def test_append_adds_entries_in_version_order_on_top(store: SQLiteConfigStore) -> None:
+    entries = [entry(v, config_key="existing") for v in (3, 1, 2)]
+    assert await store.import_entries("acme", stream(entries), mode="append") == 3
+    history = await store.get_config_history("acme", "system", "svc", "existing")
+    assert [(e.version, e.config_value) for e in history] == [
+        (4, {"n": 3}),
+        (3, {"n": 2}),
+        (2, {"n": 1}),
+        (1, {"n": 0}),
+    ]
+
+
+async def test_append_refuses_a_version_given_twice_and_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    entries = [entry(v) for v in range(1, MANY + 1)] + [entry(MANY)]
+    with pytest.raises(ImportFormatError, match="appears twice"):
+        await store.import_entries("acme", stream(entries), mode="append")
+    assert await total_versions(store) == 1
+
+
+async def test_writes_during_an_import_wait_for_it_and_then_commit(
+    store: SQLiteConfigStore,
+) -> None:
+    started = asyncio.Event()
+
+    async def slow_source() -> AsyncIterator[Any]:
+        for version in range(1, MANY + 1):
+            if version == _IMPORT_CHUNK + 1:
+                started.set()
+                await asyncio.sleep(0.05)  # the import holds its transaction meanwhile
+            yield entry(version)
+
+    async def write_meanwhile() -> int:
+        await started.wait()
+        return (await store.set_config("acme", "system", "svc", "key", {"late": 1})).version
+
+    written, version = await asyncio.gather(
+        store.import_entries("acme", slow_source()), write_meanwhile()
+    )
+    assert written == MANY
+    assert version == MANY + 1
+
+
+async def test_the_import_is_one_transaction_for_another_process(tmp_path: Path) -> None:
+    """A reader on another connection sees nothing of an import before its end, then all of it."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    seen_during: list[int] = []
+    async with open_store(url) as importer, open_store(url) as reader:
+
+        async def watched_source() -> AsyncIterator[Any]:
+            for version in range(1, MANY + 1):
+                if version % _IMPORT_CHUNK == 0:
+                    seen_during.append((await reader.get_stats())["total_versions"])
+                yield entry(version)
+
+        await importer.import_entries("acme", watched_source())
+        assert (await reader.get_stats())["total_versions"] == MANY
+    assert seen_during == [0, 0, 0]

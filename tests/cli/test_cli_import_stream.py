@@ -1,0 +1,71 @@
+"""confstore import reads its document a piece at a time, in one transaction, with progress."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cli_harness import Cli
+from test_cli_transfer import everything, history_document
+
+# Larger than one piece the reader takes from a file, so entries straddle pieces.
+KEYS, VERSIONS = 40, 150
+
+
+def write_document(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2))
+
+
+def test_a_document_of_many_pieces_is_imported_whole(cli: Cli, tmp_path: Path) -> None:
+    document = history_document("acme", KEYS, VERSIONS)
+    write_document(tmp_path / "big.json", document)
+    assert (tmp_path / "big.json").stat().st_size > 2 * (1 << 20)
+    result = cli("import", "big.json", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["versions_written"] == KEYS * VERSIONS
+
+    def order(entry: dict[str, Any]) -> tuple[str, int]:
+        return entry["service"], entry["version"]
+
+    assert everything(cli)["acme"] == sorted(document["configs"], key=order)
+
+
+def test_a_bad_last_entry_exits_6_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    document = history_document("acme", KEYS, VERSIONS)
+    document["configs"].append({**document["configs"][0], "version": "seven"})
+    write_document(tmp_path / "bad.json", document)
+    result = cli("import", "bad.json")
+    assert result.exit_code == 6
+    assert f"configs[{KEYS * VERSIONS}]" in result.stderr
+    assert everything(cli) == {}
+
+
+def test_a_document_cut_short_exits_6_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    text = json.dumps(history_document("acme", KEYS, VERSIONS))
+    (tmp_path / "cut.json").write_text(text[: len(text) - 100])
+    result = cli("import", "cut.json")
+    assert result.exit_code == 6
+    assert "ends early" in result.stderr
+    assert everything(cli) == {}
+
+
+def test_a_tenant_named_after_the_configs_needs_the_tenant_option(cli: Cli, tmp_path: Path) -> None:
+    """Known only after the whole list was read, too late to choose where to import it."""
+    configs = history_document("acme", KEYS, VERSIONS)["configs"]
+    write_document(tmp_path / "late.json", {"configs": configs, "tenant_id": "acme"})
+    result = cli("import", "late.json")
+    assert result.exit_code == 6
+    assert "--tenant" in result.stderr
+    assert everything(cli) == {}
+    assert cli("import", "late.json", "--tenant", "acme").exit_code == 0
+    assert list(everything(cli)) == ["acme"]
+
+
+def test_a_terminal_shows_the_progress_of_the_import(cli: Cli, tmp_path: Path) -> None:
+    write_document(tmp_path / "big.json", history_document("acme", KEYS, VERSIONS))
+    exit_code, output = cli.in_pty("import", "big.json")
+    assert exit_code == 0, output
+    assert "KiB" in output
+    assert "100% done" in output
+    assert f"{KEYS * VERSIONS} versions written" in output
