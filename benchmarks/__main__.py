@@ -8,6 +8,7 @@ import importlib
 import os
 import pkgutil
 import platform
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def main() -> int:
         pinned = f"CPU {cpu}"
     print(
         f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} cores; pinned to: {pinned}; quick={args.quick}"
+        f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} cores; pinned to: {pinned}; "
+        f"quick={args.quick}"
     )
     results: list[Result] = []
     for name in _modules(args.names):
