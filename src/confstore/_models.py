@@ -242,6 +242,8 @@ def parse_timestamp(value: object, name: str = "timestamp") -> datetime:
         raise ImportFormatError(f"{name} must be an ISO 8601 string, got {type(value).__name__}")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
+    if moment.tzinfo is UTC:  # as every export writes them: nothing to convert
+        return moment
     try:
         return moment.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is after the last datetime

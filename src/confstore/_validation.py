@@ -26,6 +26,9 @@ MAX_TEXT_LENGTH = 4096
 _VALIDATED_KEYS_LIMIT = 4096
 _VALIDATED_KEYS: dict[tuple[object, ...], ConfigKey] = {}
 
+# Canonical JSON text of a value; one encoder (json.dumps with options builds one per call).
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", re.ASCII)
 
 
@@ -154,7 +157,7 @@ def encode_value(
     if not isinstance(value, dict):
         raise InvalidConfigError(f"config_value must be a dict, not {type(value).__name__}")
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = encode_json(value)
     except RecursionError:
         raise _too_deep() from None
     except (TypeError, ValueError) as exc:

@@ -88,7 +88,7 @@ from .._models import (
 from .._options import StoreOptions
 from .._store import ConfigStore, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
-from .._validation import DEFAULT_MAX_VALUE_BYTES
+from .._validation import DEFAULT_MAX_VALUE_BYTES, encode_json
 from ._sqlite_thread import SQLiteThread, ThreadGroup
 
 SCHEMA_VERSION: Final = 1
@@ -775,31 +775,41 @@ class SQLiteConfigStore(ConfigStore):
         updated_by: str | None,
         comment: str | None,
     ) -> ConfigEntry:
-        def work(connection: sqlite3.Connection) -> tuple[int, str, str]:
-            now = format_timestamp(utc_now())
-            written = _append_version(
+        def work(connection: sqlite3.Connection) -> tuple[int, datetime, datetime]:
+            moment = utc_now()
+            now = format_timestamp(moment)
+            version, created_at = _append_version(
                 connection, key, value_json, now, updated_by, comment, expected_version
             )
-            return written[0], written[1], now
+            # A new key was created now: no need to parse back what was just formatted.
+            created = moment if created_at == now else _parse_timestamp(created_at)
+            return version, created, moment
 
         version, created_at, updated_at = await self._write(_OneStatement(work))
         return ConfigEntry(
-            tenant_id=key.tenant_id,
-            scope=key.scope,
-            service=key.service,
-            config_key=key.config_key,
-            config_value=value,
-            version=version,
-            created_at=_parse_timestamp(created_at),
-            updated_at=_parse_timestamp(updated_at),
-            updated_by=updated_by,
-            comment=comment,
+            key.tenant_id,
+            key.scope,
+            key.service,
+            key.config_key,
+            value,
+            version,
+            created_at,
+            updated_at,
+            updated_by,
+            comment,
         )
 
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
-        if version is None:
-            return await self._query(_fetch_latest, _key_params(key))
-        entries = await self._query(_fetch_entries, _SELECT_VERSION, (*_key_params(key), version))
+        # _query inlined: this is the hot path of uncached reads (one coroutine level less).
+        reader = self._reader
+        if reader is None:
+            raise self._not_open()
+        with self._driver_errors:
+            if version is None:
+                return await reader.call(_fetch_latest, _key_params(key))
+            entries = await reader.call(
+                _fetch_entries, _SELECT_VERSION, (*_key_params(key), version)
+            )
         return entries[0] if entries else None
 
     async def _get_config_history(self, key: ConfigKey, limit: int) -> list[ConfigEntry]:
@@ -1144,7 +1154,7 @@ def _version_row(entry: ConfigEntry, timestamps: _TimestampMemo) -> VersionRow:
         entry.scope.value,
         entry.service,
         entry.config_key,
-        _dumps(entry.config_value),
+        encode_json(entry.config_value),
         entry.version,
         timestamps.format(entry.created_at),
         timestamps.format(entry.updated_at),
@@ -1313,10 +1323,6 @@ def _entry(row: Row) -> ConfigEntry:
         comment,
         bool(deleted),
     )
-
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-"""The same canonical JSON text ``encode_value`` produces (one encoder, not one per call)."""
 
 
 _parse_timestamp = datetime.fromisoformat  # stored by format_timestamp: always UTC with offset
