@@ -406,10 +406,10 @@ _Pending = tuple[WriteWork, "asyncio.Future[Any]"]
 class _GroupCommitWriter:
     """The single write path of one store handle: queued writes are committed together.
 
-    A lone write goes to the writer thread at once. While a batch is on the writer thread, new
-    writes queue; when it finishes, the next batch starts one turn of the event loop later, so
-    every write submitted in that turn (for example by the writers the finished batch just woke)
-    joins it. A batch runs as one hop and reports back with one ``call_soon_threadsafe``: no task
+    A write that finds the writer idle goes to the writer thread at once. While a batch is on the
+    writer thread, new writes queue; when it finishes, the next batch starts one turn of the event
+    loop later, so every write submitted in that turn (for example by the writers the finished
+    batch just woke) joins it. A batch runs as one hop and reports back with one ``call_soon_threadsafe``: no task
     per write or per batch. ``exclusive()`` holds the write path for one long transaction.
 
     The writer follows its caller's event loop: when a new loop starts using it (the previous
@@ -503,15 +503,21 @@ class _GroupCommitWriter:
         self._in_flight = False
         self._next()
 
-    def _next(self) -> None:
-        """The write path is free: give it to a waiting holder, or start the next batch."""
+    def _next(self, *, after_batch: bool = False) -> None:
+        """The write path is free: give it to a waiting holder, or start the next batch.
+
+        After a batch, the next one starts one turn of the loop later even if nothing waits
+        yet: the writers the batch just woke submit their next writes in that turn and join it
+        (a lone writer's next write too, so it loses no turn), instead of the first of them
+        going alone and the rest waiting for it.
+        """
         while self._holders:
             turn = self._holders.popleft()
             if not turn.done():
                 self._in_flight = True
                 turn.set_result(None)
                 return
-        if self._pending:
+        if self._pending or after_batch:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start_next_batch)
             return
@@ -577,7 +583,8 @@ class _GroupCommitWriter:
                     future.set_exception(self._translated(result.error))
                 else:
                     future.set_result(result)
-        self._release()
+        self._in_flight = False
+        self._next(after_batch=True)
 
     def _translated(self, error: BaseException) -> BaseException:
         """The confstore error for ``error``: a fresh one per caller, so no traceback is shared."""
