@@ -40,6 +40,19 @@ class RegisteredBackend:
     provider: str
 
 
+KNOWN_PLUGINS: dict[str, str] = {
+    "vespa": "confstore-vespa",
+    "elasticsearch": "confstore-elasticsearch",
+    "opensearch": "confstore-elasticsearch",
+    "postgresql": "confstore-postgres",
+    "postgres": "confstore-postgres",
+    "etcd": "confstore-etcd",
+    "confstore": "confstore-remote",
+}
+"""The URL scheme families of this project's own plugin distributions: an unregistered scheme of
+one of these families (``etcd+http``, ``postgres``) names the package to install."""
+
+
 class BackendRegistry:
     """Maps URL schemes to store factories.
 
@@ -81,6 +94,8 @@ class BackendRegistry:
         known = self.schemes()
         family = scheme.split("+", 1)[0]
         similar = [name for name in known if name.split("+", 1)[0] == family]
+        if not similar and family in KNOWN_PLUGINS:
+            raise NoSuchBackendError(scheme, package=KNOWN_PLUGINS[family])
         raise NoSuchBackendError(scheme, known=known, similar=similar)
 
     def factory(self, scheme: str) -> StoreFactory:

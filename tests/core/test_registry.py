@@ -42,6 +42,33 @@ def test_a_scheme_of_the_same_family_is_suggested() -> None:
         open_store("vespa://localhost:8080")
 
 
+@pytest.mark.parametrize(
+    ("url", "package"),
+    [
+        ("etcd+http://h1:2379", "confstore-etcd"),
+        ("postgres://db/configs", "confstore-postgres"),
+        ("opensearch+https://search:9200", "confstore-elasticsearch"),
+        ("vespa+http://localhost:8080", "confstore-vespa"),
+        ("confstore+https://configs.internal", "confstore-remote"),
+    ],
+)
+def test_a_first_party_scheme_without_its_plugin_names_the_package(url: str, package: str) -> None:
+    backend_registry.schemes()
+    family = url.split(":", 1)[0].split("+", 1)[0]
+    registered = backend_registry._discovered or {}
+    removed = {  # the family's schemes, as if the plugin were not installed
+        scheme: registered.pop(scheme)
+        for scheme in list(registered)
+        if scheme.split("+", 1)[0] == family
+    }
+    try:
+        with pytest.raises(NoSuchBackendError, match=f"pip install {package}") as raised:
+            open_store(url)
+        assert raised.value.package == package
+    finally:
+        registered.update(removed)
+
+
 def test_unknown_scheme_lists_the_registered_ones() -> None:
     with pytest.raises(NoSuchBackendError, match=r"registered schemes: .*memory.*sqlite"):
         open_store("nosuch://x")

@@ -17,12 +17,10 @@ from confstore import (
     ConfigKey,
     ConfigScope,
     InvalidConfigError,
-    NoSuchBackendError,
     StoreURL,
     VersionConflictError,
     open_store,
 )
-from confstore._registry import backend_registry
 
 KEY = ("acme", "system", "svc", "db.url")
 CONFIG_KEY = ConfigKey("acme", ConfigScope.SYSTEM, "svc", "db.url")
@@ -340,16 +338,6 @@ def test_urls_with_several_members_and_options() -> None:
 def test_bad_urls_raise_invalid_config(url: str) -> None:
     with pytest.raises(InvalidConfigError):
         open_store(url)
-
-
-def test_the_scheme_names_the_package_when_the_plugin_is_missing() -> None:
-    backend_registry.schemes()
-    factory = backend_registry._factories.pop("etcd+http")
-    try:
-        with pytest.raises(NoSuchBackendError, match="confstore-etcd"):
-            open_store("etcd+http://h1:2379")
-    finally:
-        backend_registry._factories["etcd+http"] = factory
 
 
 async def test_requests_start_at_the_leader(etcd_url: str, make_etcd_store: Any) -> None:

