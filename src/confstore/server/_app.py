@@ -22,6 +22,7 @@ from ._http import (
     problem,
     security_headers,
 )
+from ._idempotency import IDEMPOTENCY, IdempotencyKeys
 from ._openapi import openapi_document
 from ._routes import ROUTES
 from ._settings import SETTINGS, STORE, ServerSettings
@@ -101,6 +102,7 @@ def create_app(
     app[SETTINGS] = settings
     app[AUTHENTICATOR] = authenticator
     app[HEALTH] = HealthCache()
+    app[IDEMPOTENCY] = IdempotencyKeys.from_settings(settings)
     app[CONSOLE] = console_directory
     app[HUB] = ChangeHub(
         store,

@@ -35,6 +35,7 @@ from ._http import (
     security_headers,
     write_within,
 )
+from ._idempotency import idempotent_write
 from ._schemas import DeleteConfigRequest, PutConfigRequest, RollbackRequest
 from ._settings import SETTINGS, STORE
 from ._tokens import AccessToken, Role
@@ -215,10 +216,23 @@ async def get_config(request: web.Request) -> web.Response:
     return json_response(entry_body(entry, identity), headers=headers)
 
 
+def _put_body_limit(request: web.Request) -> int:
+    return request.app[SETTINGS].body_limit(request.app[STORE])
+
+
+def _small_body_limit(request: web.Request) -> int:
+    return request.app[SETTINGS].max_small_body_bytes
+
+
+def _import_body_limit(request: web.Request) -> int:
+    return request.app[SETTINGS].max_import_bytes
+
+
+@idempotent_write(Role.WRITE, _put_body_limit)
 async def put_config(request: web.Request) -> web.Response:
     key, identity = _key(request, Role.WRITE)
     store = request.app[STORE]
-    body = await _body(request, PutConfigRequest, request.app[SETTINGS].body_limit(store))
+    body = await _body(request, PutConfigRequest, _put_body_limit(request))
     updated_by = resolve_updated_by(identity, _given(body, "updated_by"))
     value = validated_value(None, key.tenant_id, key.scope.value, key.config_key, body.value)
     expected = await _expected_version(request, store, key, body.expected_version)
@@ -233,6 +247,7 @@ async def put_config(request: web.Request) -> web.Response:
     )
 
 
+@idempotent_write(Role.WRITE, _small_body_limit)
 async def delete_config(request: web.Request) -> web.Response:
     key, identity = _key(request, Role.WRITE)
     body = await _body(request, DeleteConfigRequest, optional=True)
@@ -287,6 +302,7 @@ async def _version(store: ConfigStore, key: ConfigKey, version: int) -> ConfigEn
     return entry
 
 
+@idempotent_write(Role.WRITE, _small_body_limit)
 async def rollback(request: web.Request) -> web.Response:
     key, identity = _key(request, Role.WRITE)
     store = request.app[STORE]
@@ -338,6 +354,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@idempotent_write(Role.ADMIN, _import_body_limit)
 async def import_(request: web.Request) -> web.Response:
     tenant_id = request.match_info["tenant"]
     authorize(request, role=Role.ADMIN, tenant_id=tenant_id)
@@ -345,8 +362,9 @@ async def import_(request: web.Request) -> web.Response:
     mode = request.query.get("mode", "restore")
     if mode not in ("restore", "append"):
         raise ApiError(400, "invalid_config", "?mode= must be restore or append", field="mode")
-    settings = request.app[SETTINGS]
-    body = await read_body(request, settings.max_import_bytes, settings.client_timeout)
+    body = await read_body(
+        request, _import_body_limit(request), request.app[SETTINGS].client_timeout
+    )
     require_json(request)
     written = await request.app[STORE].import_configs(
         tenant_id, parse_json(body), mode="append" if mode == "append" else "restore"

@@ -28,6 +28,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Set once a handler has begun a streamed answer: a later failure can only cut it short.
 STREAMING = web.RequestKey("confstore_streaming", bool)
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
+# The body once read, so a request's body can be read again (by the idempotency check first).
+BODY = web.RequestKey("confstore_body", bytes)
 
 JSON_CONTENT_TYPE = "application/json"
 # Below asyncio's low-water mark a transport is never paused, so a write there never waits.
@@ -135,8 +137,10 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     """The request body, at most ``limit`` bytes, arriving within ``timeout`` seconds.
 
     413 as soon as Content-Length (or the bytes received) pass the limit; 408 for a client too
-    slow to send it.
+    slow to send it. Read again, it is the same body.
     """
+    if BODY in request:
+        return request[BODY]
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     chunks = []
@@ -154,7 +158,8 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
         )
         error.headers["Connection"] = "close"
         raise error from None
-    return b"".join(chunks)
+    request[BODY] = b"".join(chunks)
+    return request[BODY]
 
 
 async def write_within(

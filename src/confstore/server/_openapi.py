@@ -25,6 +25,21 @@ _ERRORS = {
     "429": "too many failed authentications from this address (see Retry-After)",
     "503": "the backend does not answer",
 }
+# Writes that take an Idempotency-Key answer these too (a repeat's answer is the first one's).
+_IDEMPOTENT_ERRORS = {
+    "400": "invalid input: identifier, query parameter, JSON or Idempotency-Key "
+    "(invalid_idempotency_key)",
+    "409": "idempotency_key_in_use: a request with this Idempotency-Key is still running; "
+    "retry after Retry-After seconds (an import may also answer import_conflict)",
+    "422": "the body or value is not acceptable, or idempotency_key_reused: this "
+    "Idempotency-Key was sent before with another request (nothing is written)",
+}
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "true on the stored answer to a repeated Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 @functools.cache
@@ -87,14 +102,17 @@ def _responses(route: Route) -> dict[str, Any]:
             "type": "string",
             "description": f"events; each data is a {_REF.format(model='ChangeRecord')}",
         }
-    responses: dict[str, Any] = {
-        str(route.status): {
-            "description": "success",
-            "content": {route.content_type: {"schema": schema}},
-        }
+    success: dict[str, Any] = {
+        "description": "success",
+        "content": {route.content_type: {"schema": schema}},
     }
+    errors = _ERRORS
+    if any(parameter.name == "Idempotency-Key" for parameter in route.parameters):
+        success["headers"] = _REPLAYED
+        errors = {**_ERRORS, **_IDEMPOTENT_ERRORS}
+    responses: dict[str, Any] = {str(route.status): success}
     problem = {"application/json": {"schema": _ref(Problem)}}
-    for status, description in _ERRORS.items():
+    for status, description in sorted(errors.items()):
         if route.role is None and status in ("401", "403", "429"):
             continue
         responses[status] = {"description": description, "content": problem}

@@ -62,6 +62,14 @@ KEY_PARAMETERS = (
     Parameter("service", "path", "service name", required=True),
     Parameter("config_key", "path", "config key", required=True),
 )
+IDEMPOTENCY_KEY = Parameter(
+    "Idempotency-Key",
+    "header",
+    "a new random key per write (1 to 255 visible ASCII characters), sent again unchanged "
+    "with each retry: a repeat of a write the server already answered gets that answer again "
+    "(with Idempotent-Replayed: true) and writes nothing; the same key with another request "
+    "is refused (422 idempotency_key_reused). Keys are remembered per token for an hour",
+)
 FEED_TENANT = Parameter(
     "tenant",
     "query",
@@ -139,6 +147,7 @@ ROUTES: tuple[Route, ...] = (
             *KEY_PARAMETERS,
             Parameter("If-Match", "header", '"<version>": write only if that is the latest'),
             Parameter("If-None-Match", "header", "*: write only if the key is new"),
+            IDEMPOTENCY_KEY,
         ),
     ),
     Route(
@@ -153,6 +162,7 @@ ROUTES: tuple[Route, ...] = (
         parameters=(
             *KEY_PARAMETERS,
             Parameter("purge", "query", "remove every version", "boolean"),
+            IDEMPOTENCY_KEY,
         ),
     ),
     Route(
@@ -188,7 +198,11 @@ ROUTES: tuple[Route, ...] = (
         "write",
         ConfigEntryBody,
         request=RollbackRequest,
-        parameters=(*KEY_PARAMETERS, Parameter("If-Match", "header", "as for PUT")),
+        parameters=(
+            *KEY_PARAMETERS,
+            Parameter("If-Match", "header", "as for PUT"),
+            IDEMPOTENCY_KEY,
+        ),
     ),
     Route(
         "GET",
@@ -210,7 +224,11 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         ImportResult,
         request=ExportDocument,
-        parameters=(TENANT, Parameter("mode", "query", "restore (default) or append")),
+        parameters=(
+            TENANT,
+            Parameter("mode", "query", "restore (default) or append"),
+            IDEMPOTENCY_KEY,
+        ),
     ),
     Route(
         "GET",

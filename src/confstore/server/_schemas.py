@@ -171,7 +171,8 @@ class Problem(BaseModel):
         description="unauthorized, forbidden, not_found, method_not_allowed, invalid_identifier, "
         "invalid_config, invalid_cursor, malformed_json, unsupported_media_type, "
         "payload_too_large, request_timeout, version_conflict, import_format, import_conflict, "
-        "cursor_expired, too_many_requests, backend_unavailable, backend_timeout, backend_error"
+        "cursor_expired, too_many_requests, backend_unavailable, backend_timeout, backend_error, "
+        "invalid_idempotency_key, idempotency_key_reused, idempotency_key_in_use"
     )
     status: int
     message: str

@@ -29,6 +29,9 @@ class ServerSettings:
     feed_poll_interval: how often the change feed is polled for writes made around this server
         (its own writes are announced at once).
     shutdown_timeout: seconds in-flight requests get to finish after SIGTERM.
+    idempotency_ttl / idempotency_keys_per_token / idempotency_bytes_per_token: how long the
+        answer of a write sent with an Idempotency-Key is remembered, and how many keys and
+        bytes of answers each token keeps at most (its oldest are forgotten first).
     """
 
     max_body_bytes: int | None = None
@@ -44,6 +47,9 @@ class ServerSettings:
     sse_queue_limit: int = 1000
     feed_poll_interval: float = 1.0
     shutdown_timeout: float = 10.0
+    idempotency_ttl: float = 3600.0
+    idempotency_keys_per_token: int = 10_000
+    idempotency_bytes_per_token: int = 16 * 1024 * 1024
 
     def body_limit(self, store: ConfigStore) -> int:
         if self.max_body_bytes is not None:
