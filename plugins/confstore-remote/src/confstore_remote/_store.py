@@ -1,8 +1,10 @@
 """RemoteConfigStore: the store contract through ``confstore serve``'s ``/v1`` API.
 
-Each store method is one request (an export is one streamed answer). Writes are never re-sent
-by us after their outcome became unknown: a dropped connection or a timeout on a write raises
-BackendTimeoutError, as for any backend. The server's answers map back to the same confstore
+Each store method is one request (an export is one streamed answer). Every write (put, delete,
+import) carries an ``Idempotency-Key`` made for it, kept across its retries: a write whose
+connection dropped or timed out (its outcome unknown) is sent again with the same key, and the
+server answers a key it has seen with the first answer instead of writing twice. Only when every
+attempt ends that way does the write raise BackendTimeoutError. The server's answers map back to the same confstore
 errors a local store raises (412 -> VersionConflictError, 410 -> CursorExpiredError, ...);
 401 and 403 raise AccessDeniedError.
 
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import logging
 import os
 import random
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,8 +109,15 @@ class RemoteConfigStore(ConfigStore):
         ssl_context = None
         if base_url.startswith("https:") and (ca_file is not None or not verify):
             ssl_context = make_ssl_context(ca_file=ca_file, verify=verify)
+        policy = retry or RetryPolicy()
         self._client = HttpClient(
-            self.base_url, timeout=timeout, retry=retry or RetryPolicy(), ssl_context=ssl_context
+            self.base_url, timeout=timeout, retry=policy, ssl_context=ssl_context
+        )
+        # A keyed write may be sent again after any answer that shows it was not applied (429,
+        # 503: the server's backend refused it) and after a lost answer, never after a 502 or
+        # 504 (the server itself does not know what happened, and remembers no answer).
+        self._write_retry = dataclasses.replace(
+            policy, retry_statuses=policy.unapplied_statuses | {503}
         )
         self._events = _EventFollower(self)
 
@@ -174,7 +185,12 @@ class RemoteConfigStore(ConfigStore):
         )
         body = '{"value":' + value_json + "," + fields[1:]
         response = await self._call(
-            "PUT", _config_path(key), data=body, content_type="application/json", key=key
+            "PUT",
+            _config_path(key),
+            data=body,
+            content_type="application/json",
+            key=key,
+            write=True,
         )
         return _entry(response.json())
 
@@ -208,6 +224,7 @@ class RemoteConfigStore(ConfigStore):
             _config_path(key),
             json_body={"purge": purge, "updated_by": updated_by, "comment": comment},
             absent_ok=True,
+            write=True,
         )
         return response.status != 404
 
@@ -231,7 +248,11 @@ class RemoteConfigStore(ConfigStore):
             "configs": [entry.to_dict() for entry in entries],
         }
         response = await self._call(
-            "POST", _tenant_path(tenant_id) + "/import", params={"mode": mode}, json_body=document
+            "POST",
+            _tenant_path(tenant_id) + "/import",
+            params={"mode": mode},
+            json_body=document,
+            write=True,
         )
         return int(_field(response, "versions_written", int))
 
@@ -309,8 +330,15 @@ class RemoteConfigStore(ConfigStore):
         content_type: str | None = None,
         key: ConfigKey | None = None,
         absent_ok: bool = False,
+        write: bool = False,
     ) -> HttpResponse:
-        """Send a request; a 2xx answer (or 404 with ``absent_ok``) is returned, others raised."""
+        """Send a request; a 2xx answer (or 404 with ``absent_ok``) is returned, others raised.
+
+        A ``write`` gets a new Idempotency-Key, sent unchanged with each of its retries.
+        """
+        headers = await self._authorization()
+        if write:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
         response = await self._client.request(
             method,
             path,
@@ -318,7 +346,9 @@ class RemoteConfigStore(ConfigStore):
             json_body=json_body,
             data=data,
             content_type=content_type,
-            headers=await self._authorization(),
+            headers=headers,
+            idempotent=True if write else None,
+            retry=self._write_retry if write else None,
         )
         if 200 <= response.status < 300 or (absent_ok and _is_not_found(response)):
             return response
@@ -446,12 +476,20 @@ def error_for(response: HttpResponse, key: ConfigKey | None) -> ConfigStoreError
         "backend_unavailable": BackendUnavailableError,
         "too_many_requests": BackendUnavailableError,
         "backend_timeout": BackendTimeoutError,
+        # Our own earlier attempt is still running on the server: the outcome is still unknown.
+        "idempotency_key_in_use": BackendTimeoutError,
     }
     if kind in simple:
         return simple[kind](message)
     if kind == "import_conflict":
         return ImportConflictError(message, version=body.get("version"))
-    if kind in ("invalid_config", "invalid_cursor", "payload_too_large"):
+    if kind in (
+        "invalid_config",
+        "invalid_cursor",
+        "payload_too_large",
+        "invalid_idempotency_key",
+        "idempotency_key_reused",
+    ):
         return InvalidConfigError(message, field=str(field) if field else None)
     return response.error("the server answered")
 
