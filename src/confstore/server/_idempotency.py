@@ -50,11 +50,18 @@ class StoredAnswer:
     body: bytes
 
     @classmethod
-    def of(cls, response: web.Response) -> StoredAnswer:
+    def of(cls, response: web.StreamResponse) -> StoredAnswer | None:
+        """What to remember of ``response``: None for an answer of 500 or more (the write may
+        not have happened) or one that is not a whole body (nothing to replay)."""
+        if response.status >= 500 or not isinstance(response, web.Response):
+            return None
+        body = response.body
+        if not isinstance(body, bytes):
+            return None
         headers = tuple(
             (name, response.headers[name]) for name in _REPLAYED_HEADERS if name in response.headers
         )
-        return cls(response.status, headers, bytes(response.body or b""))  # type: ignore[arg-type]
+        return cls(response.status, headers, body)
 
     def replay(self) -> web.Response:
         response = web.Response(status=self.status, body=self.body, headers=dict(self.headers))
@@ -228,8 +235,7 @@ def idempotent_write(role: Role, body_limit: BodyLimit) -> Callable[[Handler], H
             answer: StoredAnswer | None = None
             try:
                 response = await _answer(handler, request)
-                if isinstance(response, web.Response) and response.status < 500:
-                    answer = StoredAnswer.of(response)
+                answer = StoredAnswer.of(response)
                 return response
             finally:
                 keys.finish(identity.sha256, key, claimed, answer)
