@@ -9,7 +9,10 @@ plain aiohttp server's throughput that confstore keeps.
 Fan-out: W watchers on /v1/watch (1,000; --quick: 50) while writes are PUT one after another;
 every watcher must receive every change. Latency is from just before a PUT is sent to a
 watcher's receipt of its event, over every (watcher, change); baseline: the same with one
-watcher, so the ratio shows what fanning out to W costs. The machine is shared with other
+watcher, so the ratio shows what fanning out to W costs.
+
+Keyed writes: PUTs that each carry a new Idempotency-Key (the server fingerprints the request
+and remembers the answer); baseline: the same PUTs without one. The machine is shared with other
 work: absolute numbers move with its load, ratios less so.
 """
 
@@ -134,6 +137,36 @@ async def _get_rate(url: str, head: bytes, count: int, expected_status: int) -> 
     return per_connection * GET_CONNECTIONS / elapsed
 
 
+async def _put_rate(url: str, auth: str, count: int, *, keyed: bool) -> float:
+    """Writes per second of ``count`` PUTs (each a new version of one of GET_CONNECTIONS keys)
+    over GET_CONNECTIONS keep-alive connections; ``keyed``: each with its own Idempotency-Key."""
+    connections = [await _Connection.open(url) for _ in range(GET_CONNECTIONS)]
+    per_connection = max(1, count // GET_CONNECTIONS)
+    body = b'{"value": {"llm_model": "gpt-4o", "temperature": 0.2, "max_tokens": 512}}'
+    prefix = "keyed" if keyed else "plain"
+
+    async def drive(number: int, connection: _Connection) -> None:
+        for write in range(per_connection):
+            key = f"Idempotency-Key: {prefix}-{number}-{write}\r\n" if keyed else ""
+            head = (
+                f"PUT {CONFIG_PATH.replace('hot', f'{prefix}-{number}')} HTTP/1.1\r\n"
+                f"Host: bench\r\n{auth}{key}Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            status, _ = await connection.request(head + body)
+            if status not in (200, 201):
+                raise RuntimeError(f"unexpected HTTP {status}")
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(drive(n, connection) for n, connection in enumerate(connections)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+    return per_connection * GET_CONNECTIONS / elapsed
+
+
 class _Watcher:
     """One /v1/watch stream; records when each change's event arrived."""
 
@@ -223,6 +256,7 @@ async def run(quick: bool) -> list[Result]:
     gets = 1_000 if quick else 20_000
     watchers = 50 if quick else 1_000
     writes = 3 if quick else 20
+    puts = 160 if quick else 4_000
     with tempfile.TemporaryDirectory() as directory:
         tokens = TokenFile(Path(directory) / "tokens.json")
         token, _ = tokens.create("bench", "admin", ["*"])
@@ -252,6 +286,8 @@ async def run(quick: bool) -> list[Result]:
             conditional = f'GET {CONFIG_PATH} HTTP/1.1\r\nHost: bench\r\n{auth}If-None-Match: "1"\r\n\r\n'.encode()
             confstore_gets = await _get_rate(url, get, gets, 200)
             not_modified = await _get_rate(url, conditional, gets, 304)
+            plain_puts = await _put_rate(url, auth, puts, keyed=False)
+            keyed_puts = await _put_rate(url, auth, puts, keyed=True)
             one_watcher, _ = await _fan_out(url, token, 1, writes)
             p99, complete = await _fan_out(url, token, watchers, writes)
         baseline_server = (sys.executable, "-c", _BASELINE_SERVER)
@@ -273,6 +309,14 @@ async def run(quick: bool) -> list[Result]:
             baseline_gets,
             "req/s",
             note=get_note,
+        ),
+        Result(
+            "server PUT with an Idempotency-Key (writes/s)",
+            keyed_puts,
+            plain_puts,
+            "writes/s",
+            note=f"{GET_CONNECTIONS} connections, a new key each; baseline: the same PUTs "
+            "without a key",
         ),
         Result(
             f"server fan-out p99, {watchers} SSE watchers (ms)",
