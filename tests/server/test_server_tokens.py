@@ -167,6 +167,7 @@ def test_a_tampered_or_foreign_cursor_is_refused() -> None:
         (["--client-timeout", "0"], 2),
         (["--max-body-bytes", "-5"], 2),
         (["--max-import-bytes", "lots"], 2),
+        (["--idempotency-ttl", "-1"], 2),
         (["--bind", "nonsense"], 6),
         (["--bind", "127.0.0.1:99999"], 6),
         (["--tls-key", "key.pem"], 6),

@@ -50,6 +50,14 @@ def add_commands(command: AddCommand, global_options: AddOptions) -> None:
         metavar="N",
         help="largest import document (default: 64 MiB)",
     )
+    sub.add_argument(
+        "--idempotency-ttl",
+        type=_positive(float),
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long the answer of a write sent with an Idempotency-Key is kept for its "
+        "retries (default: 3600)",
+    )
 
     tokens = command(
         "token",
@@ -132,6 +140,7 @@ async def serve(args: argparse.Namespace, console: Console) -> int:
         max_body_bytes=args.max_body_bytes,
         max_import_bytes=args.max_import_bytes,
         client_timeout=args.client_timeout,
+        idempotency_ttl=args.idempotency_ttl,
     )
     token_file = _token_file(args)
     try:
