@@ -4,8 +4,8 @@ Each store method is one request (an export is one streamed answer). Every write
 import) carries an ``Idempotency-Key`` made for it, kept across its retries: a write whose
 connection dropped or timed out (its outcome unknown) is sent again with the same key, and the
 server answers a key it has seen with the first answer instead of writing twice. Only when every
-attempt ends that way does the write raise BackendTimeoutError. The server's answers map back to the same confstore
-errors a local store raises (412 -> VersionConflictError, 410 -> CursorExpiredError, ...);
+attempt ends that way does the write raise BackendTimeoutError. The server's answers map back
+to the same confstore errors a local store raises (412 -> VersionConflictError, 410 -> CursorExpiredError, ...);
 401 and 403 raise AccessDeniedError.
 
 Hot reload: ``wait_for_changes`` follows the server's ``/v1/watch`` event stream (one connection
