@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -144,10 +145,11 @@ async def _put_rate(url: str, auth: str, count: int, *, keyed: bool) -> float:
     per_connection = max(1, count // GET_CONNECTIONS)
     body = b'{"value": {"llm_model": "gpt-4o", "temperature": 0.2, "max_tokens": 512}}'
     prefix = "keyed" if keyed else "plain"
+    run = uuid.uuid4().hex  # keys never seen before, so every PUT is written, none replayed
 
     async def drive(number: int, connection: _Connection) -> None:
         for write in range(per_connection):
-            key = f"Idempotency-Key: {prefix}-{number}-{write}\r\n" if keyed else ""
+            key = f"Idempotency-Key: {run}-{number}-{write}\r\n" if keyed else ""
             head = (
                 f"PUT {CONFIG_PATH.replace('hot', f'{prefix}-{number}')} HTTP/1.1\r\n"
                 f"Host: bench\r\n{auth}{key}Content-Type: application/json\r\n"
