@@ -13,6 +13,7 @@ from ._errors import InheritanceError as InheritanceError
 from ._errors import InvalidConfigError as InvalidConfigError
 from ._errors import InvalidIdentifierError as InvalidIdentifierError
 from ._errors import NoSuchBackendError as NoSuchBackendError
+from ._errors import PermissionDeniedError as PermissionDeniedError
 from ._errors import VersionConflictError as VersionConflictError
 from ._export import plan_restore as plan_restore
 from ._export_reader import ExportFileReader as ExportFileReader
@@ -37,6 +38,7 @@ from ._options import StoreOptions as StoreOptions
 from ._registry import open_store as open_store
 from ._registry import register_backend as register_backend
 from ._store import ConfigStore as ConfigStore
+from ._store import IsolatedArea as IsolatedArea
 from ._store import StoreCapabilities as StoreCapabilities
 from ._url import StoreURL as StoreURL
 from ._url import default_store_url as default_store_url
@@ -80,11 +82,13 @@ __all__ = [
     "InheritanceError",
     "InvalidConfigError",
     "InvalidIdentifierError",
+    "IsolatedArea",
     "MemoryConfigStore",
     "ModuleConfig",
     "NoSuchBackendError",
     "OptimizerConfig",
     "OptimizerType",
+    "PermissionDeniedError",
     "RoutingConfig",
     "SQLiteConfigStore",
     "StoreCapabilities",

@@ -17,7 +17,8 @@ Hierarchy::
     │   └── AmbiguousBackendError   .packages
     └── BackendError
         ├── BackendUnavailableError
-        └── BackendTimeoutError
+        ├── BackendTimeoutError
+        └── PermissionDeniedError
 """
 
 from __future__ import annotations
@@ -163,6 +164,12 @@ class BackendTimeoutError(BackendError):
 
     The outcome is unknown: a write may or may not have been applied.
     """
+
+
+class PermissionDeniedError(BackendError):
+    """The backend answered and refused the operation: the credentials lack a privilege, or the
+    store is read-only (a read-only file, a replica, a read-only role or token). Nothing was
+    written, and trying again does not help until the permissions change."""
 
 
 def short_repr(value: object, limit: int = 60) -> str:

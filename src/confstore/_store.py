@@ -10,10 +10,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Self, TextIO
+from typing import Any, ClassVar, Self, TextIO, TypeVar
 
 from ._errors import InvalidConfigError
 from ._export import (
@@ -26,6 +26,7 @@ from ._export import (
     parse_import_document,
 )
 from ._models import ChangeBatch, ConfigEntry, ConfigKey, ConfigScope
+from ._url import StoreURL
 from ._validation import (
     DEFAULT_MAX_VALUE_BYTES,
     encode_value,
@@ -53,6 +54,69 @@ class StoreCapabilities:
     shared: bool = False
 
 
+_Store = TypeVar("_Store", bound="ConfigStore")
+
+
+async def nothing_to_remove() -> None:
+    """The ``remove`` of an area that vanishes with its handles (a private in-memory store)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedArea:
+    """A new, empty part of a backend that tests may write to: see ``ConfigStore.isolated_area``.
+
+    ``url`` opens handles on the area and nothing else (``open_store(area.url)``, as often as
+    needed: each is another process or host on the same area). ``description`` says what the area
+    is, for reports and never with a password (``"schema conformance_x in PostgreSQL at db:5432,
+    database app"``). ``await remove()`` deletes the area and everything written to it; it may be
+    awaited once every handle on the area is closed, and again (then it does nothing).
+    """
+
+    url: StoreURL
+    description: str
+    remove: Callable[[], Awaitable[None]] = nothing_to_remove
+
+    @classmethod
+    def removed_by(
+        cls,
+        url: StoreURL,
+        description: str,
+        open_handle: Callable[[StoreURL], _Store],
+        remove: Callable[[_Store], Awaitable[object]],
+    ) -> IsolatedArea:
+        """An area whose ``remove()`` opens a handle with ``open_handle(url)`` (not initialised),
+        awaits ``remove(handle)`` and closes the handle: ``IsolatedArea.removed_by(area_url,
+        description, cls.from_url, cls.drop_everything)``."""
+
+        async def remove_area() -> None:
+            handle = open_handle(url)
+            try:
+                await remove(handle)
+            finally:
+                await handle.close()
+
+        return cls(url, description, remove_area)
+
+    @classmethod
+    def with_suffix(
+        cls,
+        url: StoreURL,
+        option: str,
+        default: str,
+        name: str,
+        describe: Callable[[str], str],
+        open_handle: Callable[[StoreURL], _Store],
+        remove: Callable[[_Store], Awaitable[object]],
+    ) -> IsolatedArea:
+        """``removed_by`` an area whose URL option ``option`` (a namespace, an index prefix) is
+        the URL's own value (else ``default``), ``-`` and ``name``; ``describe(value)`` says
+        what the area is."""
+        value = f"{url.options.get(option) or default}-{name}"
+        return cls.removed_by(
+            url.with_options(**{option: value}), describe(value), open_handle, remove
+        )
+
+
 class ConfigStore(abc.ABC):
     """Async, versioned, multi-tenant config storage. Constructors do no I/O.
 
@@ -70,6 +134,30 @@ class ConfigStore(abc.ABC):
     def capabilities(self) -> StoreCapabilities:
         """What this store offers beyond the core contract; see StoreCapabilities."""
         return StoreCapabilities()
+
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea | None:
+        """A new, empty area of the backend ``url`` points at, apart from the data ``url`` opens,
+        or None when this backend cannot make one (the default).
+
+        ``confstore conformance URL`` runs each test in an area of its own, so certifying a store
+        on a live server never reads or writes its data: a namespace, an index or key prefix, a
+        schema, a scratch file. ``name`` is new for every call: 1-40 lower-case ASCII letters,
+        digits and ``-``, starting with a letter (``conformance-1f2e3d4c-0042``); build the area's
+        identity from it. Keep every other part of ``url`` (server, credentials, TLS, timeouts),
+        so the tests run with the user's settings. No I/O: the first handle initialised on
+        ``IsolatedArea.url`` creates the area, and ``IsolatedArea.remove`` deletes it. A store
+        that returns None is run by ``confstore conformance`` only with ``--allow-shared``.
+        Raise PermissionDeniedError when ``url`` visibly opens a read-only store (SQLite's
+        ``mode=ro``); a server that refuses writes says so when the area is first written.
+        """
+        return None
+
+    async def backend_version(self) -> str | None:
+        """What the backend says it is, name and version (``"PostgreSQL 18.1"``, ``"Vespa 8.600.12"``),
+        or None when it does not say (the default). Needs an initialised store; may raise
+        BackendError. ``confstore conformance`` prints it in its report."""
+        return None
 
     @abc.abstractmethod
     async def initialize(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -92,6 +92,10 @@ class StoreURL:
             options=options,
             hosts=hosts if len(hosts) > 1 else (),
         )
+
+    def with_options(self, **options: str) -> StoreURL:
+        """This URL with ``options`` added to its query options (replacing those of the same name)."""
+        return replace(self, options=MappingProxyType({**self.options, **options}))
 
     @property
     def backend(self) -> str:

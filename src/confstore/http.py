@@ -9,6 +9,9 @@ confstore errors once::
     429/5xx still failing after the retries     -> BackendUnavailableError
     any other aiohttp error                     -> BackendError
 
+and ``HttpResponse.error()`` turns an unexpected answer into one: 429/5xx
+BackendUnavailableError, 401/403 PermissionDeniedError, any other status BackendError.
+
 ``HttpClient.stream`` sends one request and hands over its response while the body is still
 arriving (watch streams, server-sent events), translating errors the same way.
 
@@ -35,7 +38,12 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
-from ._errors import BackendError, BackendTimeoutError, BackendUnavailableError
+from ._errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    PermissionDeniedError,
+)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_EXCERPT = 300
@@ -110,12 +118,15 @@ class HttpResponse:
             return None
 
     def error(self, what: str = "unexpected answer") -> BackendError:
-        """A confstore error describing this response: 429/5xx unavailable, anything else BackendError."""
+        """A confstore error describing this response: 429/5xx unavailable, 401/403 permission
+        denied, anything else BackendError."""
         message = (
             f"{what}: {self.method} {self.url} -> HTTP {self.status}: {self.text[:_BODY_EXCERPT]}"
         )
         if self.status == 429 or self.status >= 500:
             return BackendUnavailableError(message)
+        if self.status in (401, 403):
+            return PermissionDeniedError(message)
         return BackendError(message)
 
 

@@ -55,7 +55,9 @@ class Cli:
         argv = [*confstore_command(), "--url", url or self.url, *args]
         return self.run_raw(argv, stdin=stdin)
 
-    def run_raw(self, argv: list[str], *, stdin: str | None = None, **env: str) -> Result:
+    def run_raw(
+        self, argv: list[str], *, stdin: str | None = None, timeout: float = 60, **env: str
+    ) -> Result:
         done = subprocess.run(
             argv,
             input=stdin,
@@ -63,7 +65,7 @@ class Cli:
             text=True,
             env=cli_environment(**env),
             cwd=self.cwd,
-            timeout=60,
+            timeout=timeout,
             check=False,
         )
         return Result(done.returncode, done.stdout, done.stderr)

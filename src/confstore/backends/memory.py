@@ -26,7 +26,7 @@ from .._models import (
     utc_now,
 )
 from .._options import StoreOptions
-from .._store import ConfigStore, StoreCapabilities
+from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import StoreURL
 
 
@@ -64,6 +64,18 @@ class MemoryConfigStore(ConfigStore):
     def capabilities(self) -> StoreCapabilities:
         named = self.name is not None
         return StoreCapabilities(persistent=named, shared=named)
+
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
+        """``memory://NAME``: a new name; ``memory://`` is private to each handle anyway."""
+        if not (url.host or url.path):
+            return IsolatedArea(url, "a private memory store per handle")
+
+        async def remove() -> None:
+            with cls._shared_lock:
+                cls._shared.pop(name, None)
+
+        return IsolatedArea(replace(url, host=name, path=""), f"memory store {name!r}", remove)
 
     async def initialize(self) -> None:
         return None

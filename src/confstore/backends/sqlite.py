@@ -53,12 +53,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -72,6 +73,7 @@ from .._errors import (
     ConfigStoreError,
     ImportFormatError,
     InvalidConfigError,
+    PermissionDeniedError,
     VersionConflictError,
 )
 from .._export import ImportMode, plan_restore
@@ -86,7 +88,7 @@ from .._models import (
     utc_now,
 )
 from .._options import StoreOptions
-from .._store import ConfigStore, StoreCapabilities
+from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
 from .._validation import DEFAULT_MAX_VALUE_BYTES, encode_json
 from ._sqlite_thread import SQLiteThread, ThreadGroup
@@ -263,6 +265,10 @@ _RECORD_PURGE = (
 )
 
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+# A read-only file, directory or file system, or an authorizer's refusal.
+_SQLITE_DENIED_CODES = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH}
+)
 _SCOPES = {scope.value: scope for scope in ConfigScope}
 _KINDS = {kind.value: kind for kind in ChangeKind}
 
@@ -274,7 +280,8 @@ WriteWork = Callable[[sqlite3.Connection], Any]
 class _DriverErrors:
     """Translates sqlite3 failures into confstore errors: the one place that does.
 
-    Busy/locked after the retries -> BackendTimeoutError; anything else from the driver (cannot
+    Busy/locked after the retries -> BackendTimeoutError; read-only (the file, its directory or
+    file system; no permission) -> PermissionDeniedError; anything else from the driver (cannot
     open, disk I/O, corrupt file, closed connection) -> BackendUnavailableError. A class rather than
     a generator-based context manager because it wraps every read and must cost next to nothing.
     """
@@ -301,7 +308,11 @@ class _DriverErrors:
                 raise BackendTimeoutError(
                     f"SQLite database {self.path} stayed locked for {self.timeout:g}s: {exc}"
                 ) from exc
+            if _error_code(exc) in _SQLITE_DENIED_CODES:
+                raise PermissionDeniedError(f"SQLite database {self.path}: {exc}") from exc
             raise BackendUnavailableError(f"SQLite database {self.path} failed: {exc}") from exc
+        if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EROFS:
+            raise PermissionDeniedError(f"SQLite database {self.path}: {exc}") from exc
         if isinstance(exc, OSError):
             # From creating or checking the parent directory.
             raise BackendUnavailableError(
@@ -313,9 +324,9 @@ def _is_busy(exc: BaseException) -> bool:
     """True for SQLite's "database is locked" / "database table is locked" (busy, locked)."""
     if not isinstance(exc, sqlite3.Error):
         return False
-    code = getattr(exc, "sqlite_errorcode", None)
+    code = _error_code(exc)
     if code is not None:
-        return (code & 0xFF) in _SQLITE_BUSY_CODES
+        return code in _SQLITE_BUSY_CODES
     return "locked" in str(exc).lower()
 
 
@@ -691,6 +702,30 @@ class SQLiteConfigStore(ConfigStore):
         on_disk = not self.in_memory
         return StoreCapabilities(persistent=on_disk, shared=on_disk)
 
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
+        """A scratch file ``{name}-{file name}`` beside the file ``url`` names (so in the same
+        directory and file system, with the same options); ``:memory:`` is private to each handle
+        anyway. PermissionDeniedError when ``url`` opens a read-only store (``mode=ro``, or a
+        file this process may not write): its area could not be written either."""
+        if url.host == MEMORY_PATH:
+            return IsolatedArea(url, "a private in-memory database per handle")
+        target = Path(url.path)
+        reason = "opened with mode=ro" if url.options.get("mode") == "ro" else None
+        if reason is None and os.path.isfile(target) and not os.access(target, os.W_OK):
+            reason = _why_read_only(str(target))
+        if reason is not None:
+            raise PermissionDeniedError(f"SQLite database {target} is read-only ({reason})")
+        scratch = target.parent / f"{name}-{target.name}"
+
+        async def remove() -> None:
+            await asyncio.to_thread(_remove_database_files, scratch)
+
+        return IsolatedArea(replace(url, path=str(scratch)), f"scratch database {scratch}", remove)
+
+    async def backend_version(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
 
@@ -1058,6 +1093,12 @@ def _why_read_only(path: str) -> str | None:
     if _on_read_only_file_system(path):
         return "it is on a read-only file system"
     return "the process may not write the file or its directory"
+
+
+def _remove_database_files(path: Path) -> None:
+    """Delete a database file with its journal, WAL and shared-memory files, those that exist."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _on_read_only_file_system(path: str) -> bool:

@@ -23,7 +23,7 @@ from .._errors import (
     VersionConflictError,
 )
 from .._models import ConfigScope
-from . import _commands, _demo, _layered, _server, _transfer, _watch
+from . import _commands, _conformance, _demo, _layered, _server, _transfer, _watch
 from ._common import CliError, ExitCode
 from ._output import Console
 
@@ -348,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         "A short walk-through: set, get, history, diff and export, each command printed and run.",
     )
     _server.add_commands(command, lambda sub: _add_global_options(sub, top_level=False))
+    _conformance.add_command(command)
     return parser
 
 

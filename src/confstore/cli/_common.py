@@ -28,6 +28,10 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 4
     UNAVAILABLE = 5
     INVALID_INPUT = 6
+    # Only `confstore conformance` tells these apart from UNAVAILABLE (see its --help).
+    PERMISSION_DENIED = 7
+    NO_BACKEND = 8
+    REFUSED = 9
 
 
 class CliError(Exception):

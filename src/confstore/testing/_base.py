@@ -49,6 +49,8 @@ class StoreTestsBase:
     hypothesis_max_examples: ClassVar[int] = 25
     #: ``{"test_name": "why"}``: tests expected to fail for this store, run as strict xfail.
     known_gaps: ClassVar[Mapping[str, str]] = {}
+    #: The part of the contract a group's tests check, as ``confstore conformance`` reports it.
+    contract_area: ClassVar[str] = "other"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -22,6 +22,8 @@ from ._base import (
 class DeletionTests(StoreTestsBase):
     """A delete is a new version with deleted=True; purge removes every version of the key."""
 
+    contract_area = "tombstones"
+
     async def test_delete_of_a_live_key_returns_true(self, config_store: ConfigStore) -> None:
         await write(config_store)
         assert await delete(config_store) is True

@@ -102,6 +102,8 @@ def _malformed_documents(valid: dict[str, Any]) -> list[Any]:
 class ExportImportTests(StoreTestsBase):
     """The export document, and restore / append imports that validate everything first."""
 
+    contract_area = "export/import"
+
     async def test_export_document_has_the_format_header(self, config_store: ConfigStore) -> None:
         await write(config_store)
         document = await config_store.export_configs(TENANT)

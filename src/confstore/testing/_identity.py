@@ -85,6 +85,8 @@ async def _rejects_identifier(store: ConfigStore, call: Any) -> None:
 class IdentityTests(StoreTestsBase):
     """Identifiers: accepted shapes, hostile values for every method, unambiguous composites."""
 
+    contract_area = "errors"
+
     async def test_scope_is_accepted_as_enum_or_string(self, config_store: ConfigStore) -> None:
         written = await config_store.set_config(TENANT, "agent", SERVICE, KEY, {"n": 1})
         entry = await config_store.get_config(TENANT, ConfigScope.AGENT, SERVICE, KEY)
@@ -292,6 +294,8 @@ class IdentityTests(StoreTestsBase):
 
 class ValueValidationTests(StoreTestsBase):
     """Values: JSON objects with finite numbers up to max_value_bytes; anything else writes nothing."""
+
+    contract_area = "errors"
 
     async def _assert_rejected(self, store: ConfigStore, value: Any) -> None:
         before = await store_state(store)

@@ -29,6 +29,8 @@ from ._base import (
 class ListingTests(StoreTestsBase):
     """list_configs: latest live versions ordered by scope, service, key; list_tenants: sorted."""
 
+    contract_area = "listings and stats"
+
     async def test_list_configs_is_ordered_by_scope_service_and_key(
         self, config_store: ConfigStore
     ) -> None:
@@ -200,6 +202,8 @@ def isolation_scenarios(draw: Any) -> IsolationScenario:
 
 class IsolationTests(StoreTestsBase):
     """Nothing written for one tenant is visible to another, through any method."""
+
+    contract_area = "isolation"
 
     _scenario_counter = itertools.count()
 

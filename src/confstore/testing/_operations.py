@@ -43,6 +43,8 @@ _SAMPLE_ENTRY = {
 class StatsTests(StoreTestsBase):
     """get_stats counts exactly: live keys, stored versions, tenants, live keys per scope."""
 
+    contract_area = "listings and stats"
+
     async def test_stats_of_an_empty_store(self, config_store: ConfigStore) -> None:
         stats = await config_store.get_stats()
         assert stats["total_configs"] == 0
@@ -98,6 +100,8 @@ class StatsTests(StoreTestsBase):
 class HealthTests(StoreTestsBase):
     """health_check answers True for a working store and never raises."""
 
+    contract_area = "lifecycle"
+
     async def test_health_check_of_an_open_store_is_true(self, config_store: ConfigStore) -> None:
         assert await config_store.health_check() is True
 
@@ -124,6 +128,8 @@ class HealthTests(StoreTestsBase):
 
 class UnreachableBackendTests(StoreTestsBase):
     """A backend that does not answer: errors, never "absent"; health_check False, in bounded time."""
+
+    contract_area = "errors"
 
     async def test_initialize_of_an_unreachable_backend_raises_a_backend_error(
         self, unreachable_config_store: ConfigStore
@@ -178,6 +184,8 @@ class UnreachableBackendTests(StoreTestsBase):
 
 class ChangeFeedTests(StoreTestsBase):
     """changes_since / current_cursor report every committed write, in version order per key."""
+
+    contract_area = "change feed"
 
     async def test_feed_reports_every_write_in_order(self, config_store: ConfigStore) -> None:
         cursor = await config_store.current_cursor()
@@ -278,6 +286,8 @@ class ChangeFeedTests(StoreTestsBase):
 class ConcurrencyTests(StoreTestsBase):
     """Concurrent writers never share, skip or overwrite a version."""
 
+    contract_area = "concurrency"
+
     async def test_concurrent_writers_on_one_key_get_every_version_once(
         self, config_store: ConfigStore
     ) -> None:
@@ -330,6 +340,8 @@ class ConcurrencyTests(StoreTestsBase):
 
 class SharedStorageTests(StoreTestsBase):
     """A second handle on the same storage (another process or host) sees every write."""
+
+    contract_area = "several handles"
 
     async def test_peer_reads_a_write(
         self, config_store: ConfigStore, config_store_peer: ConfigStore
@@ -430,6 +442,8 @@ class SharedStorageTests(StoreTestsBase):
 
 class PersistenceTests(StoreTestsBase):
     """Data survives close() and a reopen of the same storage."""
+
+    contract_area = "persistence"
 
     async def test_writes_survive_a_reopen(
         self, config_store: ConfigStore, reopen_config_store: ReopenConfigStore

@@ -15,13 +15,14 @@ from ._operations import (
     StatsTests,
     UnreachableBackendTests,
 )
-from ._versions import CompareAndSetTests, VersioningTests
+from ._versions import CompareAndSetTests, HistoryTests, VersioningTests
 
 
 class ConfigStoreTests(
     IdentityTests,
     ValueValidationTests,
     VersioningTests,
+    HistoryTests,
     CompareAndSetTests,
     DeletionTests,
     ListingTests,

@@ -23,7 +23,9 @@ from ._base import (
 
 
 class VersioningTests(StoreTestsBase):
-    """Versions start at 1 and go up by one; history is newest first; timestamps are UTC."""
+    """Versions start at 1 and go up by one; timestamps are UTC; entries belong to the caller."""
+
+    contract_area = "versions"
 
     async def test_first_write_is_version_1(self, config_store: ConfigStore) -> None:
         entry = await write(config_store, {"a": 1})
@@ -85,35 +87,6 @@ class VersioningTests(StoreTestsBase):
             "router",
             "rules",
         )
-
-    async def test_history_is_newest_first(self, config_store: ConfigStore) -> None:
-        for number in range(1, 6):
-            await write(config_store, {"n": number})
-        entries = await history(config_store)
-        assert versions(entries) == [5, 4, 3, 2, 1]
-        assert [entry.config_value["n"] for entry in entries] == [5, 4, 3, 2, 1]
-
-    async def test_history_limit_keeps_the_newest(self, config_store: ConfigStore) -> None:
-        for number in range(1, 6):
-            await write(config_store, {"n": number})
-        assert versions(await history(config_store, limit=2)) == [5, 4]
-        assert versions(await history(config_store, limit=1)) == [5]
-
-    async def test_history_limit_defaults_to_10(self, config_store: ConfigStore) -> None:
-        for number in range(1, 13):
-            await write(config_store, {"n": number})
-        entries = await config_store.get_config_history(TENANT, "system", "svc", "key")
-        assert versions(entries) == list(range(12, 2, -1))
-
-    async def test_history_of_a_missing_key_is_empty(self, config_store: ConfigStore) -> None:
-        await write(config_store, config_key="present")
-        assert await history(config_store, config_key="absent") == []
-
-    async def test_history_entries_equal_versioned_reads(self, config_store: ConfigStore) -> None:
-        for number in range(1, 4):
-            await write(config_store, {"n": number}, updated_by=f"u{number}")
-        for entry in await history(config_store):
-            assert await read(config_store, version=entry.version) == entry
 
     async def test_created_at_is_kept_across_versions(self, config_store: ConfigStore) -> None:
         first = await write(config_store)
@@ -186,8 +159,45 @@ class VersioningTests(StoreTestsBase):
         assert stored.config_value == {"list": [1], "nested": {"a": 1}}
 
 
+class HistoryTests(StoreTestsBase):
+    """History is newest first, tombstones included, limited to the newest ``limit`` versions."""
+
+    contract_area = "history"
+
+    async def test_history_is_newest_first(self, config_store: ConfigStore) -> None:
+        for number in range(1, 6):
+            await write(config_store, {"n": number})
+        entries = await history(config_store)
+        assert versions(entries) == [5, 4, 3, 2, 1]
+        assert [entry.config_value["n"] for entry in entries] == [5, 4, 3, 2, 1]
+
+    async def test_history_limit_keeps_the_newest(self, config_store: ConfigStore) -> None:
+        for number in range(1, 6):
+            await write(config_store, {"n": number})
+        assert versions(await history(config_store, limit=2)) == [5, 4]
+        assert versions(await history(config_store, limit=1)) == [5]
+
+    async def test_history_limit_defaults_to_10(self, config_store: ConfigStore) -> None:
+        for number in range(1, 13):
+            await write(config_store, {"n": number})
+        entries = await config_store.get_config_history(TENANT, "system", "svc", "key")
+        assert versions(entries) == list(range(12, 2, -1))
+
+    async def test_history_of_a_missing_key_is_empty(self, config_store: ConfigStore) -> None:
+        await write(config_store, config_key="present")
+        assert await history(config_store, config_key="absent") == []
+
+    async def test_history_entries_equal_versioned_reads(self, config_store: ConfigStore) -> None:
+        for number in range(1, 4):
+            await write(config_store, {"n": number}, updated_by=f"u{number}")
+        for entry in await history(config_store):
+            assert await read(config_store, version=entry.version) == entry
+
+
 class CompareAndSetTests(StoreTestsBase):
     """expected_version: 0 = create-only; a mismatch raises VersionConflictError and writes nothing."""
+
+    contract_area = "compare-and-set"
 
     async def test_expected_version_0_creates_a_new_key(self, config_store: ConfigStore) -> None:
         entry = await write(config_store, {"a": 1}, expected_version=0)

@@ -44,6 +44,25 @@ class IndexClient:
         if response.status != 200 and not (response.status == 400 and exists):
             raise response.error(f"cannot create index {name}")
 
+    async def delete_index(self, name: str) -> None:
+        """Delete an index; one that does not exist is fine."""
+        response = await self.http.request("DELETE", name, idempotent=True)
+        if response.status not in (200, 404):
+            raise response.error(f"cannot delete index {name}")
+
+    async def server_version(self) -> str | None:
+        """``GET /``: "Elasticsearch 9.1.0" or "OpenSearch 2.19.0", None if it does not say."""
+        response = await self.http.request("GET", "")
+        if response.status != 200:
+            raise response.error("cannot read the server's version")
+        body = response.json_or_none()
+        version = body.get("version") if isinstance(body, dict) else None
+        number = version.get("number") if isinstance(version, dict) else None
+        if not isinstance(number, str):
+            return None
+        distribution = version.get("distribution") if isinstance(version, dict) else None
+        return f"{'OpenSearch' if distribution == 'opensearch' else 'Elasticsearch'} {number}"
+
     async def get(self, index: str, path_id: str) -> dict[str, Any] | None:
         """A real-time GET: the answer (``_source``, ``_seq_no``...), or None if not found."""
         response = await self.http.request("GET", f"{index}/_doc/{path_id}")

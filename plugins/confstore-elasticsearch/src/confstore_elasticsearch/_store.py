@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from confstore import ConfigKey, InvalidConfigError, StoreOptions, StoreURL
+from confstore import ConfigKey, InvalidConfigError, IsolatedArea, StoreOptions, StoreURL
 from confstore.docstore import (
     DEFAULT_CHANGE_WINDOW,
     SUMMARY_FIELDS,
@@ -210,6 +210,29 @@ class ElasticsearchConfigStore(DocumentConfigStore):
         )
         reader.finish()
         return store
+
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
+        """Two new indices: the URL's index prefix (default ``confstore``), ``-``, ``name``."""
+        return IsolatedArea.with_suffix(
+            url,
+            "index",
+            "confstore",
+            name,
+            lambda index: f"indices {index}-* of {url.backend} at {url.base_url}",
+            cls.from_url,
+            cls.delete_indices,
+        )
+
+    async def backend_version(self) -> str | None:
+        return await IndexClient(self._http).server_version()
+
+    async def delete_indices(self) -> None:
+        """Delete this store's two indices and everything in them (every tenant, every version).
+        For tests and decommissioning; needs no ``initialize()``."""
+        client = IndexClient(self._http)
+        for kind in (HEADS, VERSIONS):
+            await client.delete_index(self.index_name(kind))
 
     @property
     def http(self) -> HttpClient:

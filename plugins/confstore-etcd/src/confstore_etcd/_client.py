@@ -11,10 +11,12 @@ Every call is a ``POST /v3/...`` to one member. What an answer means decides wha
                                                     guarded by a compare, so sending it again
                                                     can never apply it twice
     401 invalid token                             authenticate again, then send again
+    403, 401 or 400 "user name is empty"          PermissionDeniedError (no token, no user
+      without a user in the URL                     given, or a key outside the user's role)
     400 revision compacted                        CompactedError (the feed turns it into
                                                     CursorExpiredError)
     any other 4xx                                 BackendError naming etcd's message
-                                                    (request too large, permission denied, ...)
+                                                    (request too large, ...)
 
 Each request carries ``Grpc-Metadata-Hasleader: true``, so a member cut off from its cluster
 answers at once (503 "no leader") instead of after etcd's 7 s request timeout.
@@ -32,7 +34,12 @@ from typing import Any
 
 import aiohttp
 
-from confstore import BackendError, BackendTimeoutError, BackendUnavailableError
+from confstore import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    PermissionDeniedError,
+)
 from confstore.http import HttpClient, HttpResponse, HttpStream, RetryPolicy
 
 _ONE_TRY = RetryPolicy(attempts=1)
@@ -203,9 +210,9 @@ class EtcdClient:
             if self._username is not None:
                 self._token = None
                 raise _Retry(message, unknown_outcome=False)
-            raise BackendError(f"etcd refused the request ({message}): auth is required")
+            raise PermissionDeniedError(f"etcd refused the request ({message}): auth is required")
         if "user name is empty" in message:
-            raise BackendError(
+            raise PermissionDeniedError(
                 "etcd has authentication enabled: give user:password in the store URL"
             )
         if code == 11 and "compacted" in message:
@@ -220,7 +227,7 @@ class EtcdClient:
         if response.status == 429 or response.status >= 500:
             raise _Retry(message, unknown_outcome=True)
         if response.status == 403:
-            raise BackendError(f"etcd denied access ({message}): check the user's role")
+            raise PermissionDeniedError(f"etcd denied access ({message}): check the user's role")
         raise response.error(f"etcd refused the request ({message})")
 
     @contextlib.asynccontextmanager

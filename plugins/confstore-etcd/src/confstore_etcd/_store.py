@@ -54,6 +54,7 @@ from confstore import (
     ConfigScope,
     ConfigStore,
     InvalidConfigError,
+    IsolatedArea,
     StoreCapabilities,
     StoreOptions,
     StoreURL,
@@ -65,7 +66,7 @@ from confstore.http import RetryPolicy, make_ssl_context
 
 from ._client import Answer, EtcdClient
 from ._feed import Cursor, FeedWatch, page, replay
-from ._keys import Head, KeySpace, b64, entry_from_kv, unb64, version_value
+from ._keys import Head, KeySpace, b64, entry_from_kv, prefix_end, unb64, version_value
 
 DEFAULT_PORT = 2379
 DEFAULT_PREFIX = "confstore/"
@@ -195,6 +196,32 @@ class EtcdConfigStore(ConfigStore):
     @property
     def capabilities(self) -> StoreCapabilities:
         return StoreCapabilities(persistent=True, shared=True)
+
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
+        """A new key prefix under the URL's (default ``confstore/``): ``{prefix}{name}/``, so a
+        user allowed only the URL's prefix may make it."""
+        prefix = f"{url.options.get('prefix', DEFAULT_PREFIX)}{name}/"
+        members = ", ".join(f"{host}:{port or DEFAULT_PORT}" for host, port in url.hosts) or (
+            f"{url.host or '127.0.0.1'}:{url.port or DEFAULT_PORT}"
+        )
+        where = f"key prefix {prefix!r} of etcd at {members}"
+        return IsolatedArea.removed_by(
+            url.with_options(prefix=prefix), where, cls.from_url, cls.purge_prefix
+        )
+
+    async def backend_version(self) -> str | None:
+        answer = await self._client.call("maintenance/status", {})
+        version = answer.body.get("version")
+        return f"etcd {version}" if isinstance(version, str) else None
+
+    async def purge_prefix(self) -> None:
+        """Delete every key under this store's prefix: every version of every tenant and the
+        change-feed marker. For tests and decommissioning; needs no ``initialize()``."""
+        prefix = self.keys.prefix
+        await self._client.call(
+            "kv/deleterange", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))}, write=True
+        )
 
     async def initialize(self) -> None:
         """Check that the cluster answers a linearizable read of the prefix (and the login);

@@ -15,6 +15,7 @@ from confstore import (
     BackendUnavailableError,
     ConfigStoreError,
     InvalidConfigError,
+    PermissionDeniedError,
 )
 
 _SCHEMA_MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
@@ -59,9 +60,11 @@ def translate(exc: BaseException, where: str) -> BaseException:
     if isinstance(exc, TimeoutError | asyncpg.QueryCanceledError):
         return BackendTimeoutError(f"{where} did not answer in time: {_text(exc)}")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
-        return BackendUnavailableError(
+        return PermissionDeniedError(
             f"{where} refused: {_text(exc)} (the README lists the privileges confstore needs)"
         )
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+        return PermissionDeniedError(f"{where} is read-only (a standby?): {_text(exc)}")
     if isinstance(exc, _SCHEMA_MISSING):
         return BackendUnavailableError(
             f"{where}: confstore's tables are missing ({_text(exc)}); was the schema dropped "

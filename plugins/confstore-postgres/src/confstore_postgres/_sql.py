@@ -290,6 +290,10 @@ class Statements:
     def enter_schema(self) -> str:
         return self._format("SET LOCAL search_path TO {s}")
 
+    @property
+    def drop_schema(self) -> str:
+        return self._format("DROP SCHEMA IF EXISTS {s} CASCADE")
+
 
 NOTIFY: Final = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')"
 """Wake a schema's feed followers. Not part of the write: a transaction that notifies takes a
@@ -302,6 +306,7 @@ TABLE_EXISTS: Final = (
 )
 SCHEMA_EXISTS: Final = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
 SERVER_VERSION: Final = "SELECT current_setting('server_version_num')::int"
+SERVER_VERSION_TEXT: Final = "SELECT current_setting('server_version')"
 CONNECTION_IDENTITY: Final = (
     "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 )

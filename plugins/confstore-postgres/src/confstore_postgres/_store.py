@@ -52,6 +52,7 @@ from confstore import (
     ConfigStore,
     ImportFormatError,
     InvalidConfigError,
+    IsolatedArea,
     StoreCapabilities,
     StoreURL,
     VersionConflictError,
@@ -282,8 +283,30 @@ class PostgresConfigStore(ConfigStore):
     def capabilities(self) -> StoreCapabilities:
         return StoreCapabilities(persistent=True, shared=True)
 
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
+        """A new schema in the database ``url`` names (``name`` with ``_`` for ``-``); the role
+        needs ``CREATE`` on the database."""
+        area = url.with_options(schema=name.replace("-", "_"))
+        where = cls.from_url(area).settings.describe()
+        return IsolatedArea.removed_by(area, where, cls.from_url, cls.drop_schema)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where!r})"
+
+    async def backend_version(self) -> str:
+        version = await self._fetch("fetchval", _sql.SERVER_VERSION_TEXT)
+        return f"PostgreSQL {version}"
+
+    async def drop_schema(self) -> None:
+        """Drop this store's schema and everything in it: every version of every tenant and the
+        change feed. For tests and decommissioning; needs no ``initialize()``."""
+        with self._errors():
+            connection = await self._connect()
+            try:
+                await connection.execute(self._statements.drop_schema)
+            finally:
+                await connection.close()
 
     async def initialize(self) -> None:
         """Open the pool, check the server and create or check the schema's tables."""

@@ -44,6 +44,7 @@ from confstore import (
     ImportFormatError,
     InvalidConfigError,
     InvalidIdentifierError,
+    PermissionDeniedError,
     StoreCapabilities,
     StoreOptions,
     StoreURL,
@@ -62,7 +63,7 @@ _RECONNECT_MAX_SECONDS = 5.0
 _EVENT_STREAM_IDLE_SECONDS = 60.0
 
 
-class AccessDeniedError(BackendError):
+class AccessDeniedError(PermissionDeniedError):
     """The server refused the request: 401 (no valid token: unknown, revoked or missing) or
     403 (outside the token's role or tenants). ``status`` is the HTTP status."""
 

@@ -20,6 +20,7 @@ from confstore import (
     BackendError,
     ConfigKey,
     InvalidConfigError,
+    IsolatedArea,
     StoreOptions,
     StoreURL,
 )
@@ -256,6 +257,23 @@ class VespaConfigStore(DocumentConfigStore):
         }
         reader.finish()
         return cls(url.base_url, **settings)
+
+    @classmethod
+    def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
+        """A new namespace: the URL's (default ``confstore``) followed by ``-`` and ``name``."""
+        return IsolatedArea.with_suffix(
+            url,
+            "namespace",
+            DEFAULT_NAMESPACE,
+            name,
+            lambda namespace: f"namespace {namespace} of Vespa at {url.base_url}",
+            cls.from_url,
+            cls.purge_namespace,
+        )
+
+    async def backend_version(self) -> str | None:
+        version = await self._client.version()
+        return None if version is None else f"Vespa {'.'.join(map(str, version))}"
 
     async def purge_namespace(self) -> int:
         """Delete every document of this store's type in its namespace (all tenants, all

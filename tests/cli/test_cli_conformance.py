@@ -1,0 +1,282 @@
+"""``confstore conformance URL`` as operators run it: the installed command in a subprocess, against
+every backend of this repository (SQLite and PostgreSQL end to end, the others on a subset that
+touches every contract area), and the clear refusals: unknown scheme, unreachable, read-only."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import uuid
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_harness import Cli, Result, confstore_command, running_emulator
+
+# One test of each contract area (and of several handles): what a backend whose own pytest run
+# already covers the whole suite needs to show that the command drives it.
+SUBSET = " or ".join(
+    [
+        "test_first_write_is_version_1",
+        "test_expected_version_0_creates_a_new_key",
+        "test_history_is_newest_first",
+        "test_delete_writes_a_tombstone_version",
+        "test_export_document_has_the_format_header",
+        "test_feed_reports_every_write_in_order",
+        "test_same_key_in_two_tenants_is_independent",
+        "test_initialize_of_an_unreachable_backend_raises_a_backend_error",
+        "test_peer_reads_a_write",
+    ]
+)
+SUBSET_AREAS = {
+    "versions",
+    "compare-and-set",
+    "history",
+    "tombstones",
+    "export/import",
+    "change feed",
+    "isolation",
+    "errors",
+    "several handles",
+}
+FULL_RUN_SECONDS = 600
+
+
+def conformance(cli: Cli, *args: str, timeout: float = FULL_RUN_SECONDS) -> Result:
+    return cli.run_raw([*confstore_command(), "conformance", *args], timeout=timeout)
+
+
+def assert_passed(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report: dict[str, Any] = result.json()
+    assert report["verdict"].startswith("PASS: "), report["verdict"]
+    assert report["totals"]["failed"] == 0
+    return report
+
+
+def assert_subset_passed(result: Result, *, skipped: int = 0) -> dict[str, Any]:
+    report = assert_passed(result)
+    assert {row["area"] for row in report["areas"]} == SUBSET_AREAS
+    assert report["totals"]["passed"] == len(SUBSET_AREAS) - skipped
+    return report
+
+
+def seed(url: str, cwd: Path) -> None:
+    """One config in the store at ``url``: the user's data the command must not touch."""
+    Cli(url=url, cwd=cwd).seed("set", "--tenant", "acme", "system", "svc", "key", '{"n": 1}')
+
+
+def test_full_suite_on_sqlite_passes_and_touches_nothing_else(cli: Cli, tmp_path: Path) -> None:
+    """The whole suite end to end: a report for every area, the SQLite version, the one skip
+    reason a file store has, and the user's own database as it was, with no scratch file left."""
+    store = tmp_path / "data" / "config.db"
+    store.parent.mkdir()
+    seed(f"sqlite:///{store}", tmp_path)
+    before = sorted(path.name for path in store.parent.iterdir())
+    junit = tmp_path / "junit.xml"
+    result = conformance(cli, f"sqlite:///{store}", "--json", "--junitxml", str(junit))
+    report = assert_passed(result)
+    assert [row["area"] for row in report["areas"]][:8] == [
+        "versions",
+        "compare-and-set",
+        "history",
+        "tombstones",
+        "export/import",
+        "change feed",
+        "isolation",
+        "errors",
+    ]
+    assert report["backend_version"] == f"SQLite {sqlite3.sqlite_version}"
+    assert report["totals"]["passed"] > 150
+    assert {skip["reason"] for skip in report["skips"]} == {
+        "sqlite:// names no server that could be unreachable"
+    }
+    assert sorted(path.name for path in store.parent.iterdir()) == before
+    assert cli.call(lambda s: s.list_tenants(), url=f"sqlite:///{store}") == ["acme"]
+    suite = ElementTree.parse(junit).getroot()
+    assert int(suite.find("testsuite").get("tests")) == report["totals"]["passed"] + 1 + 3  # type: ignore[union-attr]
+
+
+def test_the_report_a_person_reads(cli: Cli, tmp_path: Path) -> None:
+    result = conformance(cli, f"sqlite:///{tmp_path / 'people.db'}", "-k", SUBSET)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"confstore conformance: sqlite:///{tmp_path / 'people.db'}"
+    assert f"SQLite {sqlite3.sqlite_version}" in lines[1]
+    assert "AREA" in result.stdout
+    assert "change feed" in result.stdout
+    assert "skipped:" in result.stdout
+    assert "sqlite:// names no server that could be unreachable" in result.stdout
+    assert lines[-1].startswith("PASS: SQLiteConfigStore (SQLite ")
+    assert re.search(r"\(the 9 tests -k selected; \d+ not run\)$", lines[-1]), lines[-1]
+
+
+def test_keep_leaves_each_tests_scratch_database(cli: Cli, tmp_path: Path) -> None:
+    result = conformance(
+        cli, f"sqlite:///{tmp_path / 'kept.db'}", "--json", "--keep", "-k", "test_first_write"
+    )
+    report = assert_passed(result)
+    [kept] = report["kept"]
+    scratch = Path(kept["area"].removeprefix("scratch database "))
+    assert scratch.parent == tmp_path
+    assert scratch.exists()
+    assert cli.call(lambda s: s.list_tenants(), url=f"sqlite:///{scratch}") != []
+
+
+def test_a_failing_store_fails_the_run_with_the_area_and_the_reason(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A store that breaks one clause (its first version of a key is numbered 2), registered in
+    every process of the run (the command and its pytest) by a sitecustomize module."""
+    (tmp_path / "sitecustomize.py").write_text(BROKEN_BACKEND)
+    result = cli.run_raw(
+        [*confstore_command(), "conformance", "broken://", "--json", "-k", SUBSET],
+        timeout=FULL_RUN_SECONDS,
+        PYTHONPATH=str(tmp_path),
+    )
+    assert result.exit_code == 1, result.stderr
+    report = result.json()
+    assert report["verdict"].startswith("FAIL: BrokenStore: ")
+    assert "(failing: versions, compare-and-set, isolation)" in report["verdict"]
+    failures = {failure["test"]: failure for failure in report["failures"]}
+    assert sorted(failures) == [
+        "test_expected_version_0_creates_a_new_key",
+        "test_first_write_is_version_1",
+        "test_same_key_in_two_tenants_is_independent",
+    ]
+    first = failures["test_first_write_is_version_1"]
+    assert (first["area"], first["outcome"]) == ("versions", "failed")
+    assert "(2, {'a': 1}, False) == (1, {'a': 1}, False)" in first["reason"]
+    assert report["totals"] == {"passed": 4, "failed": 3, "skipped": 2, "known_gaps": 0}
+
+
+BROKEN_BACKEND = """
+from dataclasses import replace
+
+from confstore import MemoryConfigStore, register_backend
+
+
+class BrokenStore(MemoryConfigStore):
+    async def set_config(self, *args, **kwargs):
+        entry = await super().set_config(*args, **kwargs)
+        return replace(entry, version=entry.version + 1) if entry.version == 1 else entry
+
+
+register_backend("broken", lambda url, **options: BrokenStore(), package="broken")
+"""
+
+
+def test_memory_store_on_a_subset(cli: Cli) -> None:
+    report = assert_subset_passed(
+        conformance(cli, f"memory://run-{uuid.uuid4().hex[:8]}", "--json", "-k", SUBSET),
+        skipped=1,
+    )
+    assert report["backend_version"] is None
+    assert report["isolation"].startswith("an area of its own per test, like memory store ")
+
+
+@pytest.mark.parametrize("backend", ["vespa", "elasticsearch"])
+def test_emulators_on_a_subset(cli: Cli, backend: str) -> None:
+    with running_emulator(backend) as url:
+        report = assert_subset_passed(conformance(cli, url, "--json", "-k", SUBSET))
+    assert report["backend_version"]
+    assert report["backend"] == backend
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[str]:
+    cluster_module = pytest.importorskip("confstore_postgres.cluster")
+    with cluster_module.TemporaryCluster(settings={"fsync": "off"}) as cluster:
+        yield cluster.url()
+
+
+def test_full_suite_on_postgres_in_schemas_of_its_own(cli: Cli, postgres_server: str) -> None:
+    """End to end on a real server: the user's schema keeps its data, and no schema is left."""
+    url = f"{postgres_server}?schema=app"
+    seed(url, cli.cwd)
+    report = assert_passed(conformance(cli, url, "--json"))
+    assert report["backend_version"].startswith("PostgreSQL ")
+    assert report["totals"]["skipped"] == 0
+    assert cli.call(lambda s: s.list_tenants(), url=url) == ["acme"]
+    assert postgres_schemas(postgres_server) == ["app"]
+
+
+def postgres_schemas(server_url: str) -> list[str]:
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def read() -> list[str]:
+        connection = await asyncpg.connect(server_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                "AND nspname NOT IN ('information_schema', 'public') ORDER BY 1"
+            )
+        finally:
+            await connection.close()
+        return [row[0] for row in rows]
+
+    return asyncio.run(read())
+
+
+def test_etcd_cluster_on_a_subset(cli: Cli) -> None:
+    cluster_module = pytest.importorskip("confstore_etcd.cluster")
+    url = cluster_module.EtcdCluster.shared().store_url()
+    report = assert_subset_passed(conformance(cli, url, "--json", "-k", SUBSET))
+    assert report["backend_version"].startswith("etcd 3.")
+    assert "key prefix 'confstore/conformance-" in report["isolation"]
+
+
+def refusal(cli: Cli, url: str, *args: str) -> tuple[int, str]:
+    result = conformance(cli, url, *args, timeout=120)
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result.exit_code, result.stderr
+
+
+def test_an_unknown_scheme_exits_8(cli: Cli) -> None:
+    code, error = refusal(cli, "nosuch://host/x")
+    assert code == 8
+    assert "no confstore backend for scheme 'nosuch'" in error
+
+
+def test_an_unreachable_server_exits_5(cli: Cli) -> None:
+    cluster_module = pytest.importorskip("confstore_postgres.cluster")
+    url = f"postgresql://postgres@127.0.0.1:{cluster_module.free_port()}/postgres?timeout=2"
+    code, error = refusal(cli, url)
+    assert code == 5
+    assert error.startswith(f"confstore: error: {url} did not answer: ")
+
+
+def test_a_read_only_store_exits_7(cli: Cli, tmp_path: Path) -> None:
+    seed(f"sqlite:///{tmp_path / 'ro.db'}", tmp_path)
+    code, error = refusal(cli, f"sqlite:///{tmp_path / 'ro.db'}?mode=ro")
+    assert code == 7
+    assert "is read-only (opened with mode=ro)" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ro.db"]
+
+
+def test_a_url_that_is_no_store_url_exits_6(cli: Cli) -> None:
+    code, error = refusal(cli, "just-a-path.db")
+    assert code == 6
+    assert "not a store URL" in error
+
+
+def test_a_backend_that_cannot_isolate_is_refused_without_allow_shared(
+    cli: Cli, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    code, error = refusal(cli, f"confstore+http://127.0.0.1:9/?token_file={token}")
+    assert code == 9
+    assert "RemoteConfigStore cannot make an isolated area for each test" in error
+    assert "--allow-shared" in error
+
+
+def test_json_mode_reports_a_refusal_as_one_json_object(cli: Cli) -> None:
+    result = conformance(cli, "nosuch://host/x", "--json", timeout=120)
+    assert result.exit_code == 8
+    assert result.stdout == ""
+    assert '"exit_code": 8' in result.stderr
