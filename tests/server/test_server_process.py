@@ -33,7 +33,7 @@ class ServeProcess:
         return f"confstore+{self.url}?token_file={self.token_file}"
 
 
-async def run_cli(*arguments: str, cwd: Path) -> tuple[int, str, str]:
+async def run_cli(*arguments: str, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         *CLI,
         *arguments,
@@ -41,7 +41,7 @@ async def run_cli(*arguments: str, cwd: Path) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
