@@ -263,3 +263,10 @@ def test_json_mode_reports_a_refusal_as_one_json_object(cli: Cli) -> None:
     assert result.exit_code == 8
     assert result.stdout == ""
     assert '"exit_code": 8' in result.stderr
+
+
+def test_a_k_expression_pytest_refuses_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    result = conformance(cli, f"sqlite:///{tmp_path / 'k.db'}", "--json", "-k", "((")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "pytest refused the run: Wrong expression passed to '-k': ((" in result.stderr

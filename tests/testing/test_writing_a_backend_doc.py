@@ -7,6 +7,7 @@ its entry point stays invisible to every other test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -75,7 +76,9 @@ def test_the_doc_holds_a_complete_package(tmp_path: Path) -> None:
     assert '[project.entry-points.confstore]\nexample = "confstore_example.plugin"' in pyproject
 
 
-def test_the_doc_package_installs_and_passes_the_suite(tmp_path: Path) -> None:
+def test_the_doc_package_installs_passes_the_suite_and_confstore_conformance(
+    tmp_path: Path,
+) -> None:
     package = tmp_path / "confstore-example"
     extract_package(package)
     python = layered_venv(tmp_path / "venv")
@@ -105,3 +108,19 @@ def test_the_doc_package_installs_and_passes_the_suite(tmp_path: Path) -> None:
     assert passed >= 160, summary
     assert "failed" not in summary
     assert "error" not in summary
+    certify = subprocess.run(
+        [
+            *(str(python), "-m", "confstore.cli", "conformance", "example://certified", "--json"),
+            *("-k", "test_first_write_is_version_1 or test_peer_reads_a_write"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+        check=False,
+    )
+    assert certify.returncode == 0, certify.stdout + certify.stderr[-3000:]
+    report = json.loads(certify.stdout)
+    assert report["verdict"].startswith("PASS: ExampleConfigStore meets the confstore contract")
+    assert report["totals"]["passed"] == 2

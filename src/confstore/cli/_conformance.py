@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 from .._conformance import RESULTS_FORMAT, RunSettings, is_shared, open_area
 from .._errors import (
@@ -34,7 +34,7 @@ from .._errors import (
 from .._registry import open_store
 from .._store import ConfigStore, IsolatedArea
 from .._url import StoreURL
-from ._common import CliError, ExitCode
+from ._common import CliError, ExitCode, store_url
 from ._output import Console, printable
 
 AddCommand = Callable[[str, Any, str], argparse.ArgumentParser]
@@ -53,6 +53,7 @@ AREA_ORDER = (
 # Outcomes that fail the run: a strict xfail that passed is a known gap that was fixed.
 FAILING = frozenset({"failed", "error", "xpassed", "not run"})
 SUITE_MODULE = "confstore.testing._conformance_suite"
+_PYTEST_USAGE_ERROR = 4
 _PROBE_KEY = ("conformance-probe", "system", "conformance", "probe")
 
 EPILOG = """\
@@ -85,7 +86,12 @@ def add_command(command: AddCommand) -> None:
     )
     sub.formatter_class = argparse.RawDescriptionHelpFormatter
     sub.epilog = EPILOG
-    sub.add_argument("store_url", metavar="URL", help="the store to test, as for --url")
+    sub.add_argument(
+        "store_url",
+        nargs="?",
+        metavar="URL",
+        help="the store to test (default: --url, else $CONFSTORE_URL, else the default store)",
+    )
     sub.add_argument(
         "-k", dest="keyword", metavar="EXPR", help="only the tests matching this pytest -k EXPR"
     )
@@ -102,7 +108,7 @@ def add_command(command: AddCommand) -> None:
     )
     sub.add_argument(
         "--feed-latency",
-        type=float,
+        type=_seconds,
         default=0.0,
         metavar="SECONDS",
         help="how long a write may take to reach another handle's change feed (default: 0; "
@@ -110,16 +116,27 @@ def add_command(command: AddCommand) -> None:
     )
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 0 to 3600 seconds, got {text}")
+    return seconds
+
+
 async def conformance(args: argparse.Namespace, console: Console) -> int:
     _require_pytest()
     started = time.monotonic()
-    url = StoreURL.parse(args.store_url)
+    text = args.store_url or store_url(args)
+    url = StoreURL.parse(text)
     run_id = uuid.uuid4().hex[:8]
     store_class = _store_class(url)
     area, version = await _check_store(store_class, url, run_id, allow_shared=args.allow_shared)
     with tempfile.TemporaryDirectory(prefix="confstore-conformance-") as scratch:
         settings = RunSettings(
-            url=args.store_url,
+            url=text,
             run_id=run_id,
             results=str(Path(scratch) / "results.json"),
             allow_shared=args.allow_shared,
@@ -220,7 +237,7 @@ async def _probe(area: IsolatedArea) -> str | None:
 async def _run_pytest(
     settings: RunSettings, scratch: Path, args: argparse.Namespace, console: Console
 ) -> int:
-    """Run the suite in a child pytest; its progress goes to stderr (to a log with --json)."""
+    """Run the suite in a child pytest; its progress goes to stderr (not with --json)."""
     ini = scratch / "pytest.ini"
     ini.write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n",
@@ -251,23 +268,38 @@ async def _run_pytest(
         command += ["-k", args.keyword]
     if args.junitxml:
         command += ["--junitxml", args.junitxml]
-    environment = {**os.environ, **settings.to_environment()}
-    log = scratch / "pytest.log"
-    with log.open("wb") as output:
-        target: IO[bytes] | int = output if console.json_mode else sys.stderr.fileno()
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=target,
-            stderr=target,
-            env=environment,
-        )
-        try:
-            return await process.wait()
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **settings.to_environment()},
+    )
+    try:
+        output = await _relay(process, None if console.json_mode else console.err)
+        status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+    if status == _PYTEST_USAGE_ERROR:
+        errors = [line for line in output.splitlines() if line.startswith("ERROR: ")]
+        reason = errors[-1].removeprefix("ERROR: ") if errors else f"exit status {status}"
+        raise CliError(f"pytest refused the run: {reason}", ExitCode.USAGE)
+    return status
+
+
+async def _relay(process: asyncio.subprocess.Process, echo: TextIO | None) -> str:
+    """The child's output (its last 64 KiB), copied to ``echo`` as it comes (progress dots)."""
+    assert process.stdout is not None
+    kept = bytearray()
+    while chunk := await process.stdout.read(4096):
+        if echo is not None:
+            echo.write(chunk.decode("utf-8", "replace"))
+            echo.flush()
+        kept += chunk
+        del kept[: max(0, len(kept) - 65536)]
+    return kept.decode("utf-8", "replace")
 
 
 def _read_results(path: Path, pytest_status: int) -> dict[str, Any]:
@@ -337,7 +369,8 @@ def build_report(
         failed_areas = ", ".join(row["area"] for row in rows if row["failed"])
         verdict = f"FAIL: {subject}: {_counts(totals)} (failing: {failed_areas})"
     if keyword and tests:
-        verdict += f" (the {len(tests)} tests -k selected; {results['deselected']} not run)"
+        selected = f"{len(tests)} test{'s' if len(tests) != 1 else ''}"
+        verdict += f" (the {selected} -k selected; {results['deselected']} not run)"
     return {
         "format": "confstore-conformance-report",
         "url": url.render(),
@@ -383,10 +416,14 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     console.line(f"  isolation  {report['isolation']}")
     console.line(f"  time       {report['seconds']:.1f} s")
     console.line()
-    console.table(
-        ["AREA", "PASSED", "FAILED", "SKIPPED"],
-        [(row["area"], row["passed"], row["failed"], row["skipped"]) for row in report["areas"]],
-    )
+    if report["areas"]:
+        console.table(
+            ["AREA", "PASSED", "FAILED", "SKIPPED"],
+            [
+                (row["area"], row["passed"], row["failed"], row["skipped"])
+                for row in report["areas"]
+            ],
+        )
     if report["failures"]:
         console.line()
         console.line("failed:")
