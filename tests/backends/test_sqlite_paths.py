@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from confstore import BackendUnavailableError, InvalidConfigError, open_store
+from confstore import (
+    BackendUnavailableError,
+    InvalidConfigError,
+    PermissionDeniedError,
+    open_store,
+)
 from confstore.backends.sqlite import SQLiteConfigStore
 
 SYSTEM = "system"
@@ -21,7 +26,7 @@ SYSTEM = "system"
 READER_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from confstore import BackendUnavailableError, open_store
+    from confstore import PermissionDeniedError, open_store
 
     async def main(url):
         async with open_store(url) as store:
@@ -29,7 +34,7 @@ READER_SCRIPT = textwrap.dedent(
             print("read", entry.config_value["n"], len(await store.list_configs("acme")))
             try:
                 await store.set_config("acme", "system", "svc", "key", {"n": 2})
-            except BackendUnavailableError as exc:
+            except PermissionDeniedError as exc:
                 print("write refused:", exc)
 
     asyncio.run(main(sys.argv[1]))
@@ -91,9 +96,9 @@ async def test_mode_ro_reads_everything_refuses_writes_and_changes_nothing(
         assert (await store.get_stats())["total_versions"] == 1
         assert len((await store.changes_since(None)).changes) == 1
         assert await store.health_check() is True
-        with pytest.raises(BackendUnavailableError, match="read-only"):
+        with pytest.raises(PermissionDeniedError, match="read-only"):
             await store.set_config("acme", SYSTEM, "svc", "key", {"n": 2})
-        with pytest.raises(BackendUnavailableError, match="read-only"):
+        with pytest.raises(PermissionDeniedError, match="read-only"):
             await store.delete_config("acme", SYSTEM, "svc", "key")
     assert path.read_bytes() == before
 

@@ -93,32 +93,29 @@ def test_the_doc_package_installs_passes_the_suite_and_confstore_conformance(
         check=False,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    run = subprocess.run(
-        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"],
-        cwd=package,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=environment,
-        check=False,
-    )
+
+    def run_python(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), *arguments],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=environment,
+            check=False,
+        )
+
+    run = run_python("-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", cwd=package)
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-3000:]
     summary = run.stdout.strip().splitlines()[-1]
     passed = int(re.search(r"(\d+) passed", summary)[1])  # type: ignore[index]
     assert passed >= 160, summary
     assert "failed" not in summary
     assert "error" not in summary
-    certify = subprocess.run(
-        [
-            *(str(python), "-m", "confstore.cli", "conformance", "example://certified", "--json"),
-            *("-k", "test_first_write_is_version_1 or test_peer_reads_a_write"),
-        ],
+    certify = run_python(
+        *("-m", "confstore.cli", "conformance", "example://certified", "--json"),
+        *("-k", "test_first_write_is_version_1 or test_peer_reads_a_write"),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=environment,
-        check=False,
     )
     assert certify.returncode == 0, certify.stdout + certify.stderr[-3000:]
     report = json.loads(certify.stdout)

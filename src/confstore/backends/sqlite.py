@@ -68,6 +68,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 from urllib.parse import quote
 
 from .._errors import (
+    BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigStoreError,
@@ -1025,9 +1026,9 @@ class SQLiteConfigStore(ConfigStore):
             raise self._not_writable()
         return await writer.submit(work)
 
-    def _not_writable(self) -> BackendUnavailableError:
+    def _not_writable(self) -> BackendError:
         if self._reader is not None:
-            return BackendUnavailableError(
+            return PermissionDeniedError(
                 f"SQLite database {self.path} is read-only ({self._read_only_reason}): "
                 "writes are refused"
             )
