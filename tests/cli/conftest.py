@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,3 +12,12 @@ from cli_harness import Cli
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(url=f"sqlite:///{tmp_path / 'store.db'}", cwd=tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the CLI tests that need a server (its URL)."""
+    cluster_module = pytest.importorskip("confstore_postgres.cluster")
+    # fsync off: durability is not what these tests check, and the disk is shared.
+    with cluster_module.TemporaryCluster(settings={"fsync": "off"}) as cluster:
+        yield cluster.url()

@@ -5,11 +5,12 @@ touches every contract area), and the clear refusals: unknown scheme, unreachabl
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,14 @@ def test_full_suite_on_sqlite_passes_and_touches_nothing_else(cli: Cli, tmp_path
     assert int(suite.find("testsuite").get("tests")) == report["totals"]["passed"] + 1 + 3  # type: ignore[union-attr]
 
 
-def test_the_report_a_person_reads(cli: Cli, tmp_path: Path) -> None:
-    result = conformance(cli, f"sqlite:///{tmp_path / 'people.db'}", "-k", SUBSET)
+def test_the_report_a_person_reads_and_keep_leaves_each_tests_data(
+    cli: Cli, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'people.db'}"
+    result = conformance(cli, url, "--keep", "-k", SUBSET)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"confstore conformance: sqlite:///{tmp_path / 'people.db'}"
+    assert lines[0] == f"confstore conformance: {url}"
     assert f"SQLite {sqlite3.sqlite_version}" in lines[1]
     assert "AREA" in result.stdout
     assert "change feed" in result.stdout
@@ -95,18 +99,13 @@ def test_the_report_a_person_reads(cli: Cli, tmp_path: Path) -> None:
     assert "sqlite:// names no server that could be unreachable" in result.stdout
     assert lines[-1].startswith("PASS: SQLiteConfigStore (SQLite ")
     assert re.search(r"\(the 9 tests -k selected; \d+ not run\)$", lines[-1]), lines[-1]
-
-
-def test_keep_leaves_each_tests_scratch_database(cli: Cli, tmp_path: Path) -> None:
-    result = conformance(
-        cli, f"sqlite:///{tmp_path / 'kept.db'}", "--json", "--keep", "-k", "test_first_write"
+    kept = dict(
+        line.strip().split(": scratch database ") for line in lines if ": scratch database " in line
     )
-    report = assert_passed(result)
-    [kept] = report["kept"]
-    scratch = Path(kept["area"].removeprefix("scratch database "))
-    assert scratch.parent == tmp_path
-    assert scratch.exists()
-    assert cli.call(lambda s: s.list_tenants(), url=f"sqlite:///{scratch}") != []
+    assert len(kept) == 8  # the unreachable test has no area
+    assert all(Path(path).parent == tmp_path for path in kept.values())
+    scratch = f"sqlite:///{kept['test_first_write_is_version_1']}"
+    assert cli.call(lambda s: s.list_tenants(), url=scratch) != []
 
 
 def test_a_failing_store_fails_the_run_with_the_area_and_the_reason(
@@ -169,20 +168,13 @@ def test_emulators_on_a_subset(cli: Cli, backend: str) -> None:
     assert report["backend"] == backend
 
 
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[str]:
-    cluster_module = pytest.importorskip("confstore_postgres.cluster")
-    with cluster_module.TemporaryCluster(settings={"fsync": "off"}) as cluster:
-        yield cluster.url()
-
-
-def test_full_suite_on_postgres_in_schemas_of_its_own(cli: Cli, postgres_server: str) -> None:
-    """End to end on a real server: the user's schema keeps its data, and no schema is left."""
+def test_postgres_on_a_subset_in_schemas_of_its_own(cli: Cli, postgres_server: str) -> None:
+    """The user's schema keeps its data, and no other schema is left behind."""
     url = f"{postgres_server}?schema=app"
     seed(url, cli.cwd)
-    report = assert_passed(conformance(cli, url, "--json"))
+    report = assert_subset_passed(conformance(cli, url, "--json", "-k", SUBSET))
     assert report["backend_version"].startswith("PostgreSQL ")
-    assert report["totals"]["skipped"] == 0
+    assert "schema conformance_" in report["isolation"]
     assert cli.call(lambda s: s.list_tenants(), url=url) == ["acme"]
     assert postgres_schemas(postgres_server) == ["app"]
 
@@ -204,12 +196,33 @@ def postgres_schemas(server_url: str) -> list[str]:
     return asyncio.run(read())
 
 
-def test_etcd_cluster_on_a_subset(cli: Cli) -> None:
+def test_full_suite_on_etcd_under_prefixes_of_its_own(cli: Cli) -> None:
+    """End to end on a real three-member cluster: no skip, the server's version, and the user's
+    prefix and every other key of the cluster as they were."""
     cluster_module = pytest.importorskip("confstore_etcd.cluster")
-    url = cluster_module.EtcdCluster.shared().store_url()
-    report = assert_subset_passed(conformance(cli, url, "--json", "-k", SUBSET))
+    cluster = cluster_module.EtcdCluster.shared()
+    url = cluster.store_url(prefix=f"app-{uuid.uuid4().hex[:8]}/")
+    seed(url, cli.cwd)
+    before = etcd_keys(url)
+    report = assert_passed(conformance(cli, url, "--json"))
+    assert report["totals"]["skipped"] == 0
     assert report["backend_version"].startswith("etcd 3.")
-    assert "key prefix 'confstore/conformance-" in report["isolation"]
+    assert "key prefix 'app-" in report["isolation"]
+    assert etcd_keys(url) == before
+    assert cli.call(lambda s: s.list_tenants(), url=url) == ["acme"]
+
+
+def etcd_keys(store_url: str) -> dict[str, str]:
+    """Every key of the cluster, with its modification revision (one member's view)."""
+    member = store_url.split("://", 1)[1].split(",", 1)[0]
+    request = urllib.request.Request(
+        f"http://{member}/v3/kv/range",
+        data=json.dumps({"key": "AA==", "range_end": "AA==", "keys_only": True}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        kvs = json.load(answer).get("kvs", [])
+    return {kv["key"]: kv["mod_revision"] for kv in kvs}
 
 
 def refusal(cli: Cli, url: str, *args: str) -> tuple[int, str]:

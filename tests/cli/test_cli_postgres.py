@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,6 @@ from cli_harness import Cli
 from test_cli_transfer import _kill_midway, everything, seed
 
 cluster_module = pytest.importorskip("confstore_postgres.cluster")
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[str]:
-    # fsync off: durability is not what these tests check, and the disk is shared.
-    with cluster_module.TemporaryCluster(settings={"fsync": "off"}) as cluster:
-        yield cluster.url()
 
 
 @pytest.fixture

@@ -251,8 +251,11 @@ async def _run_pytest(
         str(ini),
         "--rootdir",
         str(scratch),
+        "--noconftest",
         "-p",
         "no:cacheprovider",
+        # The user's other pytest plugins stay out (PYTEST_DISABLE_PLUGIN_AUTOLOAD below).
+        *("-p", "pytest_asyncio.plugin", "-p", "_hypothesis_pytestplugin"),
         "-p",
         "confstore.testing",
         "-p",
@@ -273,7 +276,7 @@ async def _run_pytest(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, **settings.to_environment()},
+        env={**os.environ, **settings.to_environment(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     try:
         output = await _relay(process, None if console.json_mode else console.err)
