@@ -126,18 +126,22 @@ def read_until_closed(descriptor: int, timeout: float) -> str:
 
 
 @contextmanager
-def running_emulator(backend: str) -> Iterator[str]:
-    """A plugin's HTTP emulator (``vespa`` or ``elasticsearch``) serving on 127.0.0.1 from a
-    thread of this process; yields the store URL other processes can use."""
-    module = pytest.importorskip(f"confstore_{backend}.emulator")
-    emulator_class = {"vespa": "VespaEmulator", "elasticsearch": "ElasticsearchEmulator"}[backend]
+def running_emulator(backend: str, **options: Any) -> Iterator[str]:
+    """A plugin's HTTP emulator (``vespa``, ``elasticsearch`` or ``opensearch``, the latter the
+    Elasticsearch emulator in its OpenSearch flavour) serving on 127.0.0.1 from a thread of this
+    process, built with ``options``; yields the store URL other processes can use."""
+    if backend == "opensearch":
+        options.setdefault("flavor", "opensearch")
+    plugin = "elasticsearch" if backend == "opensearch" else backend
+    module = pytest.importorskip(f"confstore_{plugin}.emulator")
+    emulator_class = {"vespa": "VespaEmulator", "elasticsearch": "ElasticsearchEmulator"}[plugin]
     loop = asyncio.new_event_loop()
     started = threading.Event()
     urls: list[str] = []
     stop = asyncio.Event()
 
     async def serve() -> None:
-        async with getattr(module, emulator_class)() as emulator:
+        async with getattr(module, emulator_class)(**options) as emulator:
             urls.append(f"{backend}+{emulator.url}")
             started.set()
             await stop.wait()

@@ -69,6 +69,10 @@ these class attributes of the test class; a skip always names the reason:
     ``{"test_name": "reason"}``: those tests run as strict xfail, so the day a gap is fixed the
     run fails until the entry is removed. A name that is no test of the suite is a usage error.
 
+Against a live store, with no conftest: ``confstore conformance URL`` runs this suite in areas
+the store class declares with ``ConfigStore.isolated_area`` and reports by contract area (each
+group of tests names its area in ``contract_area``).
+
 The core contract is never optional: only the tests above depend on capabilities. The change
 feed is held to its at-least-once promise: a change delivered twice is tolerated, a missing one
 or one out of version order for its key is not.
