@@ -81,16 +81,24 @@ class IsolatedArea:
         cls,
         url: StoreURL,
         description: str,
-        open_handle: Callable[[StoreURL], _Store],
+        store_class: type[_Store],
         remove: Callable[[_Store], Awaitable[object]],
     ) -> IsolatedArea:
-        """An area whose ``remove()`` opens a handle with ``open_handle(url)`` (not initialised),
-        awaits ``remove(handle)`` and closes the handle: ``IsolatedArea.removed_by(area_url,
-        description, cls.from_url, cls.drop_everything)``."""
+        """An area whose ``remove()`` opens a handle on ``url`` with ``open_store`` (so with
+        every option of the URL, as the tests' handles are opened), not initialised, awaits
+        ``remove(handle)`` and closes the handle: ``IsolatedArea.removed_by(area_url,
+        description, cls, cls.drop_everything)``."""
 
         async def remove_area() -> None:
-            handle = open_handle(url)
+            from ._registry import open_store  # the registry imports this module
+
+            handle = open_store(url)
             try:
+                if not isinstance(handle, store_class):
+                    raise InvalidConfigError(
+                        f"{url} opens a {type(handle).__name__}, not a {store_class.__name__}",
+                        field="url",
+                    )
                 await remove(handle)
             finally:
                 await handle.close()
@@ -105,7 +113,7 @@ class IsolatedArea:
         default: str,
         name: str,
         describe: Callable[[str], str],
-        open_handle: Callable[[StoreURL], _Store],
+        store_class: type[_Store],
         remove: Callable[[_Store], Awaitable[object]],
     ) -> IsolatedArea:
         """``removed_by`` an area whose URL option ``option`` (a namespace, an index prefix) is
@@ -113,7 +121,7 @@ class IsolatedArea:
         what the area is."""
         value = f"{url.options.get(option) or default}-{name}"
         return cls.removed_by(
-            url.with_options(**{option: value}), describe(value), open_handle, remove
+            url.with_options(**{option: value}), describe(value), store_class, remove
         )
 
 

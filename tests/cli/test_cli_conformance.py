@@ -165,8 +165,11 @@ def test_memory_store_on_a_subset(cli: Cli) -> None:
     [("vespa", "Vespa "), ("elasticsearch", "Elasticsearch "), ("opensearch", "OpenSearch ")],
 )
 def test_emulators_on_a_subset(cli: Cli, backend: str, version: str) -> None:
+    """The user's data, in the URL's own namespace or indices, is there after the run."""
     with running_emulator(backend) as url:
+        seed(url, cli.cwd)
         report = assert_subset_passed(conformance(cli, url, "--json", "-k", SUBSET))
+        assert cli.call(lambda s: s.list_tenants(), url=url) == ["acme"]
     assert report["backend_version"].startswith(version)
     assert report["backend"] == backend
 
@@ -255,6 +258,17 @@ def test_a_read_only_store_exits_7(cli: Cli, tmp_path: Path) -> None:
     assert code == 7
     assert "is read-only (opened with mode=ro)" in error
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ro.db"]
+
+
+def test_a_directory_as_the_sqlite_file_exits_5_and_writes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    code, error = refusal(cli, f"sqlite:///{tmp_path}")
+    assert code == 5
+    assert f"SQLite database {tmp_path} is a directory" in error
+    assert (
+        sorted(path.name for path in tmp_path.parent.iterdir() if "conformance-" in path.name) == []
+    )
 
 
 def test_a_url_that_is_no_store_url_exits_6(cli: Cli) -> None:

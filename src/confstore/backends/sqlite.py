@@ -717,6 +717,8 @@ class SQLiteConfigStore(ConfigStore):
             reason = _why_read_only(str(target))
         if reason is not None:
             raise PermissionDeniedError(f"SQLite database {target} is read-only ({reason})")
+        if os.path.isdir(target):
+            raise BackendUnavailableError(f"SQLite database {target} is a directory")
         scratch = target.parent / f"{name}-{target.name}"
 
         async def remove() -> None:

@@ -220,7 +220,7 @@ class ElasticsearchConfigStore(DocumentConfigStore):
             "confstore",
             name,
             lambda index: f"indices {index}-* of {url.backend} at {url.base_url}",
-            cls.from_url,
+            cls,
             cls.delete_indices,
         )
 

@@ -207,7 +207,7 @@ class EtcdConfigStore(ConfigStore):
         )
         where = f"key prefix {prefix!r} of etcd at {members}"
         return IsolatedArea.removed_by(
-            url.with_options(prefix=prefix), where, cls.from_url, cls.purge_prefix
+            url.with_options(prefix=prefix), where, cls, cls.purge_prefix
         )
 
     async def backend_version(self) -> str | None:

@@ -289,7 +289,7 @@ class PostgresConfigStore(ConfigStore):
         needs ``CREATE`` on the database."""
         area = url.with_options(schema=name.replace("-", "_"))
         where = cls.from_url(area).settings.describe()
-        return IsolatedArea.removed_by(area, where, cls.from_url, cls.drop_schema)
+        return IsolatedArea.removed_by(area, where, cls, cls.drop_schema)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where!r})"

@@ -267,7 +267,7 @@ class VespaConfigStore(DocumentConfigStore):
             DEFAULT_NAMESPACE,
             name,
             lambda namespace: f"namespace {namespace} of Vespa at {url.base_url}",
-            cls.from_url,
+            cls,
             cls.purge_namespace,
         )
 
