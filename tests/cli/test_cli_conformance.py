@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import sys
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ElementTree
@@ -300,3 +301,17 @@ def test_a_k_expression_pytest_refuses_is_a_usage_error(cli: Cli, tmp_path: Path
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "pytest refused the run: Wrong expression passed to '-k': ((" in result.stderr
+
+
+def test_without_pytest_the_command_says_what_to_install(cli: Cli, tmp_path: Path) -> None:
+    """As in an environment without the testing extra: pytest cannot be imported."""
+    script = (
+        "import sys; sys.modules['pytest'] = None; from confstore.cli import main; "
+        f"sys.exit(main(['conformance', 'sqlite:///{tmp_path / 'x.db'}']))"
+    )
+    result = cli.run_raw([sys.executable, "-c", script])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "confstore: error: confstore conformance needs pytest: pip install 'confstore[testing]'\n"
+    )
+    assert list(tmp_path.iterdir()) == []
