@@ -53,6 +53,7 @@ examples:
   confstore import backup.json --dry-run              what an import would write
   confstore migrate --from sqlite:///old.db --to vespa+http://vespa:8080
   confstore --url sqlite:///tmp/c.db watch            print changes as they happen
+  confstore conformance postgresql://db/app           the conformance suite, safe on a live store
 
 Add --json to any command for machine-readable output; --show-secrets to reveal secrets.
 
