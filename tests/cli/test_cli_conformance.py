@@ -296,8 +296,8 @@ def test_json_mode_reports_a_refusal_as_one_json_object(cli: Cli) -> None:
     assert '"exit_code": 8' in result.stderr
 
 
-def test_a_k_expression_pytest_refuses_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
-    result = conformance(cli, f"sqlite:///{tmp_path / 'k.db'}", "--json", "-k", "((")
+def test_a_k_expression_pytest_refuses_is_a_usage_error(cli: Cli) -> None:
+    result = conformance(cli, "memory://", "--json", "-k", "((")
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "pytest refused the run: Wrong expression passed to '-k': ((" in result.stderr
