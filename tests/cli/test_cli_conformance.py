@@ -152,11 +152,14 @@ register_backend("broken", lambda url, **options: BrokenStore(), package="broken
 """
 
 
-def test_memory_store_on_a_subset(cli: Cli) -> None:
-    report = assert_subset_passed(
-        conformance(cli, f"memory://run-{uuid.uuid4().hex[:8]}", "--json", "-k", SUBSET),
-        skipped=1,
+def test_memory_store_on_a_subset_whatever_the_users_pytest_options(cli: Cli) -> None:
+    url = f"memory://run-{uuid.uuid4().hex[:8]}"
+    result = cli.run_raw(
+        [*confstore_command(), "conformance", url, "--json", "-k", SUBSET],
+        timeout=FULL_RUN_SECONDS,
+        PYTEST_ADDOPTS="--an-option-this-pytest-does-not-have",
     )
+    report = assert_subset_passed(result, skipped=1)
     assert report["backend_version"] is None
     assert report["isolation"].startswith("an area of its own per test, like memory store ")
 

@@ -276,7 +276,7 @@ async def _run_pytest(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, **settings.to_environment(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        env=_child_environment(settings),
     )
     try:
         output = await _relay(process, None if console.json_mode else console.err)
@@ -290,6 +290,12 @@ async def _run_pytest(
         reason = errors[-1].removeprefix("ERROR: ") if errors else f"exit status {status}"
         raise CliError(f"pytest refused the run: {reason}", ExitCode.USAGE)
     return status
+
+
+def _child_environment(settings: RunSettings) -> dict[str, str]:
+    """The run's settings; none of the user's pytest plugins (autoloaded) or options."""
+    inherited = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}
+    return {**inherited, **settings.to_environment(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 async def _relay(process: asyncio.subprocess.Process, echo: TextIO | None) -> str:
