@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._common import CliError, ExitCode, not_found, open_cli_store
+from ._layered import add_base_tenant
 from ._output import Console
 
 AddCommand = Callable[[str, Any, str], argparse.ArgumentParser]
@@ -58,6 +59,7 @@ def add_commands(command: AddCommand, global_options: AddOptions) -> None:
         help="how long the answer of a write sent with an Idempotency-Key is kept for its "
         "retries (default: 3600)",
     )
+    add_base_tenant(sub)
 
     tokens = command(
         "token",
@@ -141,6 +143,7 @@ async def serve(args: argparse.Namespace, console: Console) -> int:
         max_import_bytes=args.max_import_bytes,
         client_timeout=args.client_timeout,
         idempotency_ttl=args.idempotency_ttl,
+        base_tenant=args.base_tenant,
     )
     token_file = _token_file(args)
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .._errors import ConfigStoreError
+from .._layering import Layering
 from .._store import ConfigStore
 from ._auth import AUTHENTICATOR, IDENTITY, Authenticator
 from ._handlers import HEALTH, HealthCache
@@ -25,7 +26,7 @@ from ._http import (
 from ._idempotency import IDEMPOTENCY, IdempotencyKeys
 from ._openapi import openapi_document
 from ._routes import ROUTES
-from ._settings import SETTINGS, STORE, ServerSettings
+from ._settings import LAYERING, SETTINGS, STORE, ServerSettings
 from ._watch import HUB, ChangeHub
 
 logger = logging.getLogger("confstore.server")
@@ -100,6 +101,7 @@ def create_app(
     app = web.Application(middlewares=[api_middleware], client_max_size=settings.max_import_bytes)
     app[STORE] = store
     app[SETTINGS] = settings
+    app[LAYERING] = Layering(inherit=True, base_tenant=settings.base_tenant, environ={})
     app[AUTHENTICATOR] = authenticator
     app[HEALTH] = HealthCache()
     app[IDEMPOTENCY] = IdempotencyKeys.from_settings(settings)

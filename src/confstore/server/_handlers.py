@@ -37,7 +37,7 @@ from ._http import (
 )
 from ._idempotency import idempotent_write
 from ._schemas import DeleteConfigRequest, PutConfigRequest, RollbackRequest
-from ._settings import SETTINGS, STORE
+from ._settings import LAYERING, SETTINGS, STORE
 from ._tokens import AccessToken, Role
 from ._watch import HUB
 
@@ -45,10 +45,16 @@ HISTORY_LIMIT_MAX = 10_000
 _UNSET: Any = object()
 
 
-def entry_body(entry: ConfigEntry, identity: AccessToken) -> dict[str, Any]:
-    """The JSON of an entry for this caller: secrets masked unless its role reads them."""
+def reveals_secrets(request: web.Request, identity: AccessToken) -> bool:
+    """Whether an answer shows secrets: only to roles that read them, unless the request asks
+    for them masked (``?mask_secrets=true``, as the web console does until told otherwise)."""
+    return identity.role.allows(Role.WRITE) and not query_bool(request, "mask_secrets")
+
+
+def entry_body(entry: ConfigEntry, reveal_secrets: bool) -> dict[str, Any]:
+    """The JSON of an entry: secrets masked unless ``reveal_secrets``."""
     data = entry.to_dict()
-    if not identity.role.allows(Role.WRITE):
+    if not reveal_secrets:
         data["config_value"] = mask_secrets(entry.config_value, secret_paths_of(entry))
     return data
 
@@ -197,7 +203,8 @@ async def list_configs(request: web.Request) -> web.Response:
     scope = request.query.get("scope") or None
     service = request.query.get("service") or None
     entries = await request.app[STORE].list_configs(tenant_id, scope, service)
-    return json_response({"configs": [entry_body(entry, identity) for entry in entries]})
+    reveal = reveals_secrets(request, identity)
+    return json_response({"configs": [entry_body(entry, reveal) for entry in entries]})
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -213,7 +220,7 @@ async def get_config(request: web.Request) -> web.Response:
         wanted = _etag_versions(if_none_match)
         if None in wanted or entry.version in wanted:
             return web.Response(status=304, headers=headers)
-    return json_response(entry_body(entry, identity), headers=headers)
+    return json_response(entry_body(entry, reveals_secrets(request, identity)), headers=headers)
 
 
 def _put_body_limit(request: web.Request) -> int:
@@ -241,7 +248,7 @@ async def put_config(request: web.Request) -> web.Response:
     )
     request.app[HUB].poke()
     return json_response(
-        entry_body(entry, identity),
+        entry_body(entry, reveals_secrets(request, identity)),
         status=201 if entry.version == 1 else 200,
         headers={"ETag": etag(entry.version)},
     )
@@ -271,7 +278,8 @@ async def history(request: web.Request) -> web.Response:
     entries = await request.app[STORE].get_config_history(
         *_parts(key), min(limit, HISTORY_LIMIT_MAX)
     )
-    return json_response({"history": [entry_body(entry, identity) for entry in entries]})
+    reveal = reveals_secrets(request, identity)
+    return json_response({"history": [entry_body(entry, reveal) for entry in entries]})
 
 
 async def diff(request: web.Request) -> web.Response:
@@ -289,7 +297,7 @@ async def diff(request: web.Request) -> web.Response:
     if not from_version:
         raise _not_found(f"{key} has no version before {new.version}")
     old = await _version(store, key, from_version)
-    changes = field_changes(old, new, show_secrets=identity.role.allows(Role.WRITE))
+    changes = field_changes(old, new, show_secrets=reveals_secrets(request, identity))
     return json_response(
         {"from_version": old.version, "to_version": new.version, "changes": changes}
     )
@@ -326,7 +334,49 @@ async def rollback(request: web.Request) -> web.Response:
         comment=body.comment if body.comment is not None else f"rollback to version {old.version}",
     )
     request.app[HUB].poke()
-    return json_response(entry_body(entry, identity), headers={"ETag": etag(entry.version)})
+    return json_response(
+        entry_body(entry, reveals_secrets(request, identity)),
+        headers={"ETag": etag(entry.version)},
+    )
+
+
+async def explain(request: web.Request) -> web.Response:
+    """The tenant's effective typed config, field by field, with the layer each value came from.
+
+    It includes what the tenant inherits from the base tenant: that is part of its effective
+    config. A secret is shown only to a role that reads secrets and covers the tenant the
+    secret's value came from.
+    """
+    key, identity = _key(request, Role.READ)
+    spec = spec_at(key.scope, key.config_key)
+    if spec is None:
+        raise _not_found(
+            f"a typed config at {key.scope.value}/.../{key.config_key} (only typed configs "
+            "have an effective value)"
+        )
+    layering = request.app[LAYERING]
+    store = request.app[STORE]
+    base_tenant = layering.base_for(key.tenant_id)
+    own = await store.get_config(*_parts(key))
+    base = None
+    if base_tenant is not None:
+        base = await store.get_config(base_tenant, *_parts(key)[1:])
+    fields = layering.explain(spec, key.tenant_id, own, base, show_secrets=False)
+    if not fields:
+        raise _not_found(f"{key} (nothing stored or inherited)")
+    if reveals_secrets(request, identity):
+        revealed = layering.explain(spec, key.tenant_id, own, base, show_secrets=True)
+        fields = [
+            shown if shown.tenant_id is None or identity.covers(shown.tenant_id) else masked
+            for shown, masked in zip(revealed, fields, strict=True)
+        ]
+    return json_response(
+        {
+            "tenant_id": key.tenant_id,
+            "base_tenant": base_tenant,
+            "fields": [field.to_dict() for field in fields],
+        }
+    )
 
 
 async def export(request: web.Request) -> web.StreamResponse:

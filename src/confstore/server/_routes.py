@@ -16,6 +16,7 @@ from ._schemas import (
     ConfigList,
     DeleteConfigRequest,
     DeleteResult,
+    ExplainBody,
     ExportDocument,
     FeedCursor,
     Health,
@@ -70,6 +71,9 @@ IDEMPOTENCY_KEY = Parameter(
     "(with Idempotent-Replayed: true) and writes nothing; the same key with another request "
     "is refused (422 idempotency_key_reused). Keys are remembered per token for an hour",
 )
+MASK_SECRETS = Parameter(
+    "mask_secrets", "query", "true: secrets as *** even for roles that may read them", "boolean"
+)
 FEED_TENANT = Parameter(
     "tenant",
     "query",
@@ -118,6 +122,7 @@ ROUTES: tuple[Route, ...] = (
             TENANT,
             Parameter("scope", "query", "only this scope"),
             Parameter("service", "query", "only this service"),
+            MASK_SECRETS,
         ),
     ),
     Route(
@@ -132,6 +137,7 @@ ROUTES: tuple[Route, ...] = (
             *KEY_PARAMETERS,
             Parameter("version", "query", "a specific version (deletions included)", "integer"),
             Parameter("If-None-Match", "header", '"<version>" or *: 304 when it matches'),
+            MASK_SECRETS,
         ),
     ),
     Route(
@@ -148,6 +154,7 @@ ROUTES: tuple[Route, ...] = (
             Parameter("If-Match", "header", '"<version>": write only if that is the latest'),
             Parameter("If-None-Match", "header", "*: write only if the key is new"),
             IDEMPOTENCY_KEY,
+            MASK_SECRETS,
         ),
     ),
     Route(
@@ -175,6 +182,7 @@ ROUTES: tuple[Route, ...] = (
         parameters=(
             *KEY_PARAMETERS,
             Parameter("limit", "query", "at most this many (default 10)", "integer"),
+            MASK_SECRETS,
         ),
     ),
     Route(
@@ -188,6 +196,7 @@ ROUTES: tuple[Route, ...] = (
             *KEY_PARAMETERS,
             Parameter("from", "query", "default: to - 1", "integer"),
             Parameter("to", "query", "default: the newest version", "integer"),
+            MASK_SECRETS,
         ),
     ),
     Route(
@@ -202,7 +211,19 @@ ROUTES: tuple[Route, ...] = (
             *KEY_PARAMETERS,
             Parameter("If-Match", "header", "as for PUT"),
             IDEMPOTENCY_KEY,
+            MASK_SECRETS,
         ),
+    ),
+    Route(
+        "GET",
+        CONFIG + "/explain",
+        _handlers.explain,
+        "A typed config's effective value for the tenant, field by field, with the layer each "
+        "value came from (schema, base or tenant); secrets inherited from a tenant the token "
+        "does not cover are masked.",
+        "read",
+        ExplainBody,
+        parameters=(*KEY_PARAMETERS, MASK_SECRETS),
     ),
     Route(
         "GET",

@@ -91,6 +91,25 @@ class ConfigDiffBody(BaseModel):
     changes: list[FieldChange]
 
 
+class ExplainedFieldBody(BaseModel):
+    """One field of an effective typed config and the layer its value came from."""
+
+    path: str = Field(description="dotted for fields of nested models")
+    value: Any = Field(
+        default=None, description="the effective value (secrets as *** unless shown)"
+    )
+    source: Literal["schema", "base", "tenant", "env"]
+    tenant_id: str | None = Field(description="the tenant of the stored layer (base or tenant)")
+    version: int | None = Field(description="the version of that stored layer")
+    variable: str | None = Field(description="always null here: the server reads no environment")
+
+
+class ExplainBody(BaseModel):
+    tenant_id: str
+    base_tenant: str | None = Field(description="the tenant it inherits from (null: none)")
+    fields: list[ExplainedFieldBody] = Field(description="one per field, in schema order")
+
+
 class DeleteResult(BaseModel):
     deleted: bool
     purged: bool

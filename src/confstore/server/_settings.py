@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .._layering import DEFAULT_BASE_TENANT, Layering
 from .._store import ConfigStore
 
 
@@ -32,6 +33,8 @@ class ServerSettings:
     idempotency_ttl / idempotency_keys_per_token / idempotency_bytes_per_token: how long the
         answer of a write sent with an Idempotency-Key is remembered, and how many keys and
         bytes of answers each token keeps at most (its oldest are forgotten first).
+    base_tenant: the tenant every other tenant inherits typed configs from, for ``/explain``
+        (as ``ConfigManager(base_tenant=...)``).
     """
 
     max_body_bytes: int | None = None
@@ -50,6 +53,7 @@ class ServerSettings:
     idempotency_ttl: float = 3600.0
     idempotency_keys_per_token: int = 10_000
     idempotency_bytes_per_token: int = 16 * 1024 * 1024
+    base_tenant: str = DEFAULT_BASE_TENANT
 
     def body_limit(self, store: ConfigStore) -> int:
         if self.max_body_bytes is not None:
@@ -59,3 +63,6 @@ class ServerSettings:
 
 STORE = web.AppKey("confstore_store", ConfigStore)
 SETTINGS = web.AppKey("confstore_settings", ServerSettings)
+# How typed configs are layered for /explain: the server's own environment is no layer of a
+# service's config, so none is read.
+LAYERING = web.AppKey("confstore_layering", Layering)
