@@ -1,5 +1,6 @@
 """``GET .../explain``: a typed config's effective value for a tenant, field by field, with the
-layer each value came from; and ``?mask_secrets=true``, which masks secrets for any role."""
+layer each value came from; ``?mask_secrets=true``, which masks secrets for any role; and
+``/v1/schemas``, where typed configs live."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 from server_harness import TENANT_A, TENANT_B, Api, config_path, open_api
 
 from confstore.server import ServerSettings
-from confstore.server._schemas import ExplainBody
+from confstore.server._schemas import ExplainBody, TypedConfigList
 
 SYSTEM = {"scope": "system", "service": "system", "key": "system_config"}
+SYSTEM_LOCATION = ("system", "system", "system_config")
 
 
 def system_path(tenant: str) -> str:
@@ -116,3 +118,17 @@ async def test_mask_secrets_masks_every_answer_for_a_write_token(api: Api) -> No
     assert answers[0].body["config_value"]["api_key"] == "***"
     revealed = await api.call("GET", config_path(), token=writer, params={"mask_secrets": "no"})
     assert revealed.body["config_value"]["api_key"] == "sk-live-1"  # the rollback wrote v1's
+
+
+async def test_schemas_lists_where_typed_configs_live_and_their_secrets(api: Api) -> None:
+    answer = await api.call("GET", "/v1/schemas", token=api.token("read-a"))
+    assert answer.status == 200
+    TypedConfigList.model_validate(answer.body)
+    schemas = {schema["name"]: schema for schema in answer.body["schemas"]}
+    system = schemas["system"]
+    assert (system["scope"], system["service"], system["config_key"]) == SYSTEM_LOCATION
+    assert system["secret_fields"] == ["llm_api_key"]
+    assert "llm_model" in system["json_schema"]["properties"]
+    assert schemas["agent"]["service"] is None  # an agent's service is its name
+    anonymous = await api.call("GET", "/v1/schemas")
+    assert anonymous.status == 401

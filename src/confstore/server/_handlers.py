@@ -13,11 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .._diff import secret_paths_for
 from .._errors import InvalidConfigError
 from .._models import ConfigEntry, ConfigKey
 from .._secrets import mask_secrets
 from .._store import ConfigStore
-from .._typed import load_from_storage, spec_at
+from .._typed import load_from_storage, spec_at, typed_config_specs
 from .._validation import validate_identifier, validate_key
 from ..cli._schemas import field_changes, secret_paths_of, validated_value
 from ._auth import IDENTITY, authorize, forbidden
@@ -422,6 +423,27 @@ async def import_(request: web.Request) -> web.Response:
     if written:
         request.app[HUB].poke()
     return json_response({"tenant_id": tenant_id, "mode": mode, "versions_written": written})
+
+
+async def schemas(request: web.Request) -> web.Response:
+    """The typed configs this server knows: where each lives and which fields are secrets."""
+    authorize(request, role=Role.READ)
+    specs = sorted(typed_config_specs().values(), key=lambda spec: spec.name)
+    return json_response(
+        {
+            "schemas": [
+                {
+                    "name": spec.name,
+                    "scope": spec.scope.value,
+                    "service": spec.default_service,
+                    "config_key": spec.config_key,
+                    "secret_fields": sorted(secret_paths_for(spec.model)),
+                    "json_schema": spec.model.model_json_schema(),
+                }
+                for spec in specs
+            ]
+        }
+    )
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from ._schemas import (
     Stats,
     TenantList,
     TokenInfo,
+    TypedConfigList,
 )
 
 CONFIG = "/v1/tenants/{tenant}/configs/{scope}/{service}/{config_key}"
@@ -250,6 +251,14 @@ ROUTES: tuple[Route, ...] = (
             Parameter("mode", "query", "restore (default) or append"),
             IDEMPOTENCY_KEY,
         ),
+    ),
+    Route(
+        "GET",
+        "/v1/schemas",
+        _handlers.schemas,
+        "The typed configs: where each lives, its secret fields and its JSON Schema.",
+        "read",
+        TypedConfigList,
     ),
     Route(
         "GET",

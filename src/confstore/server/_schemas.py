@@ -110,6 +110,22 @@ class ExplainBody(BaseModel):
     fields: list[ExplainedFieldBody] = Field(description="one per field, in schema order")
 
 
+class TypedConfigBody(BaseModel):
+    """A typed config: values stored at (any tenant, ``scope``, a service, ``config_key``) are
+    validated by its schema."""
+
+    name: str
+    scope: ConfigScope
+    service: str | None = Field(description="its default service (null: any, e.g. the agent)")
+    config_key: str
+    secret_fields: list[str] = Field(description="dotted paths of its secret fields")
+    json_schema: dict[str, Any] = Field(description="the JSON Schema of its value")
+
+
+class TypedConfigList(BaseModel):
+    schemas: list[TypedConfigBody]
+
+
 class DeleteResult(BaseModel):
     deleted: bool
     purged: bool
