@@ -4,6 +4,7 @@ browser reports (console errors, page errors, JavaScript dialogs, requests)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import shutil
@@ -72,6 +73,7 @@ class Server:
     url: str
     database: Path
     tokens: dict[str, str]
+    tokens_path: Path
     process: subprocess.Popen[str]
 
     @property
@@ -83,9 +85,10 @@ class Server:
         return SQLiteConfigStore(str(self.database))
 
     def cli(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        """The ``confstore`` command in a process of its own, on the served file."""
+        """The ``confstore`` command in a process of its own, on the served file and tokens."""
         return subprocess.run(
             [*CLI, "--url", self.store_url, *arguments],
+            env={**os.environ, "CONFSTORE_TOKENS": str(self.tokens_path)},
             capture_output=True,
             text=True,
             check=True,
@@ -125,7 +128,7 @@ def serve(directory: Path) -> Iterator[Server]:
         assert line.startswith("confstore: serving on http://127.0.0.1:"), (
             line + (directory / "serve.log").read_text()
         )
-        yield Server(line.split()[-1] + "/", database, tokens, process)
+        yield Server(line.split()[-1] + "/", database, tokens, token_file.path, process)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -207,3 +210,14 @@ async def seed(
 
 
 OpenConsole = Callable[..., Awaitable[ConsolePage]]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Until ``condition()`` (a blocking check, run off the loop) holds: for a change the
+    server announces nowhere, such as its rereading of the tokens file."""
+    checks = int(timeout / 0.05)
+    for _ in range(checks):
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not true within {timeout:g} s")

@@ -85,7 +85,10 @@ function secretsQuery() {
 // ---- signing in and out
 
 async function signIn(token, { restoring = false } = {}) {
-  const api = new Api(token, (error) => signOut(sessionEndedMessage(error)));
+  // A 401 ends a session; during the sign-in itself, the form reports it instead.
+  const api = new Api(token, (error) => {
+    if (state.api === api) signOut(sessionEndedMessage(error));
+  });
   const [identity, schemas] = await Promise.all([api.get("/v1/token"), api.get("/v1/schemas")]);
   sessionStorage.setItem(TOKEN_KEY, token);
   state.typedLocations = new Set(schemas.schemas.map((schema) => typedLocation(schema.scope, schema.config_key)));
