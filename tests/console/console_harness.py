@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Dialog, Page, Request
+from playwright.async_api import Dialog, Page, Request, expect
 
 from confstore import SQLiteConfigStore
 from confstore.server import TokenFile
@@ -188,6 +188,13 @@ class ConsolePage:
         await page.get_by_label("API token").fill(self.server.tokens[token_name])
         await page.get_by_role("button", name="Sign in").click()
         await page.locator("#live-status.live-live").wait_for()
+
+    async def expect_signed_out(self, message: str) -> None:
+        """The sign-in form is back with ``message``, and no token is left in the tab."""
+        await expect(self.page.locator("#signin-error")).to_contain_text(message)
+        await expect(self.page.locator("#workspace")).to_be_hidden()
+        await expect(self.page.get_by_label("API token")).to_be_focused()
+        assert await self.page.evaluate("sessionStorage.length") == 0
 
     async def go(self, route: str) -> None:
         """Follow an in-console link, as a click would (no reload)."""
