@@ -28,6 +28,14 @@ CLI = (sys.executable, "-m", "confstore.cli")
 # Debian's real binary: /usr/bin/chromium is a shell wrapper that adds flags and start-up time.
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 SCREENSHOTS = ROOT / "test-artifacts" / "console"
+CONTRAST_CHECK = (Path(__file__).parent / "contrast.js").read_text()
+# Form controls without a label, buttons and links without a name, for assistive technology.
+UNNAMED_CHECK = """root => [...root.querySelectorAll('input, select, textarea, button, a[href]')]
+  .filter(e => e.getClientRects().length > 0 && !e.closest('[hidden]'))
+  .filter(e => e.matches('input, select, textarea')
+    ? e.labels.length === 0 && !e.getAttribute('aria-label')
+    : !(e.textContent.trim() || e.getAttribute('aria-label')))
+  .map(e => e.outerHTML.slice(0, 80))"""
 # Created before the server starts: name -> (role, tenants).
 TOKENS = {
     "ops": ("admin", ["*"]),
@@ -195,6 +203,20 @@ class ConsolePage:
         await expect(self.page.locator("#workspace")).to_be_hidden()
         await expect(self.page.get_by_label("API token")).to_be_focused()
         assert await self.page.evaluate("sessionStorage.length") == 0
+
+    async def accessibility_problems(self, selector: str = "body") -> list[str]:
+        """Text under AA contrast, and controls without a label or name, under ``selector``."""
+        root = self.page.locator(selector)
+        contrast: list[str] = await root.evaluate(CONTRAST_CHECK)
+        unnamed: list[str] = await root.evaluate(UNNAMED_CHECK)
+        return contrast + [f"no label or name: {html}" for html in unnamed]
+
+    async def overflow(self) -> int:
+        """How many pixels the page is wider than the window (0: no sideways scrolling)."""
+        width: int = await self.page.evaluate(
+            "document.documentElement.scrollWidth - window.innerWidth"
+        )
+        return width
 
     async def go(self, route: str) -> None:
         """Follow an in-console link, as a click would (no reload)."""
