@@ -1,5 +1,5 @@
-"""Fixtures of the console tests: ``server`` (one ``confstore serve`` process per module; each
-test writes its own tenants), one Chromium for the whole session, and ``open_console`` (a fresh
+"""Fixtures of the console tests: ``server`` (one ``confstore serve`` process for the session;
+each test writes its own tenants), one Chromium for the whole session, and ``open_console`` (a fresh
 browser context per page, checked at the end of the test for page errors and unexpected console
 errors). Tests run on the session's event loop, the browser's: mark each module with
 ``pytestmark = CONSOLE_LOOP``."""
@@ -22,7 +22,7 @@ def chromium() -> Path:
     return install_chromium()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Server]:
     with serve(tmp_path_factory.mktemp("console")) as served:
         yield served

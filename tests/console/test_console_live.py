@@ -1,5 +1,6 @@
-"""Live updates in a real Chromium: writes made by another process (the ``confstore`` command)
-appear in an open console through the /v1/watch event stream, without a reload."""
+"""Live updates in a real Chromium: writes made by other processes than the server (the
+``confstore`` command, or this test's own store on the served file) appear in an open console
+through the /v1/watch event stream, without a reload."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ async def test_a_write_from_another_process_appears_live(
     tree = page.locator("#config-tree")
     await expect(tree.get_by_role("link", name="llm_settings v2")).to_be_visible()
 
-    server.cli("set", "-t", "live-co", "routing", "router", "routing_rules", '{"rules": []}')
+    await seed(server, "live-co", [("routing", "router", "routing_rules", {"rules": []})])
     await expect(tree.get_by_role("heading", level=3)).to_have_text(["agent", "routing"])
     await expect(tree.get_by_role("link", name="routing_rules v1")).to_be_visible()
     await console.screenshot("12-live-update")
@@ -64,7 +65,7 @@ async def test_new_tenants_and_deletions_appear_live(
     for console in (tenants, detail):
         await mark_page(console)
 
-    server.cli("set", "-t", "fresh-co", "agent", "new-bot", "prompts", '{"greeting": "hi"}')
+    await seed(server, "fresh-co", [("agent", "new-bot", "prompts", {"greeting": "hi"})])
     await expect(names.filter(has_text="fresh-co")).to_have_count(1)
 
     server.cli("delete", "-t", "gone-co", "agent", "gone-bot", "prompts")

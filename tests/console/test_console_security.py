@@ -4,12 +4,13 @@ under a strict Content-Security-Policy with no inline script."""
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 
 from console_harness import CONSOLE_LOOP, ConsolePage, Server, seed, wait_until
 from playwright.async_api import expect
+
+from confstore.server import TokenFile
 
 pytestmark = CONSOLE_LOOP
 
@@ -38,8 +39,8 @@ async def test_a_tenant_token_sees_nothing_of_another_tenant(
     await expect(page.locator("#main .problem")).to_contain_text("No access")
     # A write to globex made meanwhile by another process does not reach this tab: the next
     # change it sees is acme's, which the feed delivers after globex's.
-    server.cli("set", "-t", "globex", "agent", "globex-bot", "prompts", '{"greeting": "hi"}')
-    server.cli("set", "-t", "acme", "agent", "acme-bot", "prompts", '{"greeting": "hello"}')
+    await seed(server, "globex", [("agent", "globex-bot", "prompts", {"greeting": "hi"})])
+    await seed(server, "acme", [("agent", "acme-bot", "prompts", {"greeting": "hello"})])
     await console.go("#/t/acme")
     await expect(
         page.locator("#config-tree").get_by_role("link", name="prompts v1")
@@ -160,13 +161,13 @@ def _token_is_refused(server: Server, token: str) -> bool:
 
 async def test_a_revoked_token_signs_the_console_out(console: ConsolePage, server: Server) -> None:
     await seed(server, "acme", [("agent", "revoke-bot", "prompts", {"greeting": "hi"})])
-    created = server.cli("token", "create", "temp", "--role", "read", "--tenant", "acme", "--json")
-    token = json.loads(created.stdout)["token"]
+    tokens = TokenFile(server.tokens_path)
+    token, _ = tokens.create("temp", "read", ["acme"])
     server.tokens["temp"] = token
     page = console.page
     await console.open()
     await console.sign_in("temp")
-    server.cli("token", "revoke", "temp")
+    tokens.revoke("temp")
     # The server rereads its tokens file within a second: wait until it refuses the token.
     await wait_until(lambda: _token_is_refused(server, token))
     console.expect_error(401)
