@@ -37,14 +37,14 @@ async def test_a_tenant_token_sees_nothing_of_another_tenant(
     await expect(page.get_by_role("alert").filter(has_text="No access")).to_have_count(2)
     await console.go("#/t/globex/agent/globex-bot/llm_settings")
     await expect(page.locator("#main .problem")).to_contain_text("No access")
-    # A write to globex made meanwhile by another process does not reach this tab: the next
-    # change it sees is acme's, which the feed delivers after globex's.
+    await console.screenshot("13-no-access")
+    # A write to globex leaves nothing in this tab, while acme's, made after it, appears live.
+    await console.go("#/t/acme")
+    acme_bot = page.locator("#config-tree .service-group", has_text="acme-bot")
+    await expect(acme_bot.get_by_role("link")).to_have_count(1)
     await seed(server, "globex", [("agent", "globex-bot", "prompts", {"greeting": "hi"})])
     await seed(server, "acme", [("agent", "acme-bot", "prompts", {"greeting": "hello"})])
-    await console.go("#/t/acme")
-    await expect(
-        page.locator("#config-tree").get_by_role("link", name="prompts v1")
-    ).to_be_visible()
+    await expect(acme_bot.get_by_role("link", name="prompts v1")).to_be_visible()
     content = await page.content()
     for leak in ("globex-private-model", "globex-only", "globex-bot"):
         assert leak not in content
@@ -55,7 +55,6 @@ async def test_a_tenant_token_sees_nothing_of_another_tenant(
             response = await request.response()
             assert response is not None
             assert response.status == 403, request.url
-    await console.screenshot("13-no-access")
 
 
 async def test_a_read_token_gets_no_write_actions(console: ConsolePage, server: Server) -> None:
