@@ -8,7 +8,12 @@ from playwright.async_api import expect
 
 pytestmark = CONSOLE_LOOP
 
-VALUE = {"llm_model": "gpt-4o", "api_key": "sk-layout", "tools": ["search", "calculator"]}
+VALUE = {
+    "llm_model": "gpt-4o",
+    "api_key": "sk-layout",
+    "tools": ["search", "calculator"],
+    "endpoint": "https://models.internal/" + "x" * 300,  # one unbreakable line
+}
 
 
 async def seed_layout(server: Server, tenant: str) -> None:
