@@ -5,12 +5,14 @@ browser reports (console errors, page errors, JavaScript dialogs, requests)."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +53,15 @@ CONSOLE_LOOP = pytest.mark.asyncio(loop_scope="session")
 def install_chromium() -> Path:
     """Debian's chromium package, installed with apt-get when missing (as root); the tests skip
     only where that cannot be done (not root, no apt-get)."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    # pytest-xdist workers may all get here: one installs while the others wait on the lock.
+    with (Path(tempfile.gettempdir()) / "confstore-console-chromium.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _apt_install_chromium()
+
+
+def _apt_install_chromium() -> Path:
     if CHROMIUM.exists():
         return CHROMIUM
     if shutil.which("apt-get") is None or os.geteuid() != 0:
