@@ -14,6 +14,7 @@ from ._errors import InvalidConfigError as InvalidConfigError
 from ._errors import InvalidIdentifierError as InvalidIdentifierError
 from ._errors import NoSuchBackendError as NoSuchBackendError
 from ._errors import PermissionDeniedError as PermissionDeniedError
+from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._errors import VersionConflictError as VersionConflictError
 from ._export import plan_restore as plan_restore
 from ._export_reader import ExportFileReader as ExportFileReader
@@ -37,6 +38,10 @@ from ._models import utc_now as utc_now
 from ._options import StoreOptions as StoreOptions
 from ._registry import open_store as open_store
 from ._registry import register_backend as register_backend
+from ._retention import KeyPrune as KeyPrune
+from ._retention import PruneResult as PruneResult
+from ._retention import RetentionPolicy as RetentionPolicy
+from ._retention import RetentionRule as RetentionRule
 from ._store import ConfigStore as ConfigStore
 from ._store import IsolatedArea as IsolatedArea
 from ._store import StoreCapabilities as StoreCapabilities
@@ -83,12 +88,16 @@ __all__ = [
     "InvalidConfigError",
     "InvalidIdentifierError",
     "IsolatedArea",
+    "KeyPrune",
     "MemoryConfigStore",
     "ModuleConfig",
     "NoSuchBackendError",
     "OptimizerConfig",
     "OptimizerType",
     "PermissionDeniedError",
+    "PruneResult",
+    "RetentionPolicy",
+    "RetentionRule",
     "RoutingConfig",
     "SQLiteConfigStore",
     "StoreCapabilities",
@@ -96,6 +105,7 @@ __all__ = [
     "StoreURL",
     "SystemConfig",
     "TelemetryConfig",
+    "UnsupportedOperationError",
     "VersionConflictError",
     "__version__",
     "decode_cursor",

@@ -13,6 +13,7 @@ Hierarchy::
     ├── ImportFormatError
     ├── ImportConflictError         .key, .version
     ├── CursorExpiredError
+    ├── UnsupportedOperationError   (also NotImplementedError)
     ├── NoSuchBackendError          (also LookupError)  .scheme, .package
     │   └── AmbiguousBackendError   .packages
     └── BackendError
@@ -100,6 +101,11 @@ class CursorExpiredError(ConfigStoreError):
 
     Changes after it may be gone: start again from ``current_cursor()`` and re-read what matters.
     """
+
+
+class UnsupportedOperationError(ConfigStoreError, NotImplementedError):
+    """The store does not offer an optional operation (for example ``prune`` on a third-party
+    store that declares no retention); nothing was read or written."""
 
 
 class NoSuchBackendError(ConfigStoreError, LookupError):

@@ -40,6 +40,15 @@ class ConfigKey:
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.scope.value}/{self.service}/{self.config_key}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The four identifiers as a JSON object (the scope as its value)."""
+        return {
+            "tenant_id": self.tenant_id,
+            "scope": self.scope.value,
+            "service": self.service,
+            "config_key": self.config_key,
+        }
+
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ConfigEntry:
@@ -147,14 +156,7 @@ class ConfigChange:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``confstore watch --json``, the server's change feed)."""
-        return {
-            "tenant_id": self.key.tenant_id,
-            "scope": self.key.scope.value,
-            "service": self.key.service,
-            "config_key": self.key.config_key,
-            "kind": self.kind.value,
-            "version": self.version,
-        }
+        return {**self.key.to_dict(), "kind": self.kind.value, "version": self.version}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

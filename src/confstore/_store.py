@@ -12,10 +12,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self, TextIO, TypeVar
 
-from ._errors import InvalidConfigError
+from ._errors import InvalidConfigError, UnsupportedOperationError
 from ._export import (
     IMPORT_MODES,
     ImportMode,
@@ -25,7 +26,15 @@ from ._export import (
     ordered_entries,
     parse_import_document,
 )
-from ._models import ChangeBatch, ConfigEntry, ConfigKey, ConfigScope
+from ._models import ChangeBatch, ConfigEntry, ConfigKey, ConfigScope, utc_now
+from ._retention import (
+    KeyPrune,
+    PruneResult,
+    RetentionPolicy,
+    RetentionRule,
+    VersionInfo,
+    plan_key_prune,
+)
 from ._url import StoreURL
 from ._validation import (
     DEFAULT_MAX_VALUE_BYTES,
@@ -48,10 +57,12 @@ class StoreCapabilities:
 
     persistent: data survives ``close()`` and a reopen of the same URL.
     shared: several handles (processes, hosts) opened on the same URL see one another's writes.
+    retention: ``prune()`` works (the conformance suite's retention tests run).
     """
 
     persistent: bool = False
     shared: bool = False
+    retention: bool = False
 
 
 _Store = TypeVar("_Store", bound="ConfigStore")
@@ -137,6 +148,8 @@ class ConfigStore(abc.ABC):
 
     def __init__(self, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
         self.max_value_bytes = validate_version(max_value_bytes, name="max_value_bytes")
+        #: The store's retention policy: what ``prune()`` applies when given no limits.
+        self.retention: RetentionPolicy | None = None
 
     @property
     def capabilities(self) -> StoreCapabilities:
@@ -443,6 +456,103 @@ class ConfigStore(abc.ABC):
         once. May raise BackendError; a follower treats that like a failed poll.
         """
         await asyncio.sleep(timeout)
+
+    async def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: timedelta | float | str | None = None,
+        deleted_older_than: timedelta | float | str | None = None,
+        tenant_id: str | None = None,
+        dry_run: bool = False,
+    ) -> PruneResult:
+        """Remove old versions (all tenants, or ``tenant_id``'s) and report what went.
+
+        A version is kept when it is one of its key's ``keep_last`` newest or was written less
+        than ``older_than`` ago (a timedelta, seconds, or text like ``90d``); the latest version
+        of a key is never removed. A key whose latest version is a tombstone written
+        ``deleted_older_than`` ago or earlier is removed entirely. Version numbers are never
+        reused: the next write of a pruned or purged key continues after its last version.
+        Given no limit, the store's ``retention`` policy applies (with its per-tenant and
+        per-scope overrides). ``dry_run=True`` reports what would go and changes nothing.
+        Raises InvalidConfigError for bad limits or when there is nothing to prune by, and
+        UnsupportedOperationError when the store does not declare ``capabilities.retention``.
+        """
+        if tenant_id is not None:
+            validate_identifier("tenant_id", tenant_id)
+        given = RetentionRule.parse(keep_last, older_than, deleted_older_than)
+        if not given.is_empty:
+            policy = RetentionPolicy(given)
+        elif self.retention is not None and not all(
+            rule.is_empty for rule in self.retention.rules()
+        ):
+            policy = self.retention
+        else:
+            raise InvalidConfigError(
+                "prune needs keep_last, older_than or deleted_older_than, or a store retention "
+                "policy (store.retention)",
+                field="keep_last",
+            )
+        if not self.capabilities.retention:
+            raise UnsupportedOperationError(
+                f"the {self.backend_name} store does not support retention (prune)"
+            )
+        return await self._prune(policy, tenant_id, bool(dry_run))
+
+    async def _prune(
+        self, policy: RetentionPolicy, tenant_id: str | None, dry_run: bool
+    ) -> PruneResult:
+        """Apply ``policy`` (limits validated) to every key of ``tenant_id`` (None: every tenant).
+
+        This default plans from ``iter_configs`` with ``plan_key_prune`` and removes through
+        ``_remove_versions``, one key at a time, so a backend needs only that primitive; a
+        backend that can do it in bulk overrides this.
+        """
+        now = utc_now()
+        tenants = [tenant_id] if tenant_id is not None else await self._list_tenants(True)
+        report: list[KeyPrune] = []
+        for tenant in tenants:
+            key: ConfigKey | None = None
+            stored: list[VersionInfo] = []
+            async for entry in self._iter_configs(tenant, True):
+                if entry.key != key:
+                    await self._prune_key(key, stored, policy, now, dry_run, report)
+                    key, stored = entry.key, []
+                stored.append(VersionInfo(entry.version, entry.updated_at, entry.deleted))
+            await self._prune_key(key, stored, policy, now, dry_run, report)
+        return PruneResult(tuple(report), dry_run)
+
+    async def _prune_key(
+        self,
+        key: ConfigKey | None,
+        stored: list[VersionInfo],
+        policy: RetentionPolicy,
+        now: datetime,
+        dry_run: bool,
+        report: list[KeyPrune],
+    ) -> None:
+        if key is None:
+            return
+        planned, versions = plan_key_prune(key, stored, policy.rule_for(key), now)
+        if planned is None:
+            return
+        if not dry_run:
+            latest = stored[-1].version
+            if not await self._remove_versions(key, versions, purge=planned.purged, latest=latest):
+                return
+        report.append(planned)
+
+    async def _remove_versions(
+        self, key: ConfigKey, versions: list[int], *, purge: bool, latest: int
+    ) -> bool:
+        """Remove ``versions`` of ``key`` (never its latest, ``latest``); with ``purge`` the
+        key's every version, only if ``latest`` is still its latest (a tombstone), remembering
+        ``latest`` so the next write is ``latest + 1``. False when the key changed meanwhile
+        and nothing was removed. Stores that declare ``capabilities.retention`` implement it
+        (or override ``_prune``)."""
+        raise UnsupportedOperationError(
+            f"the {self.backend_name} store does not support retention (prune)"
+        )
 
     @abc.abstractmethod
     async def current_cursor(self) -> str:

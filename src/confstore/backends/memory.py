@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from .._errors import InvalidConfigError, VersionConflictError
+from .._errors import CursorExpiredError, InvalidConfigError, VersionConflictError
 from .._export import ImportMode, plan_restore
 from .._models import (
     ChangeBatch,
@@ -28,12 +28,20 @@ from .._models import (
 from .._options import StoreOptions
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import StoreURL
+from .._validation import validate_version
+
+# The change feed keeps at least this many of the newest changes (and at most twice as many).
+DEFAULT_FEED_MAX_CHANGES = 100_000
 
 
 @dataclass
 class _MemoryData:
     versions: dict[ConfigKey, list[ConfigEntry]] = field(default_factory=dict)
+    # Keys removed by retention, with their last version: the next write continues after it.
+    retired: dict[ConfigKey, int] = field(default_factory=dict)
     changes: list[ConfigChange] = field(default_factory=list)
+    # Changes dropped from the front of ``changes``: a cursor is an index into the whole feed.
+    changes_dropped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -44,8 +52,15 @@ class MemoryConfigStore(ConfigStore):
     _shared: ClassVar[dict[str, _MemoryData]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, name: str | None = None, *, max_value_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        max_value_bytes: int = 1024 * 1024,
+        feed_max_changes: int = DEFAULT_FEED_MAX_CHANGES,
+    ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
+        self.feed_max_changes = validate_version(feed_max_changes, name="feed_max_changes")
         self.name = name or None
         if self.name is None:
             self._data = _MemoryData()
@@ -57,13 +72,18 @@ class MemoryConfigStore(ConfigStore):
     def from_url(cls, url: StoreURL, **options: Any) -> MemoryConfigStore:
         reader = StoreOptions("memory", options)
         max_value_bytes = reader.take_int("max_value_bytes", 1024 * 1024, minimum=1)
+        feed_max_changes = reader.take_int("feed_max_changes", DEFAULT_FEED_MAX_CHANGES, minimum=1)
         reader.finish()
-        return cls(url.host or url.path or None, max_value_bytes=max_value_bytes)
+        return cls(
+            url.host or url.path or None,
+            max_value_bytes=max_value_bytes,
+            feed_max_changes=feed_max_changes,
+        )
 
     @property
     def capabilities(self) -> StoreCapabilities:
         named = self.name is not None
-        return StoreCapabilities(persistent=named, shared=named)
+        return StoreCapabilities(persistent=named, shared=named, retention=True)
 
     @classmethod
     def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
@@ -136,7 +156,8 @@ class MemoryConfigStore(ConfigStore):
                 return False
             if purge:
                 del self._data.versions[key]
-                self._data.changes.append(ConfigChange(key, ChangeKind.PURGE, history[-1].version))
+                self._data.retired.pop(key, None)
+                self._record(ConfigChange(key, ChangeKind.PURGE, history[-1].version))
                 return True
             if history[-1].deleted:
                 return False
@@ -184,7 +205,7 @@ class MemoryConfigStore(ConfigStore):
                 history = self._data.versions.setdefault(entry.key, [])
                 bisect.insort(history, entry, key=lambda stored: stored.version)
                 kind = ChangeKind.DELETE if entry.deleted else ChangeKind.SET
-                self._data.changes.append(ConfigChange(entry.key, kind, entry.version))
+                self._record(ConfigChange(entry.key, kind, entry.version))
             return len(planned)
 
     async def get_stats(self) -> dict[str, Any]:
@@ -204,13 +225,48 @@ class MemoryConfigStore(ConfigStore):
         return True
 
     async def current_cursor(self) -> str:
-        return str(len(self._data.changes))
+        with self._data.lock:
+            return str(self._data.changes_dropped + len(self._data.changes))
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
-        start = _parse_cursor(cursor)
-        changes = self._data.changes[start : start + limit]
-        end = start + len(changes)
-        return ChangeBatch(tuple(changes), str(end), has_more=end < len(self._data.changes))
+        with self._data.lock:
+            dropped = self._data.changes_dropped
+            start = dropped if cursor is None else _parse_cursor(cursor)
+            if start < dropped:
+                raise CursorExpiredError(
+                    f"cursor {cursor} is older than the {len(self._data.changes)} changes the "
+                    "memory store keeps"
+                )
+            changes = self._data.changes[start - dropped : start - dropped + limit]
+            end = start + len(changes)
+            more = end < dropped + len(self._data.changes)
+        return ChangeBatch(tuple(changes), str(end), has_more=more)
+
+    async def _remove_versions(
+        self, key: ConfigKey, versions: list[int], *, purge: bool, latest: int
+    ) -> bool:
+        with self._data.lock:
+            history = self._data.versions.get(key)
+            if not history or (purge and history[-1].version != latest):
+                return False
+            if purge:
+                del self._data.versions[key]
+                self._data.retired[key] = latest
+                self._record(ConfigChange(key, ChangeKind.PURGE, latest))
+                return True
+            removed = set(versions) - {history[-1].version}
+            history[:] = [entry for entry in history if entry.version not in removed]
+            return True
+
+    def _record(self, change: ConfigChange) -> None:
+        """Append to the change feed, dropping the oldest changes beyond the bound; the caller
+        holds the lock."""
+        changes = self._data.changes
+        changes.append(change)
+        if len(changes) > 2 * self.feed_max_changes:
+            excess = len(changes) - self.feed_max_changes
+            del changes[:excess]
+            self._data.changes_dropped += excess
 
     def _append(
         self,
@@ -223,6 +279,7 @@ class MemoryConfigStore(ConfigStore):
     ) -> ConfigEntry:
         """Write latest + 1; the caller holds the lock."""
         history = self._data.versions.setdefault(key, [])
+        retired = 0 if history else self._data.retired.pop(key, 0)
         now = utc_now()
         entry = ConfigEntry(
             tenant_id=key.tenant_id,
@@ -230,7 +287,7 @@ class MemoryConfigStore(ConfigStore):
             service=key.service,
             config_key=key.config_key,
             config_value=value,
-            version=history[-1].version + 1 if history else 1,
+            version=history[-1].version + 1 if history else retired + 1,
             created_at=history[0].created_at if history else now,
             updated_at=now,
             updated_by=updated_by,
@@ -239,7 +296,7 @@ class MemoryConfigStore(ConfigStore):
         )
         history.append(entry)
         kind = ChangeKind.DELETE if deleted else ChangeKind.SET
-        self._data.changes.append(ConfigChange(key, kind, entry.version))
+        self._record(ConfigChange(key, kind, entry.version))
         return entry
 
     def _latest_live(self) -> list[tuple[ConfigKey, ConfigEntry]]:

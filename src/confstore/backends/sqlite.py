@@ -1,6 +1,7 @@
 """SQLiteConfigStore: the embedded default store, one SQLite file shared safely by many processes.
 
-Schema (``PRAGMA user_version`` = 1; ``initialize()`` creates it once and is idempotent):
+Schema (``PRAGMA user_version`` = 2; ``initialize()`` creates it once and is idempotent, and
+upgrades a version 1 file in place):
 
 - ``config_versions``: every stored version, one row each, with the key's four identifier columns,
   ``version``, the value as canonical JSON text and the audit fields. ``seq`` (the rowid) orders
@@ -10,17 +11,26 @@ Schema (``PRAGMA user_version`` = 1; ``initialize()`` creates it once and is ide
   Identifiers are separate columns (never concatenated), so ("a:b", "c") and ("a", "b:c") differ.
 - ``config_heads``: one row per key with its latest version, deleted flag, ``created_at`` and
   version count. Listings, tenants and stats read this small table instead of scanning versions,
-  and a write computes ``latest + 1`` from it.
-- ``config_changes``: the change feed, one row per committed version (``set``/``delete``) or purge;
-  its ``seq`` is the feed cursor. Writers take the write lock in turn (``BEGIN IMMEDIATE``), so
-  sequence numbers become visible in order and a follower never skips one.
+  and a write computes ``latest + 1`` from it. A key that retention removed entirely (an old
+  tombstone) keeps its head with ``version_count = 0``: it counts as absent, and its next write
+  continues the numbering.
+- ``config_changes``: the change feed, one row per committed version (``set``/``delete``) or purge,
+  with its commit time (``committed_at``, Unix seconds); its ``seq`` is the feed cursor. Writers
+  take the write lock in turn (``BEGIN IMMEDIATE``), so sequence numbers become visible in order
+  and a follower never skips one.
 
 A trigger on ``config_versions`` maintains heads and the change feed inside the inserting statement:
 no extra round trip, and the statement is atomic with them. Timestamps are ISO 8601 text in UTC
 with microseconds, as in exports (readable with any SQLite tool, and the fastest form to parse).
 
-The change log is never pruned (one small row per write), so its rowid ``seq`` only grows and a
-cursor stays valid forever, without AUTOINCREMENT's extra page write per commit.
+The change feed is bounded: every few thousand writes of a handle (and on ``prune()``) the oldest
+changes beyond ``feed_max_changes`` or older than ``feed_max_age`` are deleted. The newest change is
+never deleted, so the rowid ``seq`` only grows (without AUTOINCREMENT's extra page write per
+commit); a cursor from before the oldest kept change raises CursorExpiredError.
+
+Retention (``prune``) works a page of keys per transaction, so writers of other processes get the
+lock between pages; removed versions leave their pages to SQLite's free list, which later writes
+reuse, so a store pruned to its last N versions stops growing.
 
 Connections: a file store opens one writer and one reader connection, each owned by its own
 daemon thread (``_sqlite_thread``: the store runs sqlite3 itself, no async driver in between). The
@@ -60,7 +70,7 @@ import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -72,6 +82,7 @@ from .._errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigStoreError,
+    CursorExpiredError,
     ImportFormatError,
     InvalidConfigError,
     PermissionDeniedError,
@@ -89,12 +100,15 @@ from .._models import (
     utc_now,
 )
 from .._options import StoreOptions
+from .._retention import KeyPrune, PruneResult, RetentionPolicy, parse_duration
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
-from .._validation import DEFAULT_MAX_VALUE_BYTES, encode_json
+from .._validation import DEFAULT_MAX_VALUE_BYTES, encode_json, validate_version
 from ._sqlite_thread import SQLiteThread, ThreadGroup
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+DEFAULT_FEED_MAX_CHANGES: Final = 100_000
+DEFAULT_FEED_MAX_AGE: Final = timedelta(days=7)
 DEFAULT_TIMEOUT: Final = 10.0
 MEMORY_PATH: Final = ":memory:"
 Synchronous = Literal["FULL", "NORMAL"]
@@ -106,6 +120,39 @@ _MAX_BATCH = 512
 _PAGE_SIZE = 1000
 # Entries per hop to the writer thread during an import.
 _IMPORT_CHUNK = 1000
+# Writes of one handle between two trims of the change feed.
+_FEED_TRIM_EVERY = 4096
+# Keys per prune transaction.
+_PRUNE_PAGE = 500
+
+# Restored versions may arrive below the latest one: heads only move forward. A head whose key
+# retention removed (version_count 0) takes the new key's created_at.
+_MAINTAIN_TRIGGER = """
+    CREATE TRIGGER IF NOT EXISTS config_versions_maintain AFTER INSERT ON config_versions
+    BEGIN
+        INSERT INTO config_heads (tenant_id, scope, service, config_key,
+                                  latest_version, deleted, created_at, version_count)
+        VALUES (NEW.tenant_id, NEW.scope, NEW.service, NEW.config_key,
+                NEW.version, NEW.deleted, NEW.created_at, 1)
+        ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE SET
+            deleted = CASE WHEN excluded.latest_version > latest_version
+                           THEN excluded.deleted ELSE deleted END,
+            created_at = CASE WHEN version_count = 0 THEN excluded.created_at ELSE created_at END,
+            latest_version = max(latest_version, excluded.latest_version),
+            version_count = version_count + 1;
+        INSERT INTO config_changes (tenant_id, scope, service, config_key, kind, version,
+                                    committed_at)
+        VALUES (NEW.tenant_id, NEW.scope, NEW.service, NEW.config_key,
+                CASE WHEN NEW.deleted THEN 'delete' ELSE 'set' END, NEW.version,
+                CAST(strftime('%s', 'now') AS INTEGER));
+    END
+"""
+# Version 1 had no commit times (its changes count as old) and the trigger without them.
+_UPGRADE_FROM_1 = (
+    "ALTER TABLE config_changes ADD COLUMN committed_at INTEGER NOT NULL DEFAULT 0",
+    "DROP TRIGGER config_versions_maintain",
+    _MAINTAIN_TRIGGER,
+)
 
 _SCHEMA = (
     """
@@ -146,27 +193,11 @@ _SCHEMA = (
         service TEXT NOT NULL,
         config_key TEXT NOT NULL,
         kind TEXT NOT NULL,
-        version INTEGER NOT NULL
+        version INTEGER NOT NULL,
+        committed_at INTEGER NOT NULL DEFAULT 0
     )
     """,
-    # Restored versions may arrive below the latest one: heads only move forward.
-    """
-    CREATE TRIGGER IF NOT EXISTS config_versions_maintain AFTER INSERT ON config_versions
-    BEGIN
-        INSERT INTO config_heads (tenant_id, scope, service, config_key,
-                                  latest_version, deleted, created_at, version_count)
-        VALUES (NEW.tenant_id, NEW.scope, NEW.service, NEW.config_key,
-                NEW.version, NEW.deleted, NEW.created_at, 1)
-        ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE SET
-            deleted = CASE WHEN excluded.latest_version > latest_version
-                           THEN excluded.deleted ELSE deleted END,
-            latest_version = max(latest_version, excluded.latest_version),
-            version_count = version_count + 1;
-        INSERT INTO config_changes (tenant_id, scope, service, config_key, kind, version)
-        VALUES (NEW.tenant_id, NEW.scope, NEW.service, NEW.config_key,
-                CASE WHEN NEW.deleted THEN 'delete' ELSE 'set' END, NEW.version);
-    END
-    """,
+    _MAINTAIN_TRIGGER,
 )
 
 _ENTRY_COLUMNS = (
@@ -182,7 +213,9 @@ _SELECT_VERSION = f"SELECT {_ENTRY_COLUMNS} FROM config_versions WHERE {_KEY_MAT
 _SELECT_HISTORY = (
     f"SELECT {_ENTRY_COLUMNS} FROM config_versions WHERE {_KEY_MATCH} ORDER BY version DESC LIMIT ?"
 )
-_SELECT_HEAD = f"SELECT latest_version, deleted FROM config_heads WHERE {_KEY_MATCH}"
+_SELECT_HEAD = (
+    f"SELECT latest_version, deleted FROM config_heads WHERE {_KEY_MATCH} AND version_count > 0"
+)
 
 # Latest live version of each key of a tenant, after a (scope, service, config_key) position.
 _SELECT_LIVE_PAGE = f"""
@@ -204,7 +237,9 @@ _SELECT_HISTORY_PAGE = f"""
     LIMIT :limit
 """
 _SELECT_TENANTS = "SELECT DISTINCT tenant_id FROM config_heads WHERE deleted = 0 ORDER BY tenant_id"
-_SELECT_ALL_TENANTS = "SELECT DISTINCT tenant_id FROM config_heads ORDER BY tenant_id"
+_SELECT_ALL_TENANTS = (
+    "SELECT DISTINCT tenant_id FROM config_heads WHERE version_count > 0 ORDER BY tenant_id"
+)
 # One statement, so one consistent snapshot.
 _SELECT_STATS = """
     SELECT
@@ -226,10 +261,10 @@ _APPEND_VERSION = """
     INSERT INTO config_versions (tenant_id, scope, service, config_key, version, value,
                                  created_at, updated_at, updated_by, comment, deleted)
     SELECT ?1, ?2, ?3, ?4, coalesce(h.latest_version, 0) + 1, ?5,
-           coalesce(h.created_at, ?6), ?6, ?7, ?8, ?9
+           CASE WHEN h.version_count > 0 THEN h.created_at ELSE ?6 END, ?6, ?7, ?8, ?9
     FROM (SELECT 1) LEFT JOIN config_heads AS h
       ON h.tenant_id = ?1 AND h.scope = ?2 AND h.service = ?3 AND h.config_key = ?4
-    WHERE ?10 IS NULL OR coalesce(h.latest_version, 0) = ?10
+    WHERE ?10 IS NULL OR (CASE WHEN h.version_count > 0 THEN h.latest_version ELSE 0 END) = ?10
 """
 _APPEND_VERSION_RETURNING = _APPEND_VERSION + " RETURNING version, created_at"
 _INSERT_VERSION = (
@@ -261,9 +296,36 @@ _SELECT_STAGED = (
 _PURGE_VERSIONS = f"DELETE FROM config_versions WHERE {_KEY_MATCH}"
 _PURGE_HEAD = f"DELETE FROM config_heads WHERE {_KEY_MATCH}"
 _RECORD_PURGE = (
-    "INSERT INTO config_changes (tenant_id, scope, service, config_key, kind, version) "
-    "VALUES (?, ?, ?, ?, 'purge', ?)"
+    "INSERT INTO config_changes (tenant_id, scope, service, config_key, kind, version, "
+    "committed_at) VALUES (?, ?, ?, ?, 'purge', ?, CAST(strftime('%s', 'now') AS INTEGER))"
 )
+_SELECT_OLDEST_CHANGE = "SELECT min(seq) FROM config_changes"
+# The first change young enough to keep; the scan stops there, so it reads only what goes.
+_SELECT_FIRST_YOUNG_CHANGE = (
+    "SELECT seq FROM config_changes WHERE committed_at >= ? ORDER BY seq LIMIT 1"
+)
+_TRIM_CHANGES = "DELETE FROM config_changes WHERE seq <= ?"
+
+# Retention. A page of heads (keyset after a key), then per key: what goes, and removing it.
+_SELECT_HEADS_PAGE = """
+    SELECT tenant_id, scope, service, config_key, latest_version, deleted FROM config_heads
+    WHERE (:tenant_id IS NULL OR tenant_id = :tenant_id) AND version_count > 0
+      AND (tenant_id, scope, service, config_key)
+        > (:after_tenant, :after_scope, :after_service, :after_key)
+    ORDER BY tenant_id, scope, service, config_key
+    LIMIT :limit
+"""
+_SELECT_UPDATED_AT = f"SELECT updated_at FROM config_versions WHERE {_KEY_MATCH} AND version = ?"
+# The oldest version keep_last keeps (None when the key has fewer versions).
+_SELECT_KEEP_FLOOR = (
+    f"SELECT version FROM config_versions WHERE {_KEY_MATCH} ORDER BY version DESC LIMIT 1 OFFSET ?"
+)
+_PRUNABLE = f"{_KEY_MATCH} AND version < ? AND (? IS NULL OR updated_at <= ?)"
+_COUNT_PRUNABLE = f"SELECT count(*), max(version) FROM config_versions WHERE {_PRUNABLE}"
+_DELETE_PRUNABLE = f"DELETE FROM config_versions WHERE {_PRUNABLE}"
+_COUNT_VERSIONS = f"SELECT count(*) FROM config_versions WHERE {_KEY_MATCH}"
+_UNCOUNT_VERSIONS = f"UPDATE config_heads SET version_count = version_count - ? WHERE {_KEY_MATCH}"
+_RETIRE_HEAD = f"UPDATE config_heads SET version_count = 0 WHERE {_KEY_MATCH}"
 
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 # A read-only file, directory or file system, or an authorizer's refusal.
@@ -633,8 +695,13 @@ class SQLiteConfigStore(ConfigStore):
         synchronous: str = "FULL",
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         read_only: bool = False,
+        feed_max_changes: int = DEFAULT_FEED_MAX_CHANGES,
+        feed_max_age: timedelta | float | str = DEFAULT_FEED_MAX_AGE,
     ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
+        self.feed_max_changes = validate_version(feed_max_changes, name="feed_max_changes")
+        self.feed_max_age = parse_duration(feed_max_age, name="feed_max_age")
+        self._writes_since_trim = 0
         self.path = os.fspath(path)
         if not self.path:
             raise InvalidConfigError("the SQLite path must not be empty", field="path")
@@ -663,7 +730,9 @@ class SQLiteConfigStore(ConfigStore):
         """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite://:memory:``.
 
         Options: ``timeout`` (alias ``busy_timeout``, seconds), ``synchronous`` (FULL or NORMAL),
-        ``max_value_bytes``, ``mode`` (``rw``, the default, or ``ro`` for read-only).
+        ``max_value_bytes``, ``mode`` (``rw``, the default, or ``ro`` for read-only),
+        ``feed_max_changes`` and ``feed_max_age`` (``7d``, ``12h``, or seconds): how much of the
+        change feed is kept.
         """
         reader = StoreOptions("sqlite", options)
         busy_timeout = reader.take_float("busy_timeout", DEFAULT_TIMEOUT)
@@ -671,6 +740,8 @@ class SQLiteConfigStore(ConfigStore):
         synchronous = reader.take_str("synchronous", "FULL") or "FULL"
         max_value_bytes = reader.take_int("max_value_bytes", DEFAULT_MAX_VALUE_BYTES, minimum=1)
         mode = reader.take_str("mode", "rw")
+        feed_max_changes = reader.take_int("feed_max_changes", DEFAULT_FEED_MAX_CHANGES, minimum=1)
+        feed_max_age = reader.take_any("feed_max_age", DEFAULT_FEED_MAX_AGE)
         reader.finish()
         if mode not in ("rw", "ro"):
             raise InvalidConfigError(f"mode must be rw or ro, got {mode!r}", field="mode")
@@ -692,6 +763,8 @@ class SQLiteConfigStore(ConfigStore):
             synchronous=synchronous,
             max_value_bytes=max_value_bytes,
             read_only=mode == "ro",
+            feed_max_changes=feed_max_changes,
+            feed_max_age=feed_max_age,
         )
 
     @property
@@ -701,7 +774,7 @@ class SQLiteConfigStore(ConfigStore):
     @property
     def capabilities(self) -> StoreCapabilities:
         on_disk = not self.in_memory
-        return StoreCapabilities(persistent=on_disk, shared=on_disk)
+        return StoreCapabilities(persistent=on_disk, shared=on_disk, retention=True)
 
     @classmethod
     def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
@@ -1004,6 +1077,14 @@ class SQLiteConfigStore(ConfigStore):
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
         start = _parse_cursor(cursor)
         rows = await self._query(_fetch_rows, _SELECT_CHANGES, (start, limit + 1))
+        if cursor is not None and (not rows or rows[0][0] != start + 1):
+            # Sequence numbers have no gaps but the trimmed front of the feed.
+            oldest = (await self._query(_fetch_rows, _SELECT_OLDEST_CHANGE, ()))[0][0]
+            if oldest is not None and oldest > start + 1:
+                raise CursorExpiredError(
+                    f"change-feed cursor {cursor} of {self.path} is older than the oldest change "
+                    f"kept ({oldest}); start again from current_cursor()"
+                )
         page = rows[:limit]
         changes = tuple(
             ConfigChange(
@@ -1026,7 +1107,60 @@ class SQLiteConfigStore(ConfigStore):
         writer = self._writer
         if writer is None:
             raise self._not_writable()
-        return await writer.submit(work)
+        result = await writer.submit(work)
+        self._writes_since_trim += 1
+        if self._writes_since_trim >= _FEED_TRIM_EVERY:
+            self._writes_since_trim = 0
+            await writer.submit(self._trim_feed)
+        return result
+
+    def _trim_feed(self, connection: sqlite3.Connection) -> int:
+        """Delete the changes beyond ``feed_max_changes`` or older than ``feed_max_age``, never
+        the newest one; return how many went. Runs on the writer thread, in a transaction."""
+        newest: int = connection.execute(_SELECT_CURSOR).fetchone()[0]
+        oldest: int | None = connection.execute(_SELECT_OLDEST_CHANGE).fetchone()[0]
+        if oldest is None:
+            return 0
+        cutoff = int(utc_now().timestamp() - self.feed_max_age.total_seconds())
+        young = connection.execute(_SELECT_FIRST_YOUNG_CHANGE, (cutoff,)).fetchone()
+        bound = min(
+            newest - 1, max(newest - self.feed_max_changes, young[0] - 1 if young else newest)
+        )
+        if bound < oldest:
+            return 0
+        connection.execute(_TRIM_CHANGES, (bound,))
+        return bound - oldest + 1
+
+    async def _prune(
+        self, policy: RetentionPolicy, tenant_id: str | None, dry_run: bool
+    ) -> PruneResult:
+        """A page of keys per transaction (see _prune_page), then a trim of the change feed."""
+        now = utc_now()
+        report: list[KeyPrune] = []
+        after: dict[str, Any] = dict.fromkeys(
+            ("after_tenant", "after_scope", "after_service", "after_key"), ""
+        )
+        while True:
+            page = await self._query(
+                _fetch_rows,
+                _SELECT_HEADS_PAGE,
+                {"tenant_id": tenant_id, "limit": _PRUNE_PAGE, **after},
+            )
+            if not page:
+                break
+            work = partial(_prune_page, page, policy, now, dry_run)
+            if dry_run:
+                report.extend(await self._query(work))
+            else:
+                report.extend(await self._write(work))
+            last = page[-1]
+            after.update(
+                after_tenant=last[0], after_scope=last[1], after_service=last[2], after_key=last[3]
+            )
+        trimmed = 0
+        if not dry_run:
+            trimmed = await self._write(self._trim_feed)
+        return PruneResult(tuple(report), dry_run, changes_removed=trimmed)
 
     def _not_writable(self) -> BackendError:
         if self._reader is not None:
@@ -1118,8 +1252,9 @@ def _prepare_writer(synchronous: Synchronous, connection: sqlite3.Connection) ->
     connection.execute("BEGIN IMMEDIATE")
     try:
         found = connection.execute("PRAGMA user_version").fetchone()[0]
-        if found == 0:
-            for statement in _SCHEMA:
+        upgrade = {0: _SCHEMA, 1: _UPGRADE_FROM_1}.get(found)
+        if upgrade is not None:
+            for statement in upgrade:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         else:
@@ -1148,6 +1283,52 @@ def _check_schema_version(found: int) -> None:
         raise BackendUnavailableError(
             f"the database has schema version {found}; this confstore reads {SCHEMA_VERSION}"
         )
+
+
+def _prune_page(
+    heads: list[Row],
+    policy: RetentionPolicy,
+    now: datetime,
+    dry_run: bool,
+    connection: sqlite3.Connection,
+) -> list[KeyPrune]:
+    """Apply ``policy`` to a page of keys (rows of _SELECT_HEADS_PAGE) as ``plan_key_prune``
+    would: by count and age with SQL, never the latest version. Runs in a write transaction (or
+    on the reader, for a dry run)."""
+    report = []
+    for tenant_id, scope, service, config_key, latest, deleted in heads:
+        key = ConfigKey(tenant_id, _SCOPES[scope], service, config_key)
+        rule = policy.rule_for(key)
+        params = (tenant_id, scope, service, config_key)
+        older_cutoff, deleted_cutoff = rule.cutoffs(now)
+        if deleted and deleted_cutoff is not None:
+            updated_at = connection.execute(_SELECT_UPDATED_AT, (*params, latest)).fetchone()
+            if updated_at is not None and updated_at[0] <= format_timestamp(deleted_cutoff):
+                count = connection.execute(_COUNT_VERSIONS, params).fetchone()[0]
+                if not dry_run:
+                    connection.execute(_PURGE_VERSIONS, params)
+                    connection.execute(_RETIRE_HEAD, params)
+                    connection.execute(_RECORD_PURGE, (*params, latest))
+                report.append(KeyPrune(key, count, latest, purged=True))
+                continue
+        if not rule.prunes_versions:
+            continue
+        below = latest
+        if rule.keep_last is not None:
+            floor = connection.execute(_SELECT_KEEP_FLOOR, (*params, rule.keep_last - 1)).fetchone()
+            if floor is None:
+                continue
+            below = min(below, floor[0])
+        cutoff = None if older_cutoff is None else format_timestamp(older_cutoff)
+        condition = (*params, below, cutoff, cutoff)
+        count, through = connection.execute(_COUNT_PRUNABLE, condition).fetchone()
+        if not count:
+            continue
+        if not dry_run:
+            connection.execute(_DELETE_PRUNABLE, condition)
+            connection.execute(_UNCOUNT_VERSIONS, (count, *params))
+        report.append(KeyPrune(key, count, through))
+    return report
 
 
 def _begin_immediate(connection: sqlite3.Connection) -> None:

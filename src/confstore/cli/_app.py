@@ -23,7 +23,7 @@ from .._errors import (
     VersionConflictError,
 )
 from .._models import ConfigScope
-from . import _commands, _conformance, _demo, _layered, _server, _transfer, _watch
+from . import _commands, _conformance, _demo, _layered, _retention, _server, _transfer, _watch
 from ._common import CliError, ExitCode
 from ._output import Console
 
@@ -52,6 +52,7 @@ examples:
   confstore export --history -o backup.json           a tenant's configs, every version
   confstore import backup.json --dry-run              what an import would write
   confstore migrate --from sqlite:///old.db --to vespa+http://vespa:8080
+  confstore prune --keep-last 10 --older-than 90d --dry-run   what retention would remove
   confstore --url sqlite:///tmp/c.db watch            print changes as they happen
   confstore conformance postgresql://db/app           the conformance suite, safe on a live store
 
@@ -323,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_tenant(sub, None, "only this tenant (with what it inherits)")
     _layered.add_base_tenant(sub)
+
+    sub = command(
+        "prune", _retention.prune, "Remove old versions by count and age (the latest stays)."
+    )
+    _add_tenant(sub, None, "only this tenant (default: every tenant)")
+    _retention.add_arguments(sub)
 
     command("stats", _commands.stats, "Show counts of tenants, configs and versions.")
     command("health", _commands.health, "Check that the backend answers (exit status 0 or 1).")

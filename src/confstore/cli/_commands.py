@@ -62,7 +62,11 @@ def show_entry(console: Console, entry: ConfigEntry) -> None:
     console.line(printable_json(data["config_value"], indent=2))
 
 
-def show_history(console: Console, entries: Sequence[ConfigEntry]) -> None:
+def show_history(
+    console: Console, entries: Sequence[ConfigEntry], *, complete: bool = False
+) -> None:
+    """The versions as a table; ``complete`` says they are every version stored, so a first one
+    above 1 means older versions were pruned (retention), which is said below the table."""
     if console.json_mode:
         console.json([console.entry_dict(entry) for entry in entries])
         return
@@ -70,6 +74,8 @@ def show_history(console: Console, entries: Sequence[ConfigEntry]) -> None:
         ("version", "updated_at", "updated_by", "deleted", "comment"),
         [(e.version, e.updated_at, e.updated_by, e.deleted, e.comment) for e in entries],
     )
+    if complete and entries and entries[-1].version > 1:
+        console.line(f"(versions 1-{entries[-1].version - 1} were pruned)")
 
 
 def show_diff(console: Console, label: str, old: ConfigEntry, new: ConfigEntry) -> None:
@@ -188,7 +194,7 @@ async def history(args: argparse.Namespace, console: Console) -> int:
         entries = await store.get_config_history(*key_arguments(args), limit=args.limit)
     if not entries:
         raise not_found(key_label(args))
-    show_history(console, entries)
+    show_history(console, entries, complete=len(entries) < args.limit)
     return ExitCode.OK
 
 

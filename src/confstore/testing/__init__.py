@@ -65,6 +65,8 @@ these class attributes of the test class; a skip always names the reason:
     Seconds within which a call to an unreachable backend must return or raise.
 ``hypothesis_max_examples = 25``
     Examples per property test (tenant isolation).
+``capabilities.retention``
+    The store implements ``prune()``; without it the retention tests are skipped.
 ``known_gaps = {}``
     ``{"test_name": "reason"}``: those tests run as strict xfail, so the day a gap is fixed the
     run fails until the entry is removed. A name that is no test of the suite is a usage error.
@@ -93,6 +95,7 @@ pytest.register_assert_rewrite(
     "confstore.testing._listing",
     "confstore.testing._operations",
     "confstore.testing._plugin",
+    "confstore.testing._retention",
     "confstore.testing._suite",
     "confstore.testing._versions",
 )

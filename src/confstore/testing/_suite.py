@@ -15,6 +15,7 @@ from ._operations import (
     StatsTests,
     UnreachableBackendTests,
 )
+from ._retention import RetentionTests
 from ._versions import CompareAndSetTests, HistoryTests, VersioningTests
 
 
@@ -35,5 +36,6 @@ class ConfigStoreTests(
     SharedStorageTests,
     PersistenceTests,
     UnreachableBackendTests,
+    RetentionTests,
 ):
     """The whole store contract. Subclass it as ``TestMyStore`` next to a ``config_store`` fixture."""
