@@ -158,6 +158,18 @@ class RetentionPolicy:
         yield from self.scopes.values()
         yield from self.tenant_scopes.values()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``from_dict`` reads (ages in seconds)."""
+        return {
+            **self.default.to_dict(),
+            "tenants": {name: rule.to_dict() for name, rule in self.tenants.items()},
+            "scopes": {scope.value: rule.to_dict() for scope, rule in self.scopes.items()},
+            "tenant_scopes": {
+                f"{tenant_id}/{scope.value}": rule.to_dict()
+                for (tenant_id, scope), rule in self.tenant_scopes.items()
+            },
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RetentionPolicy:
         """The JSON form: ``{"keep_last": 10, "older_than": "90d", "deleted_older_than": "30d",
@@ -226,6 +238,23 @@ class KeyPrune:
             "purged": self.purged,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyPrune:
+        """Parse the JSON form; InvalidConfigError when it is malformed."""
+        try:
+            key = ConfigKey(
+                validate_identifier("tenant_id", data["tenant_id"]),
+                validate_scope(data["scope"]),
+                validate_identifier("service", data["service"]),
+                validate_identifier("config_key", data["config_key"]),
+            )
+            versions, through = data["versions"], data["through_version"]
+            if not all(type(number) is int and number >= 0 for number in (versions, through)):
+                raise ValueError("versions and through_version must be integers >= 0")
+            return cls(key, versions, through, data.get("purged") is True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidConfigError(f"malformed prune report: {exc!r}") from exc
+
 
 @dataclass(frozen=True, slots=True)
 class PruneResult:
@@ -242,6 +271,16 @@ class PruneResult:
     @property
     def keys_purged(self) -> int:
         return sum(1 for key in self.keys if key.purged)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PruneResult:
+        """Parse the JSON form (what ``to_dict`` gives); InvalidConfigError when malformed."""
+        keys, removed = data.get("keys"), data.get("changes_removed", 0)
+        if not isinstance(keys, list) or type(removed) is not int:
+            raise InvalidConfigError("malformed prune report: no keys list")
+        return cls(
+            tuple(KeyPrune.from_dict(key) for key in keys), data.get("dry_run") is True, removed
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -465,6 +465,7 @@ class ConfigStore(abc.ABC):
         deleted_older_than: timedelta | float | str | None = None,
         tenant_id: str | None = None,
         dry_run: bool = False,
+        policy: RetentionPolicy | None = None,
     ) -> PruneResult:
         """Remove old versions (all tenants, or ``tenant_id``'s) and report what went.
 
@@ -473,24 +474,26 @@ class ConfigStore(abc.ABC):
         of a key is never removed. A key whose latest version is a tombstone written
         ``deleted_older_than`` ago or earlier is removed entirely. Version numbers are never
         reused: the next write of a pruned or purged key continues after its last version.
-        Given no limit, the store's ``retention`` policy applies (with its per-tenant and
-        per-scope overrides). ``dry_run=True`` reports what would go and changes nothing.
-        Raises InvalidConfigError for bad limits or when there is nothing to prune by, and
+        Instead of limits, ``policy`` (a RetentionPolicy, with per-tenant and per-scope
+        overrides) may be given; given neither, the store's ``retention`` policy applies.
+        ``dry_run=True`` reports what would go and changes nothing. Raises InvalidConfigError
+        for bad limits, limits and a policy together, or nothing to prune by, and
         UnsupportedOperationError when the store does not declare ``capabilities.retention``.
         """
         if tenant_id is not None:
             validate_identifier("tenant_id", tenant_id)
         given = RetentionRule.parse(keep_last, older_than, deleted_older_than)
+        if policy is not None and not isinstance(policy, RetentionPolicy):
+            raise InvalidConfigError("policy must be a RetentionPolicy", field="policy")
+        if policy is not None and not given.is_empty:
+            raise InvalidConfigError("give limits or a policy, not both", field="policy")
         if not given.is_empty:
             policy = RetentionPolicy(given)
-        elif self.retention is not None and not all(
-            rule.is_empty for rule in self.retention.rules()
-        ):
-            policy = self.retention
-        else:
+        policy = policy or self.retention
+        if policy is None or all(rule.is_empty for rule in policy.rules()):
             raise InvalidConfigError(
-                "prune needs keep_last, older_than or deleted_older_than, or a store retention "
-                "policy (store.retention)",
+                "prune needs keep_last, older_than or deleted_older_than, or a retention "
+                "policy (policy=, or store.retention)",
                 field="keep_last",
             )
         if not self.capabilities.retention:

@@ -44,13 +44,13 @@ async def prune(args: argparse.Namespace, console: Console) -> int:
     if args.policy is not None:
         policy = RetentionPolicy.from_dict(read_json_source(args.policy))
     async with open_cli_store(args) as store:
-        store.retention = policy
         result = await store.prune(
             keep_last=args.keep_last,
             older_than=args.older_than,
             deleted_older_than=args.deleted_older_than,
             tenant_id=args.tenant,
             dry_run=args.dry_run,
+            policy=policy,
         )
     if console.json_mode:
         console.json(result.to_dict())

@@ -16,6 +16,7 @@ from aiohttp import web
 from .._diff import secret_paths_for
 from .._errors import InvalidConfigError
 from .._models import ConfigEntry, ConfigKey
+from .._retention import RetentionPolicy
 from .._secrets import mask_secrets
 from .._store import ConfigStore
 from .._typed import load_from_storage, spec_at, typed_config_specs
@@ -37,7 +38,7 @@ from ._http import (
     write_within,
 )
 from ._idempotency import idempotent_write
-from ._schemas import DeleteConfigRequest, PutConfigRequest, RollbackRequest
+from ._schemas import DeleteConfigRequest, PruneRequest, PutConfigRequest, RollbackRequest
 from ._settings import LAYERING, SETTINGS, STORE
 from ._tokens import AccessToken, Role
 from ._watch import HUB
@@ -450,3 +451,19 @@ async def stats(request: web.Request) -> web.Response:
     """Counts over every tenant, so only tokens for every tenant ('*') may see them."""
     authorize(request, role=Role.READ, all_tenants=True)
     return json_response(await request.app[STORE].get_stats())
+
+
+async def prune(request: web.Request) -> web.Response:
+    """Retention: admin only, for one tenant (?tenant=) or, with a token for every tenant, all."""
+    tenant_id = request.query.get("tenant")
+    authorize(request, role=Role.ADMIN, tenant_id=tenant_id, all_tenants=tenant_id is None)
+    if tenant_id is not None:
+        validate_identifier("tenant_id", tenant_id)
+    body = await _body(request, PruneRequest)
+    policy = RetentionPolicy.from_dict(body.model_dump(exclude={"dry_run"}, exclude_none=True))
+    result = await request.app[STORE].prune(
+        tenant_id=tenant_id, dry_run=body.dry_run, policy=policy
+    )
+    if result.keys_purged and not result.dry_run:
+        request.app[HUB].poke()
+    return json_response(result.to_dict())

@@ -21,6 +21,7 @@ from .._errors import (
     ImportFormatError,
     InvalidConfigError,
     InvalidIdentifierError,
+    UnsupportedOperationError,
     VersionConflictError,
 )
 
@@ -73,7 +74,7 @@ def json_response(
 
 def api_error_for(error: ConfigStoreError) -> ApiError:
     """The HTTP answer for a confstore error: 400/422 bad input, 409/412 conflicts, 410 an
-    expired cursor, 503 an outage, 504 a timeout (the outcome is unknown), 502 anything else."""
+    expired cursor, 501 an operation the store does not offer, 503 an outage, 504 a timeout (the outcome is unknown), 502 anything else."""
     message = str(error)
     if isinstance(error, InvalidIdentifierError):
         return ApiError(400, "invalid_identifier", message, field=error.field)
@@ -90,6 +91,8 @@ def api_error_for(error: ConfigStoreError) -> ApiError:
         return ApiError(409, "import_conflict", message, version=error.version)
     if isinstance(error, CursorExpiredError):
         return ApiError(410, "cursor_expired", message)
+    if isinstance(error, UnsupportedOperationError):
+        return ApiError(501, "unsupported", message)
     if isinstance(error, BackendTimeoutError):
         return ApiError(504, "backend_timeout", message)
     if isinstance(error, BackendUnavailableError):

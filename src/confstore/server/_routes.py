@@ -21,6 +21,8 @@ from ._schemas import (
     FeedCursor,
     Health,
     ImportResult,
+    PruneReport,
+    PruneRequest,
     PutConfigRequest,
     RollbackRequest,
     Stats,
@@ -251,6 +253,17 @@ ROUTES: tuple[Route, ...] = (
             Parameter("mode", "query", "restore (default) or append"),
             IDEMPOTENCY_KEY,
         ),
+    ),
+    Route(
+        "POST",
+        "/v1/prune",
+        _handlers.prune,
+        "Retention: remove old versions by count and age (never a key's latest) and report "
+        "them; without ?tenant= the token must cover every tenant.",
+        "admin",
+        PruneReport,
+        request=PruneRequest,
+        parameters=(Parameter("tenant", "query", "only this tenant"),),
     ),
     Route(
         "GET",

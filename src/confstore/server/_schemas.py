@@ -53,6 +53,58 @@ class RollbackRequest(_Request):
     updated_by: str | None = Field(default=None, description="as for PUT")
 
 
+Age = float | str | None
+
+
+class RetentionRuleBody(_Request):
+    """What to keep of each key's history; every limit optional (see the README: Retention)."""
+
+    keep_last: int | None = Field(
+        default=None, ge=1, description="keep each key's N newest versions"
+    )
+    older_than: Age = Field(
+        default=None,
+        description="remove only versions older than this: seconds, or text like 90d, 12h, 30m",
+    )
+    deleted_older_than: Age = Field(
+        default=None,
+        description="remove every version of a deleted key whose tombstone is older than this",
+    )
+
+
+class PruneRequest(RetentionRuleBody):
+    """A retention policy: the rule for every key, overrides for some, and dry_run."""
+
+    tenants: dict[str, RetentionRuleBody] = Field(
+        default_factory=dict, description="a tenant's rule, instead of the one above"
+    )
+    scopes: dict[str, RetentionRuleBody] = Field(
+        default_factory=dict, description="a scope's rule (a tenant's rule comes first)"
+    )
+    tenant_scopes: dict[str, RetentionRuleBody] = Field(
+        default_factory=dict, description='"TENANT/SCOPE": the most specific rule'
+    )
+    dry_run: bool = Field(default=False, description="report what would go; remove nothing")
+
+
+class PrunedKey(BaseModel):
+    tenant_id: str
+    scope: ConfigScope
+    service: str
+    config_key: str
+    versions: int = Field(ge=1, description="versions removed (or that would be)")
+    through_version: int = Field(ge=1, description="the newest of them")
+    purged: bool = Field(description="the whole key went (an old deletion)")
+
+
+class PruneReport(BaseModel):
+    dry_run: bool
+    versions_removed: int
+    keys_purged: int
+    changes_removed: int = Field(description="old change-feed records removed")
+    keys: list[PrunedKey]
+
+
 class ConfigEntryBody(BaseModel):
     """One stored version of a config (the export format's entry). Secrets are ``***`` for
     tokens whose role does not read them."""

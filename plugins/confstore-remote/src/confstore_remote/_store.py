@@ -45,9 +45,12 @@ from confstore import (
     InvalidConfigError,
     InvalidIdentifierError,
     PermissionDeniedError,
+    PruneResult,
+    RetentionPolicy,
     StoreCapabilities,
     StoreOptions,
     StoreURL,
+    UnsupportedOperationError,
     VersionConflictError,
 )
 from confstore.http import HttpClient, HttpResponse, RetryPolicy, make_ssl_context
@@ -155,7 +158,7 @@ class RemoteConfigStore(ConfigStore):
 
     @property
     def capabilities(self) -> StoreCapabilities:
-        return StoreCapabilities(persistent=True, shared=True)
+        return StoreCapabilities(persistent=True, shared=True, retention=True)
 
     async def initialize(self) -> None:
         """Check that the server answers and accepts the token."""
@@ -256,6 +259,18 @@ class RemoteConfigStore(ConfigStore):
             write=True,
         )
         return int(_field(response, "versions_written", int))
+
+    async def _prune(
+        self, policy: RetentionPolicy, tenant_id: str | None, dry_run: bool
+    ) -> PruneResult:
+        """``POST /v1/prune`` (an admin token; for every tenant, one that covers them all)."""
+        params = {} if tenant_id is None else {"tenant": tenant_id}
+        body = {**policy.to_dict(), "dry_run": dry_run}
+        response = await self._call("POST", "/v1/prune", params=params, json_body=body)
+        try:
+            return PruneResult.from_dict(_field(response, None, dict))
+        except InvalidConfigError as exc:
+            raise BackendError(f"the server sent a malformed prune report: {exc}") from exc
 
     async def get_stats(self) -> dict[str, Any]:
         stats = dict(_field(await self._call("GET", "/v1/stats"), None, dict))
@@ -479,6 +494,7 @@ def error_for(response: HttpResponse, key: ConfigKey | None) -> ConfigStoreError
         "backend_timeout": BackendTimeoutError,
         # Our own earlier attempt is still running on the server: the outcome is still unknown.
         "idempotency_key_in_use": BackendTimeoutError,
+        "unsupported": UnsupportedOperationError,
     }
     if kind in simple:
         return simple[kind](message)
