@@ -46,6 +46,8 @@ _HEAD_STEPS: Final = {
         SELECT $1, $2, $3, $4, 1, $8, lock.at, 1 FROM lock WHERE $10::bigint IS NULL
         ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE
             SET latest_version = h.latest_version + 1, deleted = excluded.deleted,
+                created_at = CASE WHEN h.version_count = 0 THEN excluded.created_at
+                                  ELSE h.created_at END,
                 version_count = h.version_count + 1
         RETURNING h.latest_version, h.created_at""",
     "create": """
@@ -53,7 +55,10 @@ _HEAD_STEPS: Final = {
             (tenant_id, scope, service, config_key, latest_version, deleted, created_at,
              version_count)
         SELECT $1, $2, $3, $4, 1, $8, lock.at, 1 FROM lock WHERE $10::bigint = 0
-        ON CONFLICT (tenant_id, scope, service, config_key) DO NOTHING
+        ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE
+            SET latest_version = h.latest_version + 1, deleted = excluded.deleted,
+                created_at = excluded.created_at, version_count = 1
+            WHERE h.version_count = 0
         RETURNING h.latest_version, h.created_at""",
     "compare": """
         UPDATE {s}.config_heads AS h
@@ -61,7 +66,7 @@ _HEAD_STEPS: Final = {
                 version_count = h.version_count + 1
         FROM lock
         WHERE h.tenant_id = $1 AND h.scope = $2 AND h.service = $3 AND h.config_key = $4
-          AND h.latest_version = $10::bigint
+          AND h.latest_version = $10::bigint AND h.version_count > 0
         RETURNING h.latest_version, h.created_at""",
     "tombstone": """
         UPDATE {s}.config_heads AS h
@@ -107,7 +112,8 @@ class Statements:
     @property
     def head(self) -> str:
         return self._format(
-            f"SELECT latest_version, deleted FROM {{s}}.config_heads WHERE {_KEY_MATCH}"
+            f"SELECT latest_version, deleted FROM {{s}}.config_heads WHERE {_KEY_MATCH} "
+            "AND version_count > 0"
         )
 
     @property
@@ -163,7 +169,7 @@ class Statements:
     def tenants(self) -> str:
         return self._format(
             "SELECT DISTINCT tenant_id FROM {s}.config_heads "
-            "WHERE $1::boolean OR NOT deleted ORDER BY tenant_id"
+            "WHERE ($1::boolean OR NOT deleted) AND version_count > 0 ORDER BY tenant_id"
         )
 
     @property
@@ -181,7 +187,29 @@ class Statements:
     def purge_head(self) -> str:
         """First step of a purge (after the key's lock): the head goes, and with it the key."""
         return self._format(
-            f"DELETE FROM {{s}}.config_heads WHERE {_KEY_MATCH} RETURNING latest_version"
+            f"DELETE FROM {{s}}.config_heads WHERE {_KEY_MATCH} AND version_count > 0 "
+            "RETURNING latest_version"
+        )
+
+    @property
+    def prune_versions(self) -> str:
+        """Retention (after the key's lock): remove versions $5 below the latest; the count."""
+        return self._format(
+            f"WITH gone AS (DELETE FROM {{s}}.config_versions WHERE {_KEY_MATCH} "
+            "AND version = ANY($5::bigint[]) AND version < (SELECT latest_version "
+            f"FROM {{s}}.config_heads WHERE {_KEY_MATCH}) RETURNING 1), "
+            "counted AS (SELECT count(*) AS n FROM gone) "
+            f"UPDATE {{s}}.config_heads SET version_count = version_count - counted.n "
+            f"FROM counted WHERE {_KEY_MATCH} RETURNING counted.n"
+        )
+
+    @property
+    def retire_head(self) -> str:
+        """Retention of a deleted key (after its lock), if its latest version is still the
+        tombstone $5: the head stays with no versions, so the numbering goes on after it."""
+        return self._format(
+            f"UPDATE {{s}}.config_heads SET version_count = 0 WHERE {_KEY_MATCH} "
+            "AND latest_version = $5 AND deleted AND version_count > 0 RETURNING latest_version"
         )
 
     @property

@@ -281,7 +281,7 @@ class PostgresConfigStore(ConfigStore):
 
     @property
     def capabilities(self) -> StoreCapabilities:
-        return StoreCapabilities(persistent=True, shared=True)
+        return StoreCapabilities(persistent=True, shared=True, retention=True)
 
     @classmethod
     def isolated_area(cls, url: StoreURL, name: str) -> IsolatedArea:
@@ -608,6 +608,35 @@ class PostgresConfigStore(ConfigStore):
         if purged:
             self._notifier.poke()
         return purged
+
+    async def _remove_versions(
+        self, key: ConfigKey, versions: list[int], *, purge: bool, latest: int
+    ) -> bool:
+        """Retention, one transaction under the key's lock. Removing versions is idempotent, so
+        an unknown outcome is simply sent again; retiring a key reads back whether it is gone."""
+        params = _key_params(key)
+
+        async def attempt(connection: asyncpg.Connection) -> bool:
+            async with connection.transaction():
+                await connection.execute(self._statements.lock_key, *params)
+                if not purge:
+                    await connection.execute(self._statements.prune_versions, *params, versions)
+                    return True
+                if await connection.fetchval(self._statements.retire_head, *params, latest) is None:
+                    return False
+                await connection.execute(self._statements.purge_versions, *params, latest)
+            return True
+
+        async def read_back(connection: asyncpg.Connection) -> object:
+            if not purge:
+                return _NOT_APPLIED
+            head = await connection.fetchrow(self._statements.head, *params)
+            return True if head is None else _NOT_APPLIED
+
+        removed: bool = await self._resolved(attempt, read_back)
+        if removed and purge:
+            self._notifier.poke()
+        return removed
 
     async def _resolved(self, attempt: Attempt[Any], read_back: Attempt[object]) -> Any:
         """Run a write ``attempt`` until its outcome is known, within the store's timeout.
