@@ -293,22 +293,34 @@ class PruneResult:
 
 
 def plan_key_prune(
-    key: ConfigKey, stored: Sequence[VersionInfo], rule: RetentionRule, now: datetime
+    key: ConfigKey,
+    stored: Sequence[VersionInfo],
+    rule: RetentionRule,
+    now: datetime,
+    *,
+    retire: bool = True,
 ) -> tuple[KeyPrune | None, list[int]]:
     """What ``rule`` removes of one key whose stored versions are ``stored`` (ascending): the
     report (None when nothing goes) and the version numbers.
 
     The reference for every backend: a version goes when no limit keeps it and it is not the
-    latest; the whole key goes when its latest version is a tombstone old enough.
+    latest; the whole key goes when its latest version is a tombstone old enough (with
+    ``retire=False``, for a store that cannot remember a removed key's last version, every
+    version but that tombstone goes instead).
     """
     if not stored:
         return None, []
     older_cutoff, deleted_cutoff = rule.cutoffs(now)
     latest = stored[-1]
-    if latest.deleted and deleted_cutoff is not None and latest.updated_at <= deleted_cutoff:
+    old_tombstone = (
+        latest.deleted and deleted_cutoff is not None and latest.updated_at <= deleted_cutoff
+    )
+    if old_tombstone and retire:
         return KeyPrune(key, len(stored), latest.version, purged=True), [
             info.version for info in stored
         ]
+    if old_tombstone:
+        rule = RetentionRule(keep_last=1)
     candidates = stored[:-1] if rule.prunes_versions else []
     if rule.keep_last is not None:
         candidates = candidates[: max(0, len(stored) - rule.keep_last)]

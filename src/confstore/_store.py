@@ -145,6 +145,9 @@ class ConfigStore(abc.ABC):
     """
 
     backend_name: ClassVar[str] = "unknown"
+    #: Whether retention removes an old deleted key entirely (remembering its last version so
+    #: the numbering goes on); a store that cannot keeps only the key's tombstone instead.
+    _retires_deleted_keys: ClassVar[bool] = True
 
     def __init__(self, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
         self.max_value_bytes = validate_version(max_value_bytes, name="max_value_bytes")
@@ -536,7 +539,9 @@ class ConfigStore(abc.ABC):
     ) -> None:
         if key is None:
             return
-        planned, versions = plan_key_prune(key, stored, policy.rule_for(key), now)
+        planned, versions = plan_key_prune(
+            key, stored, policy.rule_for(key), now, retire=self._retires_deleted_keys
+        )
         if planned is None:
             return
         if not dry_run:

@@ -52,7 +52,7 @@ class MemoryDocumentStore(DocumentStore):
     @property
     def capabilities(self) -> StoreCapabilities:
         named = self.name is not None
-        return StoreCapabilities(persistent=named, shared=named)
+        return StoreCapabilities(persistent=named, shared=named, retention=True)
 
     async def initialize(self) -> None:
         await asyncio.sleep(0)
@@ -117,6 +117,15 @@ class MemoryDocumentStore(DocumentStore):
             record = _record_from(key, text)
             if since_micros is None or record.written_micros >= since_micros:
                 yield record
+
+    async def delete_versions(
+        self, key: ConfigKey, generation: int, versions: Sequence[int]
+    ) -> None:
+        await asyncio.sleep(0)
+        documents = self._documents
+        with documents.lock:
+            for version in versions:
+                documents.records.pop((RecordKind.VERSION, key, generation, version), None)
 
     async def delete_generations(self, key: ConfigKey, up_to: int) -> None:
         await asyncio.sleep(0)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .._errors import UnsupportedOperationError
 from .._models import ChangeKind, ConfigChange, ConfigEntry, ConfigKey, ConfigScope
 from .._store import StoreCapabilities
 
@@ -243,6 +244,16 @@ class DocumentStore(abc.ABC):
     def scan_feed(self, since_micros: int | None) -> AsyncIterator[Record]:
         """Every record (versions and purge markers) whose ``written_micros`` is at least
         ``since_micros`` (None: all), in any order; entries may be left out."""
+
+    async def delete_versions(
+        self, key: ConfigKey, generation: int, versions: Sequence[int]
+    ) -> None:
+        """Delete these version records of ``key`` in ``generation`` (retention; never the
+        head's version). Idempotent. A store that implements it declares
+        ``capabilities.retention``; the default raises UnsupportedOperationError."""
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} cannot delete single versions (no retention)"
+        )
 
     @abc.abstractmethod
     async def delete_generations(self, key: ConfigKey, up_to: int) -> None:

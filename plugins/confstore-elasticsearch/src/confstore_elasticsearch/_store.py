@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from confstore import ConfigKey, InvalidConfigError, IsolatedArea, StoreOptions, StoreURL
+from confstore import (
+    ConfigKey,
+    InvalidConfigError,
+    IsolatedArea,
+    StoreCapabilities,
+    StoreOptions,
+    StoreURL,
+)
 from confstore.docstore import (
     DEFAULT_CHANGE_WINDOW,
     SUMMARY_FIELDS,
@@ -126,6 +133,21 @@ class ElasticsearchDocuments(DocumentStore):
             query = {"range": {"written_micros": {"gte": since_micros}}}
         async for hit in self.client.scan(self.versions, query, _FEED_ORDER, SUMMARY_FIELDS):
             yield record_from(hit["_source"])
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return StoreCapabilities(persistent=True, shared=True, retention=True)
+
+    async def delete_versions(
+        self, key: ConfigKey, generation: int, versions: Sequence[int]
+    ) -> None:
+        query = _filters(
+            _term("key_id", key_id(key)),
+            _term("kind", "version"),
+            _term("generation", generation),
+            {"terms": {"version": list(versions)}},
+        )
+        await self.client.delete_by_query(self.versions, query)
 
     async def delete_generations(self, key: ConfigKey, up_to: int) -> None:
         query = _filters(

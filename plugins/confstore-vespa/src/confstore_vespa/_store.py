@@ -21,6 +21,7 @@ from confstore import (
     ConfigKey,
     InvalidConfigError,
     IsolatedArea,
+    StoreCapabilities,
     StoreOptions,
     StoreURL,
 )
@@ -56,6 +57,8 @@ MINIMUM_VERSION = (8, 178)
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _PROBE = ("confstore-probe",)
+# Versions named in one document selection of a retention delete.
+_VERSIONS_PER_SELECTION = 100
 
 
 class VespaDocuments(DocumentStore):
@@ -134,6 +137,23 @@ class VespaDocuments(DocumentStore):
         selection = self.select.all_of(*parts)
         async for fields in self.client.visit(selection, field_set=self._summary_field_set()):
             yield record_of(fields)
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return StoreCapabilities(persistent=True, shared=True, retention=True)
+
+    async def delete_versions(
+        self, key: ConfigKey, generation: int, versions: Sequence[int]
+    ) -> None:
+        for start in range(0, len(versions), _VERSIONS_PER_SELECTION):
+            chosen = versions[start : start + _VERSIONS_PER_SELECTION]
+            await self.client.delete_where(
+                self.select.all_of(
+                    self._key_selection("version", key),
+                    self.select.equals("generation", generation),
+                    self.select.any_of(*(self.select.equals("version", v) for v in chosen)),
+                )
+            )
 
     async def delete_generations(self, key: ConfigKey, up_to: int) -> None:
         older = self.select.compare("generation", "<=", up_to)
