@@ -186,8 +186,10 @@ class DocumentStore(abc.ABC):
 
     @property
     def capabilities(self) -> StoreCapabilities:
-        """What the store offers beyond the contract (persistent, shared by several handles)."""
-        return StoreCapabilities(persistent=True, shared=True)
+        """What the store offers beyond the contract (persistent, shared by several handles;
+        retention when it implements ``delete_versions``)."""
+        retention = type(self).delete_versions is not DocumentStore.delete_versions
+        return StoreCapabilities(persistent=True, shared=True, retention=retention)
 
     @abc.abstractmethod
     async def initialize(self) -> None:
@@ -249,8 +251,8 @@ class DocumentStore(abc.ABC):
         self, key: ConfigKey, generation: int, versions: Sequence[int]
     ) -> None:
         """Delete these version records of ``key`` in ``generation`` (retention; never the
-        head's version). Idempotent. A store that implements it declares
-        ``capabilities.retention``; the default raises UnsupportedOperationError."""
+        head's version). Idempotent. Implementing it gives the store ``capabilities.retention``;
+        the default raises UnsupportedOperationError."""
         raise UnsupportedOperationError(
             f"{type(self).__name__} cannot delete single versions (no retention)"
         )

@@ -15,14 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from confstore import (
-    ConfigKey,
-    InvalidConfigError,
-    IsolatedArea,
-    StoreCapabilities,
-    StoreOptions,
-    StoreURL,
-)
+from confstore import ConfigKey, InvalidConfigError, IsolatedArea, StoreOptions, StoreURL
 from confstore.docstore import (
     DEFAULT_CHANGE_WINDOW,
     SUMMARY_FIELDS,
@@ -133,10 +126,6 @@ class ElasticsearchDocuments(DocumentStore):
             query = {"range": {"written_micros": {"gte": since_micros}}}
         async for hit in self.client.scan(self.versions, query, _FEED_ORDER, SUMMARY_FIELDS):
             yield record_from(hit["_source"])
-
-    @property
-    def capabilities(self) -> StoreCapabilities:
-        return StoreCapabilities(persistent=True, shared=True, retention=True)
 
     async def delete_versions(
         self, key: ConfigKey, generation: int, versions: Sequence[int]

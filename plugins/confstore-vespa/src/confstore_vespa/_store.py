@@ -21,7 +21,6 @@ from confstore import (
     ConfigKey,
     InvalidConfigError,
     IsolatedArea,
-    StoreCapabilities,
     StoreOptions,
     StoreURL,
 )
@@ -137,10 +136,6 @@ class VespaDocuments(DocumentStore):
         selection = self.select.all_of(*parts)
         async for fields in self.client.visit(selection, field_set=self._summary_field_set()):
             yield record_of(fields)
-
-    @property
-    def capabilities(self) -> StoreCapabilities:
-        return StoreCapabilities(persistent=True, shared=True, retention=True)
 
     async def delete_versions(
         self, key: ConfigKey, generation: int, versions: Sequence[int]
