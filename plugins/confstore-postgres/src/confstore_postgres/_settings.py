@@ -20,6 +20,7 @@ from confstore import InvalidConfigError, StoreOptions, StoreURL
 DEFAULT_SCHEMA: Final = "confstore"
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_POOL_SIZE: Final = 10
+DEFAULT_FEED_MAX_CHANGES: Final = 100_000
 SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # libpq's TLS file options, handed to asyncpg as they are.
 _SSL_FILES: Final = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
@@ -43,6 +44,8 @@ class PostgresSettings:
     sslmode: str | None = None
     ssl_files: Mapping[str, str] = field(default_factory=dict)
     application_name: str = "confstore"
+    #: The change feed keeps at least this many of the newest changes; prune() trims the rest.
+    feed_max_changes: int = DEFAULT_FEED_MAX_CHANGES
 
     def __post_init__(self) -> None:
         if _SCHEMA_NAME.fullmatch(self.schema) is None:
@@ -72,7 +75,7 @@ class PostgresSettings:
 
         Options: ``schema``, ``timeout`` (seconds; ``connect_timeout`` is accepted too),
         ``pool_size``, ``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``, ``sslcrl``,
-        ``application_name``, and libpq's ``host``, ``port``, ``user``, ``password``, ``dbname``,
+        ``application_name``, ``feed_max_changes``, and libpq's ``host``, ``port``, ``user``, ``password``, ``dbname``,
         which win over the URL's own parts. Anything else raises InvalidConfigError.
         """
         reader = StoreOptions("postgresql", options)
@@ -91,6 +94,9 @@ class PostgresSettings:
                 name: value for name in _SSL_FILES if (value := reader.take_str(name)) is not None
             },
             application_name=reader.take_str("application_name", "confstore") or "confstore",
+            feed_max_changes=reader.take_int(
+                "feed_max_changes", DEFAULT_FEED_MAX_CHANGES, minimum=1
+            ),
         )
         reader.finish()
         return settings

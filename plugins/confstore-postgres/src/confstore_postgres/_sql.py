@@ -204,6 +204,22 @@ class Statements:
         )
 
     @property
+    def trim_feed(self) -> str:
+        """Keep the newest $1 changes: rows of transactions below the new floor go and the
+        recorded floor rises, so older cursors are expired. The floor never passes the
+        snapshot's xmin, below which no running transaction can still add rows."""
+        return self._format(
+            "WITH bound AS (SELECT CASE WHEN newest.xid IS NULL THEN NULL "
+            "ELSE least(newest.xid, pg_snapshot_xmin(pg_current_snapshot())) END AS x "
+            "FROM (SELECT (SELECT xid FROM {s}.config_changes ORDER BY xid DESC, seq DESC "
+            "OFFSET $1 - 1 LIMIT 1) AS xid) AS newest), "
+            "raised AS (UPDATE {s}.schema_info SET feed_floor_xid = "
+            "greatest(feed_floor_xid, bound.x) FROM bound WHERE bound.x IS NOT NULL), "
+            "gone AS (DELETE FROM {s}.config_changes USING bound WHERE xid < bound.x "
+            "RETURNING 1) SELECT count(*) FROM gone"
+        )
+
+    @property
     def retire_head(self) -> str:
         """Retention of a deleted key (after its lock), if its latest version is still the
         tombstone $5: the head stays with no versions, so the numbering goes on after it."""

@@ -33,6 +33,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from importlib import resources
 from itertools import groupby
@@ -53,6 +54,8 @@ from confstore import (
     ImportFormatError,
     InvalidConfigError,
     IsolatedArea,
+    PruneResult,
+    RetentionPolicy,
     StoreCapabilities,
     StoreURL,
     VersionConflictError,
@@ -608,6 +611,18 @@ class PostgresConfigStore(ConfigStore):
         if purged:
             self._notifier.poke()
         return purged
+
+    async def _prune(
+        self, policy: RetentionPolicy, tenant_id: str | None, dry_run: bool
+    ) -> PruneResult:
+        """Versions by the policy, then the change feed to ``feed_max_changes``."""
+        result = await super()._prune(policy, tenant_id, dry_run)
+        if dry_run:
+            return result
+        trimmed = await self._fetch(
+            "fetchval", self._statements.trim_feed, self.settings.feed_max_changes
+        )
+        return replace(result, changes_removed=int(trimmed))
 
     async def _remove_versions(
         self, key: ConfigKey, versions: list[int], *, purge: bool, latest: int
