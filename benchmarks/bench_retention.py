@@ -103,9 +103,15 @@ def _file_mib(path: Path) -> float:
 
 async def run(quick: bool) -> list[Result]:
     if quick:
-        big_writes, small_writes, keys, chunk, prune_keys = 20_000, 2_000, 50, 1_000, 20
-    else:
-        big_writes, small_writes, keys, chunk, prune_keys = 10_000_000, 100_000, 1000, CHUNK, 200
+        return await measure(20_000, 2_000, keys=50, chunk=1_000, prune_keys=20)
+    return await measure(10_000_000, 100_000, keys=1000, chunk=CHUNK, prune_keys=200)
+
+
+async def measure(
+    big_writes: int, small_writes: int, *, keys: int, chunk: int, prune_keys: int
+) -> list[Result]:
+    """The rows of this benchmark at the given sizes (``run`` picks them; call it directly to
+    measure at other sizes)."""
     with tempfile.TemporaryDirectory(prefix="confstore-bench-retention-") as directory:
         bounded_path = Path(directory, "bounded.db")
         baseline_path = Path(directory, "baseline.db")
