@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from confstore import (
     ChangeBatch,
     ConfigStore,
     MemoryConfigStore,
+    SQLiteConfigStore,
     StoreURL,
     register_backend,
 )
@@ -148,3 +150,38 @@ def test_demo_uses_the_default_store_in_the_working_directory(cli: Cli) -> None:
     result = cli.run_raw([*confstore_command(), "demo"])
     assert result.exit_code == 0, result.stderr
     assert (cli.cwd / "data" / "config" / "config.db").exists()
+
+
+class _TrimmingStore(SQLiteConfigStore):
+    """A real SQLite store whose feed is trimmed under the watch's cursor on its second poll."""
+
+    polls = 0
+
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        self.polls += 1
+        if self.polls == 2:
+            for n in range(5):
+                await self.set_config("acme", "agent", "bot", "settings", {"n": n})
+            await self.prune(keep_last=1)
+        if self.polls == 4:
+            await self.set_config("acme", "agent", "bot", "settings", {"n": "after"})
+        batch = await super()._changes_since(cursor, limit)
+        if any(change.version == 6 for change in batch.changes):
+            os.kill(os.getpid(), signal.SIGINT)
+        return batch
+
+
+def test_watch_goes_on_from_the_present_when_its_cursor_expired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def open_trimming_store(url: StoreURL, /, **options: Any) -> ConfigStore:
+        return _TrimmingStore(tmp_path / "trimmed.db", feed_max_changes=2)
+
+    register_backend("cli-trimming", open_trimming_store)
+    try:
+        assert main(["--url", "cli-trimming://", "watch", "--interval", "0.01"]) == 0
+    finally:
+        backend_registry.unregister("cli-trimming")
+    out, err = capsys.readouterr()
+    assert out.split()[2:] == ["set", "acme/agent/bot/settings", "version", "6"]
+    assert "changes were trimmed from the store's feed" in err

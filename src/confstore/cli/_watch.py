@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import signal
 
-from .._errors import BackendError
+from .._errors import BackendError, CursorExpiredError
 from .._models import ConfigChange, utc_now
 from .._url import StoreURL
 from ._common import ExitCode, open_cli_store, store_url
@@ -27,6 +27,14 @@ async def watch(args: argparse.Namespace, console: Console) -> int:
         while not stop.is_set():
             try:
                 batch = await store.changes_since(cursor)
+            except CursorExpiredError:
+                # The store trimmed changes this watch had not read yet (it fell far behind).
+                console.note(
+                    "confstore: warning: changes were trimmed from the store's feed before they "
+                    "could be shown; watching on from the present"
+                )
+                cursor = await store.current_cursor()
+                continue
             except BackendError as exc:
                 if not outage:
                     console.note(f"confstore: warning: {exc}; retrying")
