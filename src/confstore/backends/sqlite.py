@@ -1111,7 +1111,10 @@ class SQLiteConfigStore(ConfigStore):
         self._writes_since_trim += 1
         if self._writes_since_trim >= _FEED_TRIM_EVERY:
             self._writes_since_trim = 0
-            await writer.submit(self._trim_feed)
+            # The write is committed: a trim that fails (the file busy, say) must not make it
+            # look failed. The next trim, or prune(), does the work.
+            with contextlib.suppress(ConfigStoreError):
+                await writer.submit(self._trim_feed)
         return result
 
     def _trim_feed(self, connection: sqlite3.Connection) -> int:
