@@ -207,3 +207,39 @@ async def test_a_version_1_file_is_upgraded_in_place(db_path: Path) -> None:
         assert (result.versions_removed, result.changes_removed) == (2, 2)
     with sqlite3.connect(db_path) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_prune_beside_concurrent_writers_loses_nothing_current(db_path: Path) -> None:
+    async with (
+        SQLiteConfigStore(db_path, synchronous="NORMAL") as writer,
+        SQLiteConfigStore(db_path, synchronous="NORMAL") as pruner,
+    ):
+        done = asyncio.Event()
+
+        async def write_versions(task: int) -> list[int]:
+            written = []
+            for n in range(20):
+                entry = await writer.set_config("t", SYSTEM, "svc", "k", {"task": task, "n": n})
+                written.append(entry.version)
+            return written
+
+        async def prune_until_done() -> int:
+            rounds = 0
+            while not done.is_set():
+                await pruner.prune(keep_last=2)
+                rounds += 1
+                await asyncio.sleep(0)
+            return rounds
+
+        pruning = asyncio.create_task(prune_until_done())
+        written = await asyncio.gather(*(write_versions(task) for task in range(5)))
+        done.set()
+        assert await pruning >= 1
+        versions = sorted(version for batch in written for version in batch)
+        assert versions == list(range(1, 101))
+        latest = await pruner.get_config("t", SYSTEM, "svc", "k")
+        assert latest is not None
+        assert (latest.version, latest.config_value["n"]) == (100, 19)
+        await pruner.prune(keep_last=2)
+        history = await pruner.get_config_history("t", SYSTEM, "svc", "k", limit=10)
+        assert [entry.version for entry in history] == [100, 99]
