@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from confstore import ConfigStore
-from confstore.docstore import RETENTION_KNOWN_GAPS, DocumentConfigStore, MemoryDocumentStore
+from confstore.docstore import DocumentConfigStore, MemoryDocumentStore
 from confstore.testing import ConfigStoreTests, ReopenConfigStore
 
 pytest_plugins = ["confstore.testing"]
@@ -57,5 +57,3 @@ def reopen_config_store(open_handle: ReopenConfigStore) -> ReopenConfigStore:
 class TestMemoryDocumentStore(ConfigStoreTests):
     """DocumentConfigStore on MemoryDocumentStore: every test of the suite, none skipped but
     the unreachable-backend ones (memory is always reachable)."""
-
-    known_gaps = RETENTION_KNOWN_GAPS

@@ -11,7 +11,6 @@ from confstore_elasticsearch import ElasticsearchConfigStore
 from confstore_elasticsearch.emulator import ElasticsearchEmulator, Flavor
 
 from confstore import ConfigStore, open_store
-from confstore.docstore import RETENTION_KNOWN_GAPS
 from confstore.testing import ConfigStoreTests, ReopenConfigStore
 
 pytest_plugins = ["confstore.testing"]
@@ -22,8 +21,6 @@ LIVE_OPENSEARCH_URL = os.environ.get("CONFSTORE_TEST_OPENSEARCH_URL")
 
 class EmulatedStoreTests(ConfigStoreTests):
     """A fresh emulator per test (periodic refresh off); the peer is a second store on it."""
-
-    known_gaps = RETENTION_KNOWN_GAPS
 
     hypothesis_max_examples = 8
 
@@ -82,8 +79,6 @@ class LiveStoreTests(ConfigStoreTests):
 
     The URL may carry credentials and options: ``https://elastic:secret@localhost:9200?ca_file=...``.
     """
-
-    known_gaps = RETENTION_KNOWN_GAPS
 
     hypothesis_max_examples = 4
     live_url: str | None = None

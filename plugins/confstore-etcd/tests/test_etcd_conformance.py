@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import pytest
 from confstore_etcd import EtcdConfigStore
 
@@ -17,14 +15,6 @@ class TestEtcdStore(ConfigStoreTests):
     """Every test has its own key prefix; the peer is a second handle (a second "host")."""
 
     hypothesis_max_examples = 8
-    known_gaps = MappingProxyType(
-        {
-            "test_an_old_tombstone_purges_its_key_and_numbering_continues": (
-                "a purged etcd head restarts at version 1, so retention keeps an old deleted "
-                "key's tombstone and removes only the versions before it"
-            )
-        }
-    )
 
     @pytest.fixture
     async def config_store(self, make_etcd_store) -> ConfigStore:  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ from confstore_vespa.emulator import VespaEmulator
 from vespa_test_support import FAST_RETRY, StoreFactory
 
 from confstore import ConfigStore
-from confstore.docstore import RETENTION_KNOWN_GAPS
 from confstore.testing import ConfigStoreTests, ReopenConfigStore
 
 pytest_plugins = ["confstore.testing"]
@@ -55,16 +54,12 @@ async def unreachable_config_store() -> AsyncIterator[ConfigStore]:
 class TestVespaStoreOnEmulator(ConfigStoreTests):
     """A fresh emulator per test; the peer is a second store (another host) on it."""
 
-    known_gaps = RETENTION_KNOWN_GAPS
-
     hypothesis_max_examples = 10
 
 
 class TestVespaStoreWithInjectedFaults(ConfigStoreTests):
     """20 % of requests answer 503, 3 % lose their connection, and writes also lose it or time
     out after being applied (5 % and 3 %): the contract still holds."""
-
-    known_gaps = RETENTION_KNOWN_GAPS
 
     hypothesis_max_examples = 5
     concurrent_writers = 20
@@ -85,8 +80,6 @@ class TestVespaStoreWithInjectedFaults(ConfigStoreTests):
 )
 class TestVespaStoreLive(ConfigStoreTests):
     """A real Vespa; each test gets its own namespace, so it starts empty and cleans up."""
-
-    known_gaps = RETENTION_KNOWN_GAPS
 
     hypothesis_max_examples = 5
     change_feed_latency = 2.0

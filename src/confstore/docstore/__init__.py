@@ -28,13 +28,11 @@ from ._primitives import Record as Record
 from ._primitives import RecordKind as RecordKind
 from ._primitives import WriteOutcome as WriteOutcome
 from ._primitives import gather_bounded as gather_bounded
-from ._protocol import RETENTION_KNOWN_GAPS as RETENTION_KNOWN_GAPS
 from ._protocol import DocumentConfigStore as DocumentConfigStore
 from ._protocol import new_write_id as new_write_id
 
 __all__ = [
     "DEFAULT_CHANGE_WINDOW",
-    "RETENTION_KNOWN_GAPS",
     "SUMMARY_FIELDS",
     "DocumentConfigStore",
     "DocumentStore",

@@ -34,9 +34,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from .._errors import (
@@ -68,15 +67,6 @@ from ._primitives import (
     gather_bounded,
 )
 
-#: The conformance tests document stores fail, for a test class's ``known_gaps``.
-RETENTION_KNOWN_GAPS: Mapping[str, str] = MappingProxyType(
-    {
-        "test_an_old_tombstone_purges_its_key_and_numbering_continues": (
-            "document stores keep an old deleted key's tombstone (a purged head restarts at "
-            "version 1), so retention removes only the versions before it"
-        )
-    }
-)
 _CONTENTION_LIMIT = 10_000
 # Back-off after losing a version to another writer (contention, not failure: see ``retry``).
 _CONTENTION_BACKOFF = RetryPolicy(base_delay=0.002, max_delay=0.1)
