@@ -9,7 +9,7 @@ import time
 
 from python_process import run_python
 
-from confstore import ChangeKind, ConfigManager
+from confstore import ChangeKind, ConfigChangeEvent, ConfigManager
 
 PROPAGATION_LIMIT_SECONDS = 3.0
 
@@ -48,3 +48,16 @@ async def test_other_process_write_reaches_cache_and_watch(sqlite_url: str) -> N
         assert event.entry.config_value["llm_model"] == "from-another-process"
         assert (await manager.get_system_config()).llm_model == "from-another-process"
         assert seen_after < PROPAGATION_LIMIT_SECONDS
+
+
+async def test_on_sqlite_a_commit_wakes_the_manager_long_before_its_poll(sqlite_url: str) -> None:
+    # Polling every 10 minutes: the write can only arrive this soon because it woke the follower.
+    async with ConfigManager(url=sqlite_url, poll_interval=600) as manager:
+        assert (await manager.get_system_config()).llm_model == "gpt-4"
+        watch = manager.watch(tenant_id="default")
+        await write_in_another_process(sqlite_url, "woken")
+        event = await asyncio.wait_for(anext(watch), PROPAGATION_LIMIT_SECONDS)
+        assert isinstance(event, ConfigChangeEvent)
+        assert event.entry is not None
+        assert event.entry.config_value["llm_model"] == "woken"
+        assert (await manager.get_system_config()).llm_model == "woken"

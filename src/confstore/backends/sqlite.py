@@ -105,6 +105,7 @@ from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
 from .._validation import DEFAULT_MAX_VALUE_BYTES, encode_json, validate_version
 from ._sqlite_thread import SQLiteThread, ThreadGroup
+from ._sqlite_watch import DEFAULT_WATCH_INTERVAL, CommitWatcher
 
 SCHEMA_VERSION: Final = 2
 DEFAULT_FEED_MAX_CHANGES: Final = 100_000
@@ -697,6 +698,7 @@ class SQLiteConfigStore(ConfigStore):
         read_only: bool = False,
         feed_max_changes: int = DEFAULT_FEED_MAX_CHANGES,
         feed_max_age: timedelta | float | str = DEFAULT_FEED_MAX_AGE,
+        watch_interval: float = DEFAULT_WATCH_INTERVAL,
     ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
         self.feed_max_changes = validate_version(feed_max_changes, name="feed_max_changes")
@@ -710,6 +712,15 @@ class SQLiteConfigStore(ConfigStore):
                 f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout"
             )
         self.timeout = float(timeout)
+        if isinstance(watch_interval, bool) or not isinstance(watch_interval, int | float):
+            watch_interval = -1.0
+        if not 0 < watch_interval <= 60:
+            raise InvalidConfigError(
+                f"watch_interval must be a number of seconds above 0 and up to 60, got "
+                f"{watch_interval!r}",
+                field="watch_interval",
+            )
+        self.watch_interval = float(watch_interval)
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in _SYNCHRONOUS_MODES:
             raise InvalidConfigError(
@@ -722,6 +733,9 @@ class SQLiteConfigStore(ConfigStore):
         self._writer: _GroupCommitWriter | None = None
         # Why an open store refuses writes (mode=ro, a read-only file...), or None.
         self._read_only_reason: str | None = None
+        # How the watcher thread opens its connection (set when the store opens a file).
+        self._watch_connect: Callable[[], sqlite3.Connection] | None = None
+        self._watcher: CommitWatcher | None = None
         self._lifecycle = asyncio.Lock()
         self._driver_errors = _DriverErrors(self.path, self.timeout)
 
@@ -732,7 +746,7 @@ class SQLiteConfigStore(ConfigStore):
         Options: ``timeout`` (alias ``busy_timeout``, seconds), ``synchronous`` (FULL or NORMAL),
         ``max_value_bytes``, ``mode`` (``rw``, the default, or ``ro`` for read-only),
         ``feed_max_changes`` and ``feed_max_age`` (``7d``, ``12h``, or seconds): how much of the
-        change feed is kept.
+        change feed is kept; ``watch_interval`` (seconds between checks for commits while a follower waits).
         """
         reader = StoreOptions("sqlite", options)
         busy_timeout = reader.take_float("busy_timeout", DEFAULT_TIMEOUT)
@@ -742,6 +756,7 @@ class SQLiteConfigStore(ConfigStore):
         mode = reader.take_str("mode", "rw")
         feed_max_changes = reader.take_int("feed_max_changes", DEFAULT_FEED_MAX_CHANGES, minimum=1)
         feed_max_age = reader.take_any("feed_max_age", DEFAULT_FEED_MAX_AGE)
+        watch_interval = reader.take_float("watch_interval", DEFAULT_WATCH_INTERVAL)
         reader.finish()
         if mode not in ("rw", "ro"):
             raise InvalidConfigError(f"mode must be rw or ro, got {mode!r}", field="mode")
@@ -765,6 +780,7 @@ class SQLiteConfigStore(ConfigStore):
             read_only=mode == "ro",
             feed_max_changes=feed_max_changes,
             feed_max_age=feed_max_age,
+            watch_interval=watch_interval,
         )
 
     @property
@@ -827,6 +843,10 @@ class SQLiteConfigStore(ConfigStore):
             writer, self._writer = self._writer, None
             self._reader = None
             self._read_only_reason = None
+            self._watch_connect = None
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.stop()
             if writer is not None:
                 await writer.drain()
             if threads is not None:
@@ -854,6 +874,7 @@ class SQLiteConfigStore(ConfigStore):
         await reader.call(_prepare_reader, reason is not None)
         self._reader = reader
         self._read_only_reason = reason
+        self._watch_connect = partial(connect, self.timeout)
 
     async def _open_writer(self, opened: list[SQLiteThread]) -> SQLiteThread | None:
         """Open the writer connection and the group-commit path on it; None (and the writer
@@ -1073,6 +1094,30 @@ class SQLiteConfigStore(ConfigStore):
     async def current_cursor(self) -> str:
         rows = await self._query(_fetch_rows, _SELECT_CURSOR, ())
         return str(rows[0][0])
+
+    async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
+        """Return within ``watch_interval`` of a commit (by any process) that moves the feed
+        past ``cursor``, or after ``timeout`` s; see ``_sqlite_watch``. ``:memory:`` sleeps."""
+        after = _parse_cursor(cursor)
+        watcher = self._commit_watcher()
+        if watcher is None:
+            await super().wait_for_changes(cursor, timeout)
+            return
+        with self._driver_errors:
+            await watcher.wait(after, timeout)
+
+    def _commit_watcher(self) -> CommitWatcher | None:
+        """The running watcher, started on first use; None for ``:memory:`` or a closed store."""
+        watcher = self._watcher
+        if watcher is not None and not watcher.failed:
+            return watcher
+        if watcher is not None:
+            watcher.stop()  # its connection failed: the next wait tries a new one
+        connect = self._watch_connect
+        if connect is None:
+            return None
+        self._watcher = CommitWatcher(self, connect, _read_feed_position, self.watch_interval)
+        return self._watcher
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
         start = _parse_cursor(cursor)
@@ -1561,6 +1606,11 @@ def _entry(row: Row) -> ConfigEntry:
 
 
 _parse_timestamp = datetime.fromisoformat  # stored by format_timestamp: always UTC with offset
+
+
+def _read_feed_position(connection: sqlite3.Connection) -> int:
+    # fetchall: the statement runs to its end, so no read snapshot stays open between checks.
+    return int(connection.execute(_SELECT_CURSOR).fetchall()[0][0])
 
 
 def _parse_cursor(cursor: str | None) -> int:

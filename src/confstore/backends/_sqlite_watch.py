@@ -1,0 +1,192 @@
+"""Commits to an SQLite file, noticed within milliseconds: the SQLite store's ``wait_for_changes``.
+
+A ``CommitWatcher`` is one daemon thread with its own read-only connection. While at least one
+task waits, it runs ``PRAGMA data_version`` every ``interval`` seconds: SQLite changes that number
+when another connection (any process, or this store's own writer) commits, and reading it costs
+a few microseconds (the WAL index header is in shared memory; no file is read). When it changes,
+the thread reads the feed's newest position and wakes the waiters whose cursor is older.
+
+Why a poll of ``data_version`` rather than a file watch on the WAL (inotify): both were measured
+(``benchmarks/bench_propagation.py``; numbers in docs/performance.md). A file watch costs nothing
+while idle, but inotify is Linux-only (a ctypes binding, no stdlib API), misses writes made over
+network file systems and from other containers sharing the file, and fires on every frame
+written before the commit frame, so a follower wakes to an uncommitted transaction; the poll
+works wherever SQLite's WAL does and its idle cost, one short query per ``interval`` on a thread
+that never wakes the event loop, is a few hundredths of a percent of one core. With nobody
+waiting the thread blocks and costs nothing.
+
+The thread holds no reference to the store: a store that is never closed is collected, and its
+finalizer stops the thread (a daemon, so it never keeps the interpreter alive either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Final
+
+# How often a waited-on store checks for commits: the propagation delay's upper bound.
+DEFAULT_WATCH_INTERVAL: Final = 0.01
+
+
+def _wake(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class _WatchState:
+    """What the watcher thread and the waiting tasks share, under one condition variable."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.condition = threading.Condition()
+        # Each waiting future with the feed position it waits to be passed.
+        self.waiters: dict[asyncio.Future[None], int] = {}
+        self.position = -1  # unknown until the thread has read it
+        self.error: BaseException | None = None
+        self.stopped = False
+
+    def register(self, after: int) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self.condition:
+            if self.error is not None:
+                future.set_exception(self.error)
+            elif self.stopped or self.position > after:
+                future.set_result(None)
+            else:
+                self.waiters[future] = after
+                self.condition.notify()
+        return future
+
+    def unregister(self, future: asyncio.Future[None]) -> None:
+        with self.condition:
+            self.waiters.pop(future, None)
+
+    def wait_for_waiters(self) -> bool:
+        """Block while nobody waits; False once stopped."""
+        with self.condition:
+            while not self.waiters and not self.stopped:
+                self.condition.wait()
+            return not self.stopped
+
+    def pause(self) -> bool:
+        """Sleep one interval (cut short by ``stop``); False once stopped."""
+        with self.condition:
+            if not self.stopped:
+                self.condition.wait(self.interval)
+            return not self.stopped
+
+    def publish(self, position: int) -> None:
+        with self.condition:
+            self.position = max(self.position, position)
+            passed = [future for future, after in self.waiters.items() if position > after]
+            for future in passed:
+                del self.waiters[future]
+        for future in passed:
+            _notify(future, None)
+
+    def finish(self, error: BaseException | None) -> None:
+        """Stop for good; waiters return (or get ``error``: the watch connection failed)."""
+        with self.condition:
+            self.stopped = True
+            if error is not None:
+                self.error = error
+            waiters, self.waiters = list(self.waiters), {}
+            self.condition.notify_all()
+        for future in waiters:
+            _notify(future, error)
+
+    def stop(self) -> None:
+        self.finish(None)
+
+
+def _notify(future: asyncio.Future[None], error: BaseException | None) -> None:
+    # The loop may have closed since the task started waiting: nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(_wake, future, error)
+
+
+def _watch(
+    state: _WatchState,
+    connect: Callable[[], sqlite3.Connection],
+    read_position: Callable[[sqlite3.Connection], int],
+) -> None:
+    """The thread's body: check ``data_version`` each interval while anyone waits."""
+    connection: sqlite3.Connection | None = None
+    try:
+        connection = connect()
+        seen = _data_version(connection)
+        state.publish(read_position(connection))
+        while state.wait_for_waiters():
+            version = _data_version(connection)
+            if version != seen:
+                seen = version
+                state.publish(read_position(connection))
+            state.pause()
+    except sqlite3.Error as error:
+        state.finish(error)
+    finally:
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+
+def _data_version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA data_version").fetchall()[0][0])
+
+
+class CommitWatcher:
+    """Wakes waiting tasks soon after a commit to the file moves the change feed past them.
+
+    ``connect()`` opens the thread's connection; ``read_position(connection)`` returns the
+    feed's newest position (a cursor compares with it as an int). ``owner`` is the store:
+    when it is collected without ``stop()``, the thread stops.
+    """
+
+    def __init__(
+        self,
+        owner: object,
+        connect: Callable[[], sqlite3.Connection],
+        read_position: Callable[[sqlite3.Connection], int],
+        interval: float,
+    ) -> None:
+        self._state = _WatchState(interval)
+        self._thread = threading.Thread(
+            target=_watch,
+            args=(self._state, connect, read_position),
+            name="confstore-sqlite-watch",
+            daemon=True,
+        )
+        self._finalizer = weakref.finalize(owner, self._state.stop)
+        self._finalizer.atexit = False
+        self._thread.start()
+
+    async def wait(self, after: int, timeout: float) -> None:
+        """Return once the feed is past ``after``, after ``timeout`` s, or when stopped.
+
+        Raises the driver's error when the watch connection failed (the caller translates it).
+        """
+        future = self._state.register(after)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await future
+        finally:
+            self._state.unregister(future)
+
+    @property
+    def failed(self) -> bool:
+        return self._state.error is not None
+
+    def stop(self) -> None:
+        """End the thread (it closes its connection); waiting tasks return. Idempotent."""
+        self._finalizer.detach()
+        self._state.stop()
