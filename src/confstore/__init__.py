@@ -21,6 +21,7 @@ from ._export_reader import ExportFileReader as ExportFileReader
 from ._layers import ExplainedField as ExplainedField
 from ._manager import ConfigChangeEvent as ConfigChangeEvent
 from ._manager import ConfigManager as ConfigManager
+from ._manager import ConfigResyncEvent as ConfigResyncEvent
 from ._manager import ConfigWatch as ConfigWatch
 from ._manager import get_config_manager as get_config_manager
 from ._manager import reset_config_manager as reset_config_manager
@@ -74,6 +75,7 @@ __all__ = [
     "ConfigEntry",
     "ConfigKey",
     "ConfigManager",
+    "ConfigResyncEvent",
     "ConfigScope",
     "ConfigStore",
     "ConfigStoreError",

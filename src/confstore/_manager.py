@@ -33,11 +33,14 @@ import logging
 import os
 import random
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel
 
 from ._diff import ConfigDiff, diff_values, secret_paths_for
@@ -173,6 +176,29 @@ class ConfigChangeEvent:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigResyncEvent:
+    """Changes were not reported to this watch: re-read whatever you follow.
+
+    ``watch()`` yields it in place of the changes it could not deliver, then goes on with later
+    ones. ``reason`` is ``"overflow"`` (the consumer fell behind by more than the watch's
+    ``max_buffer`` events; ``dropped`` of them were left out) or ``"cursor_expired"`` (the store
+    no longer kept the changes since the manager last looked, so which ones happened is unknown;
+    ``dropped`` counts only those known). Reads through the manager return current values by
+    the time it is yielded: the manager's cache was updated (or emptied) first.
+    """
+
+    reason: str
+    dropped: int
+    tenant_id: str | None
+    scope: ConfigScope | None
+
+
+WatchEvent = ConfigChangeEvent | ConfigResyncEvent
+
+DEFAULT_WATCH_BUFFER = 1000
+
+
 class ConfigWatch:
     """``async for event in manager.watch(...)``: changes by any writer, as the feed reports them.
 
@@ -180,17 +206,31 @@ class ConfigWatch:
     (so at least every write committed after that, once the manager follows the feed: the first
     iteration starts it; a write committed just before may be reported too). It ends when the
     manager closes or ``aclose()`` is called, and works as ``async with manager.watch() as w:``.
-    Events wait in memory until read.
+
+    At most ``max_buffer`` events wait in memory (an anyio memory object stream): a consumer that
+    falls further behind gets one ``ConfigResyncEvent`` in place of the events it missed, once it
+    has read those buffered before them. Memory stays bounded however slow the consumer is.
     """
 
     def __init__(
-        self, manager: ConfigManager, tenant_id: str | None, scope: ConfigScope | None
+        self,
+        manager: ConfigManager,
+        tenant_id: str | None,
+        scope: ConfigScope | None,
+        max_buffer: int = DEFAULT_WATCH_BUFFER,
     ) -> None:
         self._manager = manager
         self.tenant_id = tenant_id
         self.scope = scope
-        self._events: asyncio.Queue[ConfigChangeEvent | None] = asyncio.Queue()
+        self.max_buffer = max_buffer
+        self._send, self._receive = anyio.create_memory_object_stream[WatchEvent](max_buffer)
+        # A resync owed to the consumer once it has read what is buffered: its reason and the
+        # number of events left out since (None: none owed).
+        self._owed: str | None = None
+        self._dropped = 0
         self._closed = False
+        # A watch dropped without aclose() closes its streams quietly: the manager ended it.
+        weakref.finalize(self, _close_streams, self._send, self._receive)
 
     def matches(self, key: ConfigKey) -> bool:
         return (self.tenant_id is None or key.tenant_id == self.tenant_id) and (
@@ -200,29 +240,59 @@ class ConfigWatch:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> ConfigChangeEvent:
+    async def __anext__(self) -> WatchEvent:
         if not self._closed:
             await self._manager.initialize()
-        if self._closed and self._events.empty():
-            raise StopAsyncIteration
-        event = await self._events.get()
-        if event is None:
-            self._closed = True
-            raise StopAsyncIteration
-        return event
+        try:
+            try:
+                return self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                if self._owed is not None:
+                    return self._take_resync()
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._receive.close()
+            raise StopAsyncIteration from None
 
     async def aclose(self) -> None:
         self._manager._forget_watch(self)
         self.end()
 
     def end(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._events.put_nowait(None)
+        """No more events: the consumer reads what is buffered, then the iteration stops."""
+        self._closed = True
+        self._send.close()
 
     def deliver(self, event: ConfigChangeEvent) -> None:
-        if not self._closed:
-            self._events.put_nowait(event)
+        if self._owed is not None:
+            self._dropped += 1
+            return
+        try:
+            self._send.send_nowait(event)
+        except anyio.WouldBlock:
+            self.resync("overflow", dropped=1)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    def resync(self, reason: str, *, dropped: int = 0) -> None:
+        """Tell the consumer to re-read: at once if the buffer has room, else once it drained."""
+        if self._owed is None:
+            try:
+                self._send.send_nowait(
+                    ConfigResyncEvent(reason, dropped, self.tenant_id, self.scope)
+                )
+                return
+            except anyio.WouldBlock:
+                self._owed = reason
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+        self._dropped += dropped
+
+    def _take_resync(self) -> ConfigResyncEvent:
+        assert self._owed is not None
+        event = ConfigResyncEvent(self._owed, self._dropped, self.tenant_id, self.scope)
+        self._owed, self._dropped = None, 0
+        return event
 
     async def __aenter__(self) -> Self:
         await self._manager.initialize()
@@ -235,6 +305,13 @@ class ConfigWatch:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _close_streams(
+    send: MemoryObjectSendStream[WatchEvent], receive: MemoryObjectReceiveStream[WatchEvent]
+) -> None:
+    send.close()
+    receive.close()
 
 
 class ConfigManager:
@@ -293,6 +370,7 @@ class ConfigManager:
         self._start_lock: asyncio.Lock | None = None
         self._poll_lock: asyncio.Lock | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._follower_scope: anyio.CancelScope | None = None
         # Bumped as the poller starts and ends applying changes; a miss that raced it does not fill.
         self._epoch = 0
 
@@ -339,7 +417,12 @@ class ConfigManager:
             await self._store.initialize()
             if self._cursor is None:
                 self._cursor = await self._store.current_cursor()
-            self._poller = loop.create_task(self._follow_feed(), name="confstore-manager-feed")
+            # The follower outlives this call (a manager may never be closed, so no task group
+            # can hold it): a task of its own, cancelled through its cancel scope by close().
+            self._follower_scope = anyio.CancelScope()
+            self._poller = loop.create_task(
+                self._follow_feed(self._follower_scope), name="confstore-manager-feed"
+            )
             self._started = True
 
     async def close(self) -> None:
@@ -740,11 +823,24 @@ class ConfigManager:
         return diff_values(values[0], values[1], secret_paths=secret_paths)
 
     def watch(
-        self, tenant_id: str | None = None, scope: ConfigScope | str | None = None
+        self,
+        tenant_id: str | None = None,
+        scope: ConfigScope | str | None = None,
+        *,
+        max_buffer: int = DEFAULT_WATCH_BUFFER,
     ) -> ConfigWatch:
-        """The changes committed from now on, by any writer, optionally for one tenant or scope."""
+        """The changes committed from now on, by any writer, optionally for one tenant or scope.
+
+        At most ``max_buffer`` events wait unread; past that the watch yields one
+        ``ConfigResyncEvent`` in place of those it left out (see ConfigWatch).
+        """
         checked_scope = None if scope is None else validate_scope(scope)
-        watch = ConfigWatch(self, tenant_id, checked_scope)
+        if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
+            raise InvalidConfigError(
+                f"max_buffer must be a positive number of events, got {max_buffer!r}",
+                field="max_buffer",
+            )
+        watch = ConfigWatch(self, tenant_id, checked_scope, max_buffer)
         self._watches.add(watch)
         return watch
 
@@ -996,30 +1092,33 @@ class ConfigManager:
         if slot.entry is None or slot.version < entry.version:
             slot.hold(entry)
 
-    async def _follow_feed(self) -> None:
+    async def _follow_feed(self, scope: anyio.CancelScope) -> None:
+        """The background follower: poll the feed, then wait for the store to report a commit
+        (or for ``poll_interval``), until ``scope`` is cancelled by ``close()``."""
         failing = False
         try:
-            while True:
-                try:
-                    await self._poll_once()
-                except Exception as exc:
-                    if not failing:
-                        logger.warning(
-                            "confstore: cannot follow the change feed (%s: %s); serving cached "
-                            "values and retrying every %.3gs",
-                            type(exc).__name__,
-                            exc,
-                            self.poll_interval,
-                        )
-                    failing = True
-                else:
-                    if failing:
-                        logger.info("confstore: following the change feed again")
-                    failing = False
-                await self._wait_for_changes()
+            with scope:
+                while True:
+                    try:
+                        await self._poll_once()
+                    except Exception as exc:
+                        if not failing:
+                            logger.warning(
+                                "confstore: cannot follow the change feed (%s: %s); serving "
+                                "cached values and retrying every %.3gs",
+                                type(exc).__name__,
+                                exc,
+                                self.poll_interval,
+                            )
+                        failing = True
+                    else:
+                        if failing:
+                            logger.info("confstore: following the change feed again")
+                        failing = False
+                    await self._wait_for_changes()
         finally:
             if not self._closing:
-                # The loop is shutting down under us (asyncio.run ended): without a poller the
+                # The loop is shutting down under us (asyncio.run ended): without a follower the
                 # cache would go stale, so drop it; the next read starts over in its own loop.
                 self._forget_cache()
                 self._started = False
@@ -1031,7 +1130,7 @@ class ConfigManager:
             # A store that cannot wait for notifications (say, its listener connection broke)
             # is still polled: the next poll reports the outage if there is one.
             logger.debug("confstore: waiting for changes failed (%s); polling", exc)
-            await asyncio.sleep(self.poll_interval)
+            await anyio.sleep(self.poll_interval)
 
     async def _poll_once(self) -> None:
         assert self._poll_lock is not None
@@ -1053,6 +1152,8 @@ class ConfigManager:
         logger.warning("confstore: change feed cursor expired; the cache starts over")
         self._cursor = await self._store.current_cursor()
         self._forget_cache()
+        for watch in list(self._watches):
+            watch.resync("cursor_expired")
 
     async def _apply(self, changes: tuple[ConfigChange, ...]) -> None:
         """Re-read what the changes touched, then update the cache and deliver events at once."""
@@ -1184,6 +1285,7 @@ class ConfigManager:
 
     async def _stop_poller(self) -> None:
         poller, self._poller = self._poller, None
+        scope, self._follower_scope = self._follower_scope, None
         if poller is None or poller.done():
             return
         try:
@@ -1195,13 +1297,11 @@ class ConfigManager:
             with contextlib.suppress(RuntimeError):
                 poller.cancel()
             return
-        poller.cancel()
-        try:
-            await poller
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # close() itself is being cancelled: let that through
+        assert scope is not None
+        # The scope absorbs its own cancellation: the follower ends normally, and a
+        # cancellation of close() itself is never mistaken for it.
+        scope.cancel()
+        await poller
 
 
 def _detach(slot: _Slot, model: BaseModel) -> None:

@@ -23,6 +23,7 @@ EXPECTED_CONFSTORE_EXPORTS = [
     "ConfigEntry",
     "ConfigKey",
     "ConfigManager",
+    "ConfigResyncEvent",
     "ConfigScope",
     "ConfigStore",
     "ConfigStoreError",
