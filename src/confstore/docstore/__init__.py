@@ -11,7 +11,9 @@ walks through one.
 ``MemoryDocumentStore`` is the reference implementation of the primitives (in process memory);
 ``document_fields`` and ``head_from_fields``/``record_from_fields`` map heads and records to
 flat documents and back; ``DEFAULT_CHANGE_WINDOW`` is the change feed's default re-scan window
-(30 s; see ``_feed`` for why).
+(30 s; see ``_feed`` for why). ``PollBounds`` bounds the adaptive poll of ``wait_for_changes``
+(``poll_min`` after a change, doubling while quiet up to ``poll_max``); ``PollBounds.from_options``
+reads both from a store URL's options.
 """
 
 from ._feed import DEFAULT_CHANGE_WINDOW as DEFAULT_CHANGE_WINDOW
@@ -21,6 +23,7 @@ from ._fields import head_from_fields as head_from_fields
 from ._fields import key_from_fields as key_from_fields
 from ._fields import record_from_fields as record_from_fields
 from ._memory import MemoryDocumentStore as MemoryDocumentStore
+from ._polling import PollBounds as PollBounds
 from ._primitives import DocumentStore as DocumentStore
 from ._primitives import Head as Head
 from ._primitives import HeadQuery as HeadQuery
@@ -39,6 +42,7 @@ __all__ = [
     "Head",
     "HeadQuery",
     "MemoryDocumentStore",
+    "PollBounds",
     "Record",
     "RecordKind",
     "WriteOutcome",

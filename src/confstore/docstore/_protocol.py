@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -57,6 +58,7 @@ from .._store import ConfigStore, StoreCapabilities
 from .._validation import DEFAULT_MAX_VALUE_BYTES
 from ..http import RetryPolicy
 from ._feed import DEFAULT_CHANGE_WINDOW, ChangeFeed, now_micros
+from ._polling import AdaptivePoll, PollBounds
 from ._primitives import (
     DocumentStore,
     Head,
@@ -78,8 +80,9 @@ class DocumentConfigStore(ConfigStore):
     """The whole ConfigStore contract on the primitives of ``documents``.
 
     ``change_window`` (seconds) is the change feed's re-scan window (see confstore.docstore);
-    ``retry`` paces the read-back of unknown outcomes. Subclasses set ``backend_name`` and build
-    their DocumentStore; everything else is here.
+    ``retry`` paces the read-back of unknown outcomes; ``poll`` bounds the pause between two
+    checks of the feed while a follower waits (see ``_polling``: fast after a change, slower when
+    quiet). Subclasses set ``backend_name`` and build their DocumentStore; everything else is here.
     """
 
     backend_name: ClassVar[str] = "document store"
@@ -94,6 +97,7 @@ class DocumentConfigStore(ConfigStore):
         change_window: float = DEFAULT_CHANGE_WINDOW,
         retry: RetryPolicy | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        poll: PollBounds | None = None,
     ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
         if isinstance(change_window, bool) or not change_window > 0:
@@ -105,6 +109,12 @@ class DocumentConfigStore(ConfigStore):
         self.change_window = float(change_window)
         self.retry = retry or RetryPolicy()
         self._feed = ChangeFeed(documents, self.change_window, self.backend_name)
+        self._poll = AdaptivePoll(poll or PollBounds())
+
+    @property
+    def poll(self) -> PollBounds:
+        """The bounds of the pause between two checks of the feed while a follower waits."""
+        return self._poll.bounds
 
     @property
     def capabilities(self) -> StoreCapabilities:
@@ -141,11 +151,13 @@ class DocumentConfigStore(ConfigStore):
             expected_version=expected_version,
         )
         assert entry is not None
+        self._poll.changed()  # where one write happens, more tend to follow
         return entry
 
     async def _delete_config(
         self, key: ConfigKey, *, purge: bool, updated_by: str | None, comment: str | None
     ) -> bool:
+        self._poll.changed()
         if purge:
             return await self._purge(key)
         tombstone = await self._append(
@@ -543,7 +555,26 @@ class DocumentConfigStore(ConfigStore):
         return await self._feed.current_cursor()
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
-        return await self._feed.changes_since(cursor, limit)
+        batch = await self._feed.changes_since(cursor, limit)
+        if batch.changes:
+            self._poll.changed()
+        else:
+            self._poll.quiet()
+        return batch
+
+    async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
+        """Check the feed after each pause of the adaptive poll (``poll_min`` after a change,
+        doubling while quiet up to ``poll_max``) and return when it reports a change after
+        ``cursor``, or at ``timeout``, when the follower checks anyway."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._poll.pause >= remaining:
+                await asyncio.sleep(max(0.0, remaining))
+                return
+            await asyncio.sleep(self._poll.pause)
+            if (await self.changes_since(cursor, limit=1)).changes:
+                return
 
 
 def new_write_id() -> str:

@@ -23,6 +23,7 @@ from confstore.docstore import (
     DocumentStore,
     Head,
     HeadQuery,
+    PollBounds,
     Record,
     WriteOutcome,
 )
@@ -174,6 +175,7 @@ class ElasticsearchConfigStore(DocumentConfigStore):
         retry: RetryPolicy | None = None,
         flavor: str = "elasticsearch",
         max_value_bytes: int = 1024 * 1024,
+        poll: PollBounds | None = None,
     ) -> None:
         self.index_prefix = _check_prefix(index)
         self.flavor = flavor
@@ -196,7 +198,11 @@ class ElasticsearchConfigStore(DocumentConfigStore):
             self._http, prefix=self.index_prefix, replicas=replicas, timeout=timeout
         )
         super().__init__(
-            documents, change_window=change_window, retry=retry, max_value_bytes=max_value_bytes
+            documents,
+            change_window=change_window,
+            retry=retry,
+            max_value_bytes=max_value_bytes,
+            poll=poll,
         )
 
     @classmethod
@@ -217,6 +223,7 @@ class ElasticsearchConfigStore(DocumentConfigStore):
             replicas=reader.take_int("replicas", 0),
             change_window=reader.take_float("change_window", DEFAULT_CHANGE_WINDOW),
             flavor=url.backend,
+            poll=PollBounds.from_options(reader),
             max_value_bytes=reader.take_int("max_value_bytes", 1024 * 1024, minimum=1),
         )
         reader.finish()

@@ -31,6 +31,7 @@ from confstore.docstore import (
     DocumentStore,
     Head,
     HeadQuery,
+    PollBounds,
     Record,
     WriteOutcome,
     gather_bounded,
@@ -196,6 +197,7 @@ class VespaConfigStore(DocumentConfigStore):
         retry: RetryPolicy | None = None,
         change_window: float = DEFAULT_CHANGE_WINDOW,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        poll: PollBounds | None = None,
     ) -> None:
         if vespa_app is not None:
             url = url or _app_url(vespa_app)
@@ -240,6 +242,7 @@ class VespaConfigStore(DocumentConfigStore):
             change_window=change_window,
             retry=retry,
             max_value_bytes=max_value_bytes,
+            poll=poll,
         )
         self._client = client
 
@@ -266,6 +269,7 @@ class VespaConfigStore(DocumentConfigStore):
             "ca": reader.take_str("ca"),
             "token": reader.take_str("token"),
             "change_window": reader.take_float("change_window", DEFAULT_CHANGE_WINDOW),
+            "poll": PollBounds.from_options(reader),
             "max_value_bytes": reader.take_int(
                 "max_value_bytes", DEFAULT_MAX_VALUE_BYTES, minimum=1
             ),
