@@ -69,6 +69,16 @@ def test_watch_prints_a_change_made_by_another_process(cli: Cli) -> None:
     assert exit_code == 0
 
 
+def test_watch_on_sqlite_is_woken_by_a_commit_long_before_its_interval(cli: Cli) -> None:
+    with watching(cli, "--interval", "600") as process:
+        assert cli("set", "--tenant", "acme", "agent", "bot", "settings", "{}").exit_code == 0
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        exit_code = stop(process, signal.SIGTERM)
+    assert line.split()[2:] == ["set", "acme/agent/bot/settings", "version", "1"]
+    assert exit_code == 0
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_watch_exits_cleanly_on_a_signal(cli: Cli, signum: int) -> None:
     with watching(cli) as process:

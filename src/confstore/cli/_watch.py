@@ -9,6 +9,7 @@ import signal
 
 from .._errors import BackendError, CursorExpiredError
 from .._models import ConfigChange, utc_now
+from .._store import ConfigStore
 from .._url import StoreURL
 from ._common import ExitCode, open_cli_store, store_url
 from ._output import Console, format_time, printable
@@ -49,8 +50,28 @@ async def watch(args: argparse.Namespace, console: Console) -> int:
                     _show_change(console, change)
             cursor = batch.cursor
             if not batch.has_more:
-                await _pause(stop, args.interval)
+                await _wait_for_changes(store, cursor, stop, args.interval)
     return ExitCode.OK
+
+
+async def _wait_for_changes(
+    store: ConfigStore, cursor: str, stop: asyncio.Event, seconds: float
+) -> None:
+    """Until the store reports a commit after ``cursor`` (at once on SQLite and on stores told
+    of commits), ``seconds`` pass, or a signal asks to stop."""
+    waits = [
+        asyncio.ensure_future(store.wait_for_changes(cursor, seconds)),
+        asyncio.ensure_future(stop.wait()),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+    if isinstance(outcomes[0], Exception):
+        # The store could not wait (the next poll reports an outage if there is one): poll.
+        await _pause(stop, seconds)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
