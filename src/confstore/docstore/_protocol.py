@@ -32,8 +32,8 @@ Readers trust only the head's generation, up to the head's version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -565,16 +565,14 @@ class DocumentConfigStore(ConfigStore):
     async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
         """Check the feed after each pause of the adaptive poll (``poll_min`` after a change,
         doubling while quiet up to ``poll_max``) and return when it reports a change after
-        ``cursor``, or at ``timeout``, when the follower checks anyway."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if self._poll.pause >= remaining:
-                await asyncio.sleep(max(0.0, remaining))
-                return
-            await asyncio.sleep(self._poll.pause)
-            if (await self.changes_since(cursor, limit=1)).changes:
-                return
+        ``cursor``, or at ``timeout`` (a check still running then is abandoned: the follower
+        polls next anyway)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    await asyncio.sleep(self._poll.pause)
+                    if (await self.changes_since(cursor, limit=1)).changes:
+                        return
 
 
 def new_write_id() -> str:
