@@ -220,3 +220,24 @@ async def test_a_never_closed_http_store_exits_and_keeps_its_write(tmp_path: Pat
             entry = await store.get_config("acme", "system", "svc", "key")
     assert entry is not None
     assert entry.config_value == {"n": 1}
+
+
+# A manager that is following the feed (its watcher thread waiting on the file) when the
+# script ends.
+MANAGER_FOLLOWING_THE_FEED = """
+    from confstore import ConfigManager, SystemConfig
+    manager = ConfigManager(url=URL)
+    await manager.set_system_config(SystemConfig(tenant_id="acme", llm_model="model-from-script"))
+    watch = manager.watch()
+    assert (await anext(watch)).version == 1
+"""
+
+
+async def test_a_never_closed_manager_following_the_feed_exits_and_leaves_the_file_clean(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    status, _, stderr = await run_script(tmp_path, MANAGER_FOLLOWING_THE_FEED, sqlite_url)
+    assert status == 0, stderr
+    # Every connection closed at exit, the watcher's too: the last one checkpointed the WAL.
+    assert not (tmp_path / "config.db-wal").exists()
+    assert await stored_llm_model(sqlite_url) == "model-from-script"

@@ -18,12 +18,15 @@ event loop, measured at about 1% of one core on a heavily loaded 2-core machine 
 manager that only polls every second). With nobody waiting the thread blocks and costs nothing.
 
 The thread holds no reference to the store: a store that is never closed is collected, and its
-finalizer stops the thread (a daemon, so it never keeps the interpreter alive either).
+finalizer stops the thread (a daemon, so it never keeps the interpreter alive either). At exit,
+the watchers still running are stopped and given a moment to close their connections, so the
+store's own connections, closed after them, leave the file checkpointed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import sqlite3
 import threading
@@ -34,6 +37,8 @@ from typing import Final
 
 # How often a waited-on store checks for commits: the propagation delay's upper bound.
 DEFAULT_WATCH_INTERVAL: Final = 0.02
+# How long the interpreter waits at exit for running watchers to close their connections.
+_EXIT_WAIT_SECONDS: Final = 0.5
 
 
 def _wake(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -166,6 +171,7 @@ class CommitWatcher:
         self._finalizer = weakref.finalize(owner, self._state.stop)
         self._finalizer.atexit = False
         self._thread.start()
+        _running.add(self)
 
     async def wait(self, after: int, timeout: float) -> None:
         """Return once the feed is past ``after``, after ``timeout`` s, or when stopped.
@@ -188,3 +194,22 @@ class CommitWatcher:
         """End the thread (it closes its connection); waiting tasks return. Idempotent."""
         self._finalizer.detach()
         self._state.stop()
+        _running.discard(self)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+_running: weakref.WeakSet[CommitWatcher] = weakref.WeakSet()
+
+
+def _stop_running_watchers() -> None:
+    watchers = list(_running)
+    for watcher in watchers:
+        watcher.stop()
+    for watcher in watchers:
+        watcher.join(_EXIT_WAIT_SECONDS / max(1, len(watchers)))
+
+
+# Registered after _sqlite_thread's exit handler, so it runs before it (atexit runs in reverse).
+atexit.register(_stop_running_watchers)
