@@ -1165,7 +1165,7 @@ class ConfigManager:
             slot = self._slot_of(change.key)
             if slot is not None:
                 stamps[change.key] = (slot, slot.stamp)
-        latest = {key: await self._get_latest(key) for key in stamps}
+        latest = await self._read_latest(list(stamps))
         events: list[tuple[ConfigChangeEvent, str | None]] = []
         for change in changes:
             event = await self._event_for(change, latest)
@@ -1182,6 +1182,31 @@ class ConfigManager:
 
     async def _get_latest(self, key: ConfigKey) -> ConfigEntry | None:
         return await self._store.get_config(key.tenant_id, key.scope, key.service, key.config_key)
+
+    async def _read_latest(self, keys: list[ConfigKey]) -> dict[ConfigKey, ConfigEntry | None]:
+        """The latest entry of each key, read concurrently (at most ``_CHECK_CONCURRENCY`` at
+        once: on a remote store, a batch of changes costs a few round trips, not one per key)."""
+        if len(keys) <= 1:
+            return {key: await self._get_latest(key) for key in keys}
+        latest: dict[ConfigKey, ConfigEntry | None] = {}
+        limiter = anyio.CapacityLimiter(_CHECK_CONCURRENCY)
+
+        async def read(key: ConfigKey) -> None:
+            async with limiter:
+                latest[key] = await self._get_latest(key)
+
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                for key in keys:
+                    group.start_soon(read, key)
+        except BaseExceptionGroup as failed:
+            error = _first_leaf(failed)
+        if error is not None:
+            # The first read that failed cancelled the others: its error (a confstore one)
+            # leaves, not a group, raised here so that its own cause is kept.
+            raise error
+        return latest
 
     async def _event_for(
         self, change: ConfigChange, latest: dict[ConfigKey, ConfigEntry | None]
@@ -1302,6 +1327,11 @@ class ConfigManager:
         # cancellation of close() itself is never mistaken for it.
         scope.cancel()
         await poller
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _detach(slot: _Slot, model: BaseModel) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from manager_stores import SwitchableStore
@@ -12,6 +13,7 @@ from manager_stores import SwitchableStore
 from confstore import (
     BackendUnavailableError,
     ChangeBatch,
+    ConfigEntry,
     ConfigManager,
     CursorExpiredError,
     InvalidConfigError,
@@ -100,3 +102,61 @@ async def test_a_failing_wait_for_changes_falls_back_to_polling() -> None:
     async with ConfigManager(store, poll_interval=0.01) as manager:
         await manager.get_system_config("t")
         await asyncio.wait_for(store.wait_for_polls(5), WAIT)
+
+
+class GatedReadsStore(MemoryConfigStore):
+    """Counts the latest-version reads in flight at once (each yields to the loop first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+        self.fail_reads = False
+
+    async def _get_config(self, key: Any, version: int | None) -> ConfigEntry | None:
+        if version is not None:
+            return await super()._get_config(key, version)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            if self.fail_reads:
+                raise BackendUnavailableError("gated store: reads fail")
+            return await super()._get_config(key, version)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_the_keys_a_batch_of_changes_touched_are_read_again_concurrently() -> None:
+    store = GatedReadsStore()
+    async with (
+        ConfigManager(store, poll_interval=60) as manager,
+        ConfigManager(store, poll_interval=60) as writer,
+    ):
+        tenants = [f"tenant-{number}" for number in range(40)]
+        for tenant in tenants:
+            await manager.get_system_config(tenant)
+        for tenant in tenants:
+            await writer.set_system_config(SystemConfig(llm_model=f"for-{tenant}"), tenant)
+        store.peak = 0
+        await manager.refresh()
+        assert 1 < store.peak <= 16
+        for tenant in tenants:
+            assert (await manager.get_system_config(tenant)).llm_model == f"for-{tenant}"
+
+
+async def test_a_failing_concurrent_read_again_raises_its_own_error_not_a_group() -> None:
+    store = GatedReadsStore()
+    async with (
+        ConfigManager(store, poll_interval=60) as manager,
+        ConfigManager(store, poll_interval=60) as writer,
+    ):
+        for tenant in ("a", "b", "c"):
+            await manager.get_system_config(tenant)
+            await writer.set_system_config(SystemConfig(llm_model="new"), tenant)
+        store.fail_reads = True
+        with pytest.raises(BackendUnavailableError, match="reads fail"):
+            await manager.refresh()
+        store.fail_reads = False
+        await manager.refresh()
+        assert (await manager.get_system_config("c")).llm_model == "new"
