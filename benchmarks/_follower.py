@@ -2,10 +2,11 @@
 
 Usage: ``python -m benchmarks._follower MODE URL COUNT IDLE_SECONDS``
 
-MODE: ``data_version`` (the store as shipped: PRAGMA data_version checked every 20 ms while the
-manager waits), ``wal_watch`` (the store waiting on an inotify watch of the ``-wal`` file instead,
-Linux only), ``poll`` (no wake-up: the manager polls every second, as before), ``asleep`` (no
-manager at all: an event loop that sleeps, the floor of idle CPU).
+MODE: ``shipped`` (the store as shipped: file events on the WAL, then PRAGMA data_version until
+the commit shows), ``data_version`` (PRAGMA data_version on a 20 ms timer only, as on platforms
+without file events), ``wal_watch`` (the follower woken by each inotify event on the ``-wal`` file
+itself, with no data_version check), ``poll`` (no wake-up: the manager polls every second, as
+before), ``asleep`` (no manager at all: an event loop that sleeps, the floor of idle CPU).
 
 It prints ``READY``, then ``VERSION TIME`` (wall clock) as each of COUNT changes arrives through
 ``manager.watch()``; then, on a line from stdin, it stays idle IDLE_SECONDS and prints the CPU
@@ -27,6 +28,12 @@ from confstore.backends.sqlite import SQLiteConfigStore
 
 _IN_MODIFY = 0x00000002
 _GIVE_UP_SECONDS = 120.0
+
+
+class TimerStore(SQLiteConfigStore):
+    """The SQLite store checking data_version on its timer only (no file events)."""
+
+    _file_events = False
 
 
 class PollingStore(SQLiteConfigStore):
@@ -80,6 +87,8 @@ def _store(mode: str, url: str) -> ConfigStore:
         return PollingStore(store.path)
     if mode == "wal_watch":
         return WalWatchStore(store.path)
+    if mode == "data_version":
+        return TimerStore(store.path)
     return store
 
 

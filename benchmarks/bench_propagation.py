@@ -1,10 +1,12 @@
 """Propagation between two processes on one SQLite file, and what following the feed costs idle.
 
-Followers of three kinds run at once, each in its own process with a ConfigManager on the file:
+Followers of four kinds run at once, each in its own process with a ConfigManager on the file:
 
-- ``data_version``: the SQLite store as shipped (``PRAGMA data_version`` checked every 20 ms on a
-  thread while the manager waits). Target: p99 under 100 ms.
-- ``wal_watch``: the same store woken by an inotify watch on the ``-wal`` file instead.
+- ``shipped``: the SQLite store as shipped: while the manager waits, a thread sleeps on inotify
+  events of the ``-wal`` file, then checks ``PRAGMA data_version`` every millisecond until the
+  commit shows (Linux). Target: p99 under 100 ms.
+- ``data_version``: ``PRAGMA data_version`` checked on a 20 ms timer only (other platforms).
+- ``wal_watch``: the follower woken by each inotify event on the ``-wal`` file, nothing more.
 - ``poll``: no wake-up, the manager's 1 s poll: the figure before this work (the baseline).
 
 Propagation: this process writes (one ``set_config`` every 20-80 ms, at random) and every
@@ -31,12 +33,13 @@ from confstore import open_store
 from ._harness import Result
 
 TARGET_P99_MS = 100.0
+_PERCENT_TO_MS_PER_MINUTE = 600.0  # 1% of a core is 0.6 s of CPU per minute
 _FOLLOWER = "benchmarks._follower"
 _ROOT = Path(__file__).parents[1]
 Follower = asyncio.subprocess.Process
 
 
-MODES = ("data_version", "wal_watch", "poll")
+MODES = ("shipped", "data_version", "wal_watch", "poll")
 
 
 async def _start(mode: str, url: str, writes: int, idle_seconds: float) -> Follower:
@@ -108,7 +111,7 @@ async def _measure(
         for mode, seen in zip(MODES, arrivals, strict=True)
     }
     # The same from the write's acknowledgement (its commit and fsync left out).
-    seen = arrivals[MODES.index("data_version")]
+    seen = arrivals[MODES.index("shipped")]
     latency["acknowledged"] = [
         (seen[version] - acknowledged[version]) * 1000 for version in sorted(sent)
     ]
@@ -136,41 +139,52 @@ async def run(quick: bool) -> list[Result]:
     return [
         Result(
             name="SQLite propagation p50, 2 processes (ms)",
-            value=p50["data_version"],
+            value=p50["shipped"],
             baseline=p50["poll"],
             unit="ms",
             higher_is_better=False,
-            note=f"baseline: the 1 s poll; WAL file watch: {p50['wal_watch']:.1f} ms; "
+            note=f"baseline: the 1 s poll; data_version on a 20 ms timer: "
+            f"{p50['data_version']:.1f} ms; WAL events alone: {p50['wal_watch']:.1f} ms; "
             + samples_note,
         ),
         Result(
             name="SQLite propagation p99, 2 processes (ms)",
-            value=p99["data_version"],
+            value=p99["shipped"],
             baseline=p99["poll"],
             unit="ms",
             higher_is_better=False,
             # The issue's target is absolute (p99 < 100 ms): as a ratio to this run's baseline.
             target=p99["poll"] / TARGET_P99_MS,
-            note=f"target p99 < {TARGET_P99_MS:.0f} ms; baseline: the 1 s poll; "
-            f"WAL file watch: {p99['wal_watch']:.1f} ms; from the write's acknowledgement "
-            f"(commit and fsync left out): p50 {p50['acknowledged']:.1f}, "
+            note=f"target p99 < {TARGET_P99_MS:.0f} ms; baseline: the 1 s poll; from the write's "
+            f"acknowledgement (commit and fsync left out): p50 {p50['acknowledged']:.1f}, "
             f"p99 {p99['acknowledged']:.1f} ms",
         ),
         Result(
-            name="SQLite propagation p99, WAL file watch (ms)",
+            name="SQLite propagation p99, data_version timer only (ms)",
+            value=p99["data_version"],
+            baseline=p99["poll"],
+            unit="ms",
+            higher_is_better=False,
+            note="PRAGMA data_version every 20 ms, no file events (platforms without inotify)",
+        ),
+        Result(
+            name="SQLite propagation p99, WAL events alone (ms)",
             value=p99["wal_watch"],
             baseline=p99["poll"],
             unit="ms",
             higher_is_better=False,
-            note="inotify on the -wal file (Linux only; measured, not shipped)",
+            note="woken by inotify on the -wal file, no data_version check (measured, not shipped)",
         ),
         Result(
-            name="idle CPU, manager following the feed (% of a core)",
-            value=idle["data_version"],
-            baseline=idle["poll"],
-            unit="%",
+            # Per minute, as a percentage of a core would print 0.0 in the table.
+            name="idle CPU, manager following the feed (CPU ms per minute)",
+            value=idle["shipped"] * _PERCENT_TO_MS_PER_MINUTE,
+            baseline=idle["poll"] * _PERCENT_TO_MS_PER_MINUTE,
+            unit="ms/min",
             higher_is_better=False,
-            note=f"{idle_seconds:g} s idle; baseline: the 1 s poll; WAL file watch: "
-            f"{idle['wal_watch']:.3f}%; an event loop that only sleeps: {idle['asleep']:.3f}%",
+            note=f"{idle_seconds:g} s idle, % of one core: {idle['shipped']:.3f}%; baseline: "
+            f"the 1 s poll, {idle['poll']:.3f}%; data_version on a 20 ms timer: "
+            f"{idle['data_version']:.3f}%; WAL events alone: {idle['wal_watch']:.3f}%; "
+            f"an event loop that only sleeps: {idle['asleep']:.3f}%",
         ),
     ]

@@ -125,3 +125,22 @@ def test_watch_interval_is_taken_from_the_url(db_path: Path) -> None:
     store = open_store(f"sqlite:///{db_path}?watch_interval=0.25")
     assert isinstance(store, SQLiteConfigStore)
     assert store.watch_interval == 0.25
+
+
+class TimerOnlyStore(SQLiteConfigStore):
+    """The store as on a platform without file events: it checks on the watch_interval timer."""
+
+    _file_events = False
+
+
+@pytest.mark.parametrize("store_class", [SQLiteConfigStore, TimerOnlyStore])
+async def test_with_or_without_file_events_a_commit_wakes_a_waiter(
+    db_path: Path, store_class: type[SQLiteConfigStore]
+) -> None:
+    async with store_class(db_path) as follower, SQLiteConfigStore(db_path) as writer:
+        cursor = await follower.current_cursor()
+        for number in range(3):
+            waiter = asyncio.create_task(follower.wait_for_changes(cursor, NEVER))
+            await writer.set_config("t", "system", "svc", "k", {"n": number})
+            await asyncio.wait_for(waiter, WAIT)
+            cursor = (await follower.changes_since(cursor)).cursor

@@ -1,21 +1,23 @@
 """Commits to an SQLite file, noticed within milliseconds: the SQLite store's ``wait_for_changes``.
 
-A ``CommitWatcher`` is one daemon thread with its own read-only connection. While at least one
-task waits, it runs ``PRAGMA data_version`` every ``interval`` seconds: SQLite changes that number
-when another connection (any process, or this store's own writer) commits, and reading it costs
-a few microseconds (the WAL index header is in shared memory; no file is read). When it changes,
-the thread reads the feed's newest position and wakes the waiters whose cursor is older.
+A ``CommitWatcher`` is one daemon thread with its own connection. While at least one task waits,
+it follows ``PRAGMA data_version``: SQLite changes that number when another connection (any
+process, or this store's own writer) commits, and reading it costs a few microseconds (the WAL
+index header is in shared memory). When it changes, the thread reads the feed's newest position
+and wakes the waiters whose cursor is older. With nobody waiting the thread blocks.
 
-Why a poll of ``data_version`` rather than a file watch on the WAL (inotify): both were measured
-(``python -m benchmarks propagation``; numbers in docs/performance.md). A file watch costs nothing
-while idle, but it wakes the follower when the WAL frames are written, before SQLite publishes
-the commit in the shared-memory index (which is mapped memory: changing it raises no file
-event), so the follower often finds nothing yet and then sleeps until its next poll: its p99
-was about 0.85 s against 45 ms for the poll. It is also Linux-only (a ctypes binding, no stdlib
-API) and blind to writes made over network file systems. The poll works wherever SQLite's WAL
-does; what it costs idle is one short query per ``interval`` on a thread that never wakes the
-event loop, measured at about 1% of one core on a heavily loaded 2-core machine (0.1% for a
-manager that only polls every second). With nobody waiting the thread blocks and costs nothing.
+When to look: on Linux the thread sleeps on an inotify watch of the ``-wal`` file
+(``_wal_events``) and costs no CPU while nothing is written. A write to the WAL is only a hint:
+SQLite writes a transaction's frames (and fsyncs them) before it publishes the commit in the
+shared-memory index, which is mapped memory and raises no file event, so after each event the
+thread checks ``data_version`` every millisecond until the commit shows (for at most a second),
+and once a second in any case. Where file events are unavailable (another OS, a read-only file
+system without a WAL, no inotify watches left), it checks every ``interval`` instead.
+
+Measured (``python -m benchmarks propagation``; numbers in docs/performance.md): the timer alone
+(20 ms) cost about 1% of a core idle on a loaded machine; the file events alone (waking the
+follower on each event, without the data_version follow-up) woke followers before the commit was
+published and left them asleep until their next poll (p99 0.8 s).
 
 The thread holds no reference to the store: a store that is never closed is collected, and its
 finalizer stops the thread (a daemon, so it never keeps the interpreter alive either). At exit,
@@ -35,8 +37,16 @@ import weakref
 from collections.abc import Callable
 from typing import Final
 
+from ._wal_events import WalEvents
+
 # How often a waited-on store checks for commits: the propagation delay's upper bound.
 DEFAULT_WATCH_INTERVAL: Final = 0.02
+# After a write to the WAL, data_version is checked this often until the commit is published
+# (the write of the frames, their fsync, then the index), for at most _SETTLING_SECONDS.
+_SETTLING_INTERVAL: Final = 0.001
+_SETTLING_SECONDS: Final = 1.0
+# With file events, data_version is still checked this often in case one was missed.
+_RECHECK_SECONDS: Final = 1.0
 # How long the interpreter waits at exit for running watchers to close their connections.
 _EXIT_WAIT_SECONDS: Final = 0.5
 
@@ -61,6 +71,8 @@ class _WatchState:
         self.position = -1  # unknown until the thread has read it
         self.error: BaseException | None = None
         self.stopped = False
+        # Wakes the thread from a wait for file events (set while it has one).
+        self.interrupt: Callable[[], None] | None = None
 
     def register(self, after: int) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -102,6 +114,9 @@ class _WatchState:
                 self.error = error
             waiters, self.waiters = list(self.waiters), {}
             self.condition.notify_all()
+        interrupt = self.interrupt
+        if interrupt is not None:
+            interrupt()
         for future in waiters:
             _notify(future, error)
 
@@ -119,27 +134,50 @@ def _watch(
     state: _WatchState,
     connect: Callable[[], sqlite3.Connection],
     read_position: Callable[[sqlite3.Connection], int],
+    wal_path: str | None,
 ) -> None:
-    """The thread's body: check ``data_version`` each interval while anyone waits."""
+    """The thread's body: while anyone waits, check ``data_version`` after each write to the
+    WAL (quickly, until the commit is published), else every ``interval``."""
     connection: sqlite3.Connection | None = None
+    events: WalEvents | None = None
     try:
         connection = connect()
         seen = _data_version(connection)
         state.publish(read_position(connection))
+        events = _wal_events(wal_path, state)
+        settling_until = 0.0
         while state.wait_for_waiters():
             version = _data_version(connection)
             if version != seen:
-                seen = version
+                seen, settling_until = version, 0.0
                 state.publish(read_position(connection))
-            # A plain sleep costs less per check than a timed wait on the condition; a stop is
-            # seen one interval later at most (its waiters are woken at once by ``finish``).
-            time.sleep(state.interval)
+            if events is None:
+                time.sleep(state.interval)
+            elif time.monotonic() < settling_until:
+                time.sleep(_SETTLING_INTERVAL)
+            elif events.wait(_RECHECK_SECONDS):
+                settling_until = time.monotonic() + _SETTLING_SECONDS
     except sqlite3.Error as error:
         state.finish(error)
     finally:
+        if events is not None:
+            state.interrupt = None
+            events.close()
         if connection is not None:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+
+
+def _wal_events(wal_path: str | None, state: _WatchState) -> WalEvents | None:
+    """File events for the WAL where the platform has them; None: check on a timer."""
+    if wal_path is None:
+        return None
+    try:
+        events = WalEvents(wal_path)
+    except OSError:
+        return None
+    state.interrupt = events.interrupt
+    return events
 
 
 def _data_version(connection: sqlite3.Connection) -> int:
@@ -160,11 +198,12 @@ class CommitWatcher:
         connect: Callable[[], sqlite3.Connection],
         read_position: Callable[[sqlite3.Connection], int],
         interval: float,
+        wal_path: str | None = None,
     ) -> None:
         self._state = _WatchState(interval)
         self._thread = threading.Thread(
             target=_watch,
-            args=(self._state, connect, read_position),
+            args=(self._state, connect, read_position, wal_path),
             name="confstore-sqlite-watch",
             daemon=True,
         )

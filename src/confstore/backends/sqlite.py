@@ -687,6 +687,9 @@ class SQLiteConfigStore(ConfigStore):
     """
 
     backend_name: ClassVar[str] = "sqlite"
+    # Whether followers sleep on file events of the WAL where the platform has them (else on
+    # the ``watch_interval`` timer; tests turn them off to run the timer on Linux too).
+    _file_events: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -1116,7 +1119,10 @@ class SQLiteConfigStore(ConfigStore):
         connect = self._watch_connect
         if connect is None:
             return None
-        self._watcher = CommitWatcher(self, connect, _read_feed_position, self.watch_interval)
+        wal_path = f"{self.path}-wal" if self._file_events else None
+        self._watcher = CommitWatcher(
+            self, connect, _read_feed_position, self.watch_interval, wal_path
+        )
         return self._watcher
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
