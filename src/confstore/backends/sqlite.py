@@ -56,6 +56,10 @@ Read-only: with ``mode=ro``, or when the file cannot be written (permissions, a 
 system), the store opens only the reader, with SQLite's read-only mode (and ``immutable`` on a
 read-only file system, where SQLite cannot create the shared-memory file); writes are refused.
 
+Followers of the feed (``ConfigManager``, ``confstore watch``) wait in ``wait_for_changes``,
+which a commit by any process ends within milliseconds (``_sqlite_watch``: a thread of its own
+that sleeps on file events of the WAL and follows ``PRAGMA data_version``).
+
 Driver errors are translated once, by ``_DriverErrors``.
 """
 
