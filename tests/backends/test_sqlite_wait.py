@@ -93,7 +93,8 @@ async def test_without_commits_the_wait_ends_at_its_timeout(store: SQLiteConfigS
 
 async def test_closing_the_store_ends_a_wait(store: SQLiteConfigStore) -> None:
     waiter = asyncio.create_task(store.wait_for_changes(await store.current_cursor(), NEVER))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the waiter runs up to its wait
+    assert not waiter.done()
     await store.close()
     await asyncio.wait_for(waiter, WAIT)
 
@@ -101,7 +102,7 @@ async def test_closing_the_store_ends_a_wait(store: SQLiteConfigStore) -> None:
 async def test_a_cancelled_wait_leaves_later_waits_working(store: SQLiteConfigStore) -> None:
     cursor = await store.current_cursor()
     cancelled = asyncio.create_task(store.wait_for_changes(cursor, NEVER))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the waiter runs up to its wait
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
