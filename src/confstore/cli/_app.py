@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         type=_positive_float,
         default=1.0,
-        help="seconds between polls (default: 1)",
+        help="most seconds between polls (default: 1); a store told of commits wakes sooner",
     )
 
     sub = command("schema", _commands.schema, "List the typed configs, or show one's JSON Schema.")
