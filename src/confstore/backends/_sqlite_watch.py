@@ -155,8 +155,10 @@ def _watch(
                 time.sleep(state.interval)
             elif time.monotonic() < settling_until:
                 time.sleep(_SETTLING_INTERVAL)
-            elif events.wait(_RECHECK_SECONDS):
+            elif _written(events, state):
                 settling_until = time.monotonic() + _SETTLING_SECONDS
+            elif state.interrupt is None:
+                events = None  # the watch broke: the timer from now on
     except sqlite3.Error as error:
         state.finish(error)
     finally:
@@ -178,6 +180,17 @@ def _wal_events(wal_path: str | None, state: _WatchState) -> WalEvents | None:
         return None
     state.interrupt = events.interrupt
     return events
+
+
+def _written(events: WalEvents, state: _WatchState) -> bool:
+    """Whether the WAL was written (False after ``_RECHECK_SECONDS`` or an interrupt). A watch
+    that fails is closed, and ``state.interrupt`` cleared to say so."""
+    try:
+        return events.wait(_RECHECK_SECONDS)
+    except OSError:
+        state.interrupt = None
+        events.close()
+        return False
 
 
 def _data_version(connection: sqlite3.Connection) -> int:
