@@ -15,7 +15,14 @@ import pytest
 from confstore_etcd import EtcdConfigStore
 from confstore_etcd.cluster import EtcdCluster
 
-from confstore import ConfigManager, CursorExpiredError, SystemConfig, open_store
+from confstore import (
+    ConfigChangeEvent,
+    ConfigManager,
+    ConfigResyncEvent,
+    CursorExpiredError,
+    SystemConfig,
+    open_store,
+)
 
 TENANT = "feed"
 
@@ -77,10 +84,14 @@ async def test_the_manager_resyncs_when_its_feed_was_compacted_away(
         await _eventually(lambda: "cursor expired" in caplog.text)
         assert (await manager.get_system_config(TENANT)).llm_model == "two"
         await writer.set_config(TENANT, "system", "system", "system_config", {"llm_model": "3"})
+        seen: list[ConfigChangeEvent | ConfigResyncEvent] = []
         async with asyncio.timeout(30):
             async for event in watch:
-                if event.version == 4:
+                seen.append(event)
+                if isinstance(event, ConfigChangeEvent) and event.version == 4:
                     break
+        # The changes compacted away are replaced by one resync event, before the later change.
+        assert ConfigResyncEvent("cursor_expired", 0, TENANT, None) in seen[:-1]
         assert (await manager.get_system_config(TENANT)).llm_model == "3"
         await manager.store.close()
 
