@@ -204,6 +204,27 @@ async def test_wait_for_changes_wakes_on_a_write_from_another_process(
     assert [change.key.config_key for change in changes] == ["woken"]
 
 
+async def test_a_notify_that_arrives_before_waiting_on_a_fresh_cursor_still_wakes(
+    pg_store: PostgresConfigStore, store_url: str
+) -> None:
+    await pg_store.wait_for_changes(None, 30)  # the first call connects the listener
+    cursor = await pg_store.current_cursor()  # what a follower resyncing starts from
+    # Another wait, on no cursor, returns on the next notification: once it has, the write's
+    # NOTIFY has arrived, before anything waits on ``cursor``.
+    arrived = asyncio.create_task(pg_store.wait_for_changes(None, 600))
+    await asyncio.sleep(0)
+    async with writer_process(store_url, "early", 1, "other") as writer:
+        assert writer.stdin is not None
+        writer.stdin.write(b"go\n")
+        await writer.stdin.drain()
+        async with asyncio.timeout(60):
+            await arrived
+    async with asyncio.timeout(10):  # no other write comes: only that NOTIFY can end this wait
+        await pg_store.wait_for_changes(cursor, 600)
+    changes, _ = await read_feed(pg_store, cursor)
+    assert [change.key.config_key for change in changes] == ["early"]
+
+
 async def test_manager_watch_sees_another_processs_write_long_before_its_poll(
     pg_store: PostgresConfigStore, store_url: str
 ) -> None:

@@ -509,9 +509,14 @@ class PostgresConfigStore(ConfigStore):
         return True
 
     async def current_cursor(self) -> str:
+        generation = self._listener.generation
         row = await self._fetch("fetchrow", self._statements.present_cursor, MAX_DONE)
         xmin, feed_id, _, finished = row
-        return present(feed_id, xmin, finished).encode()
+        cursor = present(feed_id, xmin, finished).encode()
+        # Remembered like a page's cursor: a NOTIFY that arrives before the follower waits on
+        # this cursor still wakes it (a follower resyncing from here would else sleep to its poll).
+        self._remember(cursor, generation)
+        return cursor
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
         position = FeedCursor.decode(cursor)
