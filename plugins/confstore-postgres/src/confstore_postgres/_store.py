@@ -160,6 +160,7 @@ class _Listener:
     def __init__(self, store: PostgresConfigStore) -> None:
         self._store = store
         self._connection: asyncpg.Connection | None = None
+        self._connecting: asyncio.Future[bool] | None = None
         self._event = asyncio.Event()
         self.generation = 0
 
@@ -173,7 +174,12 @@ class _Listener:
         follower must read the feed again. Waits forever when the server cannot be reached
         (the caller bounds the wait)."""
         if not self.connected:
-            if await self._connect():
+            connecting = self._connecting
+            if connecting is None or connecting.done():
+                connecting = self._connecting = asyncio.ensure_future(self._connect())
+            # A caller's timeout must not cut a connection off half made (it would leak): the
+            # attempt goes on and the next wait finds its connection.
+            if await asyncio.shield(connecting):
                 return
             await asyncio.Event().wait()
         if seen is not None and self.generation > seen:
@@ -181,6 +187,14 @@ class _Listener:
         await self._event.wait()
 
     async def close(self) -> None:
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
             try:
@@ -190,11 +204,18 @@ class _Listener:
                 connection.terminate()
 
     async def _connect(self) -> bool:
-        await self.close()
+        await self._disconnect()
         try:
             connection = await self._store._connect()
-            await connection.add_listener(self._store.settings.channel, self._notified)
         except Exception as exc:
+            logger.debug("confstore: cannot LISTEN (followers will poll): %s", exc)
+            return False
+        try:
+            await connection.add_listener(self._store.settings.channel, self._notified)
+        except BaseException as exc:
+            connection.terminate()  # never left open, even when cancelled
+            if not isinstance(exc, Exception):
+                raise
             logger.debug("confstore: cannot LISTEN (followers will poll): %s", exc)
             return False
         connection.add_termination_listener(self._terminated)
