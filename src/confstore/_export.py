@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import Any, Literal
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, Final, Literal
 
 from ._diff import secret_paths_for
 from ._errors import ConfigStoreError, ImportConflictError, ImportFormatError
-from ._models import ConfigEntry, ConfigKey, format_timestamp, utc_now
+from ._models import ConfigEntry, ConfigKey, ConfigScope, format_timestamp, utc_now
 from ._secrets import refuse_masked_secrets
 from ._typed import TypedConfigSpec, load_stored, typed_config_specs
 from ._validation import (
+    MAX_TEXT_LENGTH,
+    MAX_VERSION,
+    encode_json,
     encode_value,
+    parsed_value_text,
     validate_identifier,
     validate_optional_text,
     validate_version,
@@ -22,6 +28,16 @@ EXPORT_FORMAT_VERSION = 1
 
 ImportMode = Literal["restore", "append"]
 IMPORT_MODES: tuple[ImportMode, ...] = ("restore", "append")
+
+# A checked entry as text, in the order of a stored row: tenant_id, scope, service, config_key,
+# the value's canonical JSON text, version, created_at and updated_at (``format_timestamp``),
+# updated_by, comment, deleted (0 or 1).
+EntryRow = tuple[str, str, str, str, str, int, str, str, str | None, str | None, int]
+# Entries checked per step of ``checked_row_chunks`` when the source gives them one at a time.
+ROW_CHUNK: Final = 1000
+# Bounds on what the checks remember between entries (a few MB at most).
+_MEMO_LIMIT: Final = 10_000
+_SCOPE_VALUES: Final = frozenset(scope.value for scope in ConfigScope)
 
 
 def export_header(tenant_id: str, include_history: bool) -> dict[str, Any]:
@@ -65,10 +81,12 @@ def parse_import_document(
 
 
 class ImportChecks:
-    """The checks every import path makes: each entry as it comes (``entry``), then, once all
-    have been seen, the newest version of each typed config against its schema (``finish``).
+    """The checks every import path makes: each entry as it comes (``entry``, or ``rows`` for a
+    list of them), then, once all have been seen, the newest version of each typed config
+    against its schema (``finish``).
 
-    Raises ImportFormatError naming the entry. Memory: one entry per typed config.
+    Raises ImportFormatError naming the entry. Memory: one entry per typed config, and bounded
+    memos of the identifiers and timestamps seen.
     """
 
     def __init__(self, tenant_id: str, max_value_bytes: int) -> None:
@@ -78,6 +96,8 @@ class ImportChecks:
             (spec.scope, spec.config_key): spec for spec in typed_config_specs().values()
         }
         self._newest_typed: dict[ConfigKey, tuple[int, ConfigEntry]] = {}
+        self._valid_names: set[tuple[str, str, str]] = set()
+        self._timestamps = TimestampMemo()
 
     def entry(self, raw: object, position: int) -> ConfigEntry:
         """Validate the entry at ``position`` of ``configs`` and move it into the tenant."""
@@ -92,6 +112,84 @@ class ImportChecks:
                 self._newest_typed[entry.key] = (position, entry)
         return entry
 
+    def rows(self, raws: list[Any], first_position: int, *, parsed: bool) -> list[EntryRow]:
+        """``entry`` for each of ``raws`` (at ``first_position`` on), as rows.
+
+        ``parsed``: every value was just parsed from JSON text (see ``parsed_value_text``).
+        An entry of the common shape is checked here in a few dict lookups and comparisons;
+        anything else (a typed config, non-ASCII audit text, an error) takes ``entry``, which
+        accepts and rejects exactly what this does, so both give the same rows and errors.
+        """
+        quick_row = self._quick_row
+        rows = []
+        for position, raw in enumerate(raws, first_position):
+            row = quick_row(raw, parsed)
+            rows.append(row or entry_row(self.entry(raw, position), self._timestamps))
+        return rows
+
+    def _quick_row(self, raw: Any, parsed: bool) -> EntryRow | None:
+        """The row of a well-formed entry of an untyped config; None: ``entry`` must decide."""
+        if type(raw) is not dict:
+            return None
+        get = raw.get
+        scope, service, config_key = get("scope"), get("service"), get("config_key")
+        version, value = get("version"), get("config_value")
+        updated_by, comment, deleted = get("updated_by"), get("comment"), get("deleted")
+        if not (
+            type(scope) is str
+            and type(service) is str
+            and type(config_key) is str
+            and type(version) is int
+            and 0 < version <= MAX_VERSION
+            and type(value) is dict
+            and (deleted is None or deleted is False or (deleted is True and not value))
+            and _plain_text(updated_by)
+            and _plain_text(comment)
+            and self._known_name(scope, service, config_key)
+        ):
+            return None
+        created_at = self._timestamps.canonical(get("created_at"))
+        updated_at = _canonical_timestamp(get("updated_at"))
+        if created_at is None or updated_at is None or updated_at < created_at:
+            return None
+        try:
+            if parsed:
+                text = parsed_value_text(value, self.max_value_bytes)
+            else:
+                text = encode_value(value, self.max_value_bytes)[1]
+        except ConfigStoreError:
+            return None
+        return (
+            self.tenant_id,
+            scope,
+            service,
+            config_key,
+            text,
+            version,
+            created_at,
+            updated_at,
+            updated_by,
+            comment,
+            1 if deleted else 0,
+        )
+
+    def _known_name(self, scope: str, service: str, config_key: str) -> bool:
+        """True if (scope, service, config_key) are valid and name no typed config."""
+        name = (scope, service, config_key)
+        if name in self._valid_names:
+            return True
+        if scope not in _SCOPE_VALUES or (scope, config_key) in self._typed:
+            return False
+        try:
+            validate_identifier("service", service)
+            validate_identifier("config_key", config_key)
+        except ConfigStoreError:
+            return False
+        if len(self._valid_names) >= _MEMO_LIMIT:
+            self._valid_names.clear()
+        self._valid_names.add(name)
+        return True
+
     def finish(self) -> None:
         for position, entry in self._newest_typed.values():
             try:
@@ -100,6 +198,119 @@ class ImportChecks:
                 raise ImportFormatError(
                     f"configs[{position}] ({entry.key} version {entry.version}): {exc}"
                 ) from exc
+
+
+class ParsedEntries:
+    """Raw entries that confstore's own reader just parsed from JSON text, a list at a time.
+
+    An async iterable of the entries, like any other source of ``import_entries``; the import
+    checks also read it a list at a time and skip the value's JSON round trip (see
+    ``parsed_value_text``), so only values that came out of the ``json`` module belong here.
+    """
+
+    def __init__(self, chunks: AsyncIterable[list[Any]]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for chunk in self.chunks:
+            for raw in chunk:
+                yield raw
+
+
+async def checked_row_chunks(
+    tenant_id: str, raw_entries: Iterable[Any] | AsyncIterable[Any], max_value_bytes: int
+) -> AsyncIterator[list[EntryRow]]:
+    """``ImportChecks`` applied to raw entries as they come, a list of rows at a time."""
+    checks = ImportChecks(tenant_id, max_value_bytes)
+    position = 0
+    async for chunk, parsed in _raw_chunks(raw_entries):
+        yield checks.rows(chunk, position, parsed=parsed)
+        position += len(chunk)
+    checks.finish()
+
+
+async def _raw_chunks(
+    raw_entries: Iterable[Any] | AsyncIterable[Any],
+) -> AsyncIterator[tuple[list[Any], bool]]:
+    """Lists of raw entries, each with whether its values were parsed from JSON text."""
+    if isinstance(raw_entries, ParsedEntries):
+        async for chunk in raw_entries.chunks:
+            yield chunk, True
+    elif isinstance(raw_entries, AsyncIterable):
+        chunk = []
+        async for raw in raw_entries:
+            chunk.append(raw)
+            if len(chunk) >= ROW_CHUNK:
+                yield chunk, False
+                chunk = []
+        if chunk:
+            yield chunk, False
+    else:
+        iterator = iter(raw_entries)
+        while chunk := list(islice(iterator, ROW_CHUNK)):
+            yield chunk, False
+
+
+def entry_row(entry: ConfigEntry, timestamps: TimestampMemo) -> EntryRow:
+    """A checked entry as a row (see ``EntryRow``)."""
+    return (
+        entry.tenant_id,
+        entry.scope.value,
+        entry.service,
+        entry.config_key,
+        encode_json(entry.config_value),
+        entry.version,
+        timestamps.format(entry.created_at),
+        timestamps.format(entry.updated_at),
+        entry.updated_by,
+        entry.comment,
+        int(entry.deleted),
+    )
+
+
+class TimestampMemo:
+    """Formats each distinct timestamp once: an import repeats a key's created_at on every version."""
+
+    def __init__(self) -> None:
+        self._formatted: dict[datetime, str] = {}
+        self._canonical: dict[str, str | None] = {}
+
+    def format(self, moment: datetime) -> str:
+        text = self._formatted.get(moment)
+        if text is None:
+            if len(self._formatted) >= _MEMO_LIMIT:
+                self._formatted.clear()
+            text = self._formatted[moment] = format_timestamp(moment)
+        return text
+
+    def canonical(self, text: object) -> str | None:
+        """``_canonical_timestamp``, remembered."""
+        if type(text) is not str:
+            return None
+        if text not in self._canonical:
+            if len(self._canonical) >= _MEMO_LIMIT:
+                self._canonical.clear()
+            self._canonical[text] = _canonical_timestamp(text)
+        return self._canonical[text]
+
+
+def _canonical_timestamp(text: object) -> str | None:
+    """An ISO 8601 timestamp with an offset as ``format_timestamp`` writes it, which orders as
+    the time does; None for anything else (``parse_timestamp`` then says what is wrong)."""
+    if type(text) is not str:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is not UTC:
+        return None
+    return moment.isoformat(timespec="microseconds")
+
+
+def _plain_text(text: object) -> bool:
+    """None, or ASCII audit text within the length limit (other text takes the full check)."""
+    return text is None or (type(text) is str and len(text) <= MAX_TEXT_LENGTH and text.isascii())
 
 
 async def checked_entries(

@@ -424,8 +424,7 @@ class ConfigStore(abc.ABC):
             raise InvalidConfigError(
                 f"mode must be one of {', '.join(IMPORT_MODES)}, got {mode!r}", field="mode"
             )
-        checked = checked_entries(tenant_id, entries, self.max_value_bytes)
-        return await self._import_stream(tenant_id, checked, mode)
+        return await self._import_raw_entries(tenant_id, entries, mode)
 
     @abc.abstractmethod
     async def get_stats(self) -> dict[str, Any]:
@@ -623,6 +622,18 @@ class ConfigStore(abc.ABC):
         entries' own versions and timestamps; conflicts found before anything is written.
         append: each entry becomes latest + 1 with the current time. Return versions written.
         """
+
+    async def _import_raw_entries(
+        self, tenant_id: str, entries: Iterable[Any] | AsyncIterable[Any], mode: ImportMode
+    ) -> int:
+        """Check and write ``import_entries``' raw entries (``tenant_id`` and ``mode`` are valid).
+
+        The default checks them one at a time (``checked_entries``) into ``_import_stream``; a
+        backend may override it to check and write them a list of rows at a time
+        (``checked_row_chunks``), as SQLite does.
+        """
+        checked = checked_entries(tenant_id, entries, self.max_value_bytes)
+        return await self._import_stream(tenant_id, checked, mode)
 
     async def _import_stream(
         self, tenant_id: str, entries: AsyncIterator[ConfigEntry], mode: ImportMode

@@ -154,22 +154,7 @@ def encode_value(
     most MAX_NESTING_DEPTH levels, at most ``max_bytes`` as UTF-8, and no key named like a
     secret holding the mask ``***`` (see ``refuse_masked_secrets``).
     """
-    if not isinstance(value, dict):
-        raise InvalidConfigError(f"config_value must be a dict, not {type(value).__name__}")
-    try:
-        text = encode_json(value)
-    except RecursionError:
-        raise _too_deep() from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidConfigError(f"config_value is not JSON-serialisable: {exc}") from exc
-    size = _require_unicode(text, "config_value")
-    if size > max_bytes:
-        raise InvalidConfigError(
-            f"config_value is {size} bytes serialised; the limit is {max_bytes}"
-        )
-    # Each level needs a bracket, so a value with few brackets is never walked.
-    if text.count("{") + text.count("[") > MAX_NESTING_DEPTH:
-        check_nesting_depth(value)
+    text = _canonical_text(value, max_bytes)
     decoded = json.loads(text)
     if decoded != value:
         raise InvalidConfigError(
@@ -179,6 +164,43 @@ def encode_value(
     if SECRET_MASK in text:
         refuse_masked_secrets(decoded)
     return decoded, text
+
+
+def parsed_value_text(value: object, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> str:
+    """``encode_value``'s checks and canonical text for a value that was just parsed from JSON
+    text (by the ``json`` module), without the private copy.
+
+    Such a value holds only dicts with str keys, lists, str, int, float, bool and None, so it
+    survives a JSON round trip unchanged whenever it can be encoded: the round trip is skipped.
+    Every other check stays, and several rest on the encoding itself: NaN and infinity (the
+    ``json`` module parses ``NaN`` and ``1e999``) and ints too long to print fail to encode; lone
+    surrogates (``"\\ud800"``) fail the UTF-8 size; then depth and the secrets rule.
+    """
+    text = _canonical_text(value, max_bytes)
+    if SECRET_MASK in text:
+        refuse_masked_secrets(value)
+    return text
+
+
+def _canonical_text(value: object, max_bytes: int) -> str:
+    """The canonical JSON text of a value, checked for type, encodability, size and depth."""
+    if not isinstance(value, dict):
+        raise InvalidConfigError(f"config_value must be a dict, not {type(value).__name__}")
+    try:
+        text = encode_json(value)
+    except RecursionError:
+        raise _too_deep() from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidConfigError(f"config_value is not JSON-serialisable: {exc}") from exc
+    size = len(text) if text.isascii() else _require_unicode(text, "config_value")
+    if size > max_bytes:
+        raise InvalidConfigError(
+            f"config_value is {size} bytes serialised; the limit is {max_bytes}"
+        )
+    # Each level needs a bracket, so a value with few brackets is never walked.
+    if text.count("{") + text.count("[") > MAX_NESTING_DEPTH:
+        check_nesting_depth(value)
+    return text
 
 
 def check_nesting_depth(value: object, limit: int = MAX_NESTING_DEPTH) -> None:

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from confstore import ImportConflictError, ImportFormatError, open_store
-from confstore.backends.sqlite import _IMPORT_CHUNK, SQLiteConfigStore
+from confstore._export import ROW_CHUNK
+from confstore.backends.sqlite import SQLiteConfigStore
 
 # Several chunks, so every rule is checked across chunk boundaries too.
-MANY = 3 * _IMPORT_CHUNK + 7
+MANY = 3 * ROW_CHUNK + 7
 
 
 def entry(version: int, config_key: str = "key", **extra: Any) -> dict[str, Any]:
@@ -136,7 +137,7 @@ async def test_writes_during_an_import_wait_for_it_and_then_commit(
 
     async def slow_source() -> AsyncIterator[Any]:
         for version in range(1, MANY + 1):
-            if version == _IMPORT_CHUNK + 1:
+            if version == ROW_CHUNK + 1:
                 started.set()
                 await asyncio.sleep(0.05)  # the import holds its transaction meanwhile
             yield entry(version)
@@ -160,7 +161,7 @@ async def test_the_import_is_one_transaction_for_another_process(tmp_path: Path)
 
         async def watched_source() -> AsyncIterator[Any]:
             for version in range(1, MANY + 1):
-                if version % _IMPORT_CHUNK == 0:
+                if version % ROW_CHUNK == 0:
                     seen_during.append((await reader.get_stats())["total_versions"])
                 yield entry(version)
 

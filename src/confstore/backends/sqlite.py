@@ -72,7 +72,7 @@ import json
 import os
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -92,7 +92,15 @@ from .._errors import (
     PermissionDeniedError,
     VersionConflictError,
 )
-from .._export import ImportMode, plan_restore
+from .._export import (
+    ROW_CHUNK,
+    EntryRow,
+    ImportMode,
+    TimestampMemo,
+    checked_row_chunks,
+    entry_row,
+    plan_restore,
+)
 from .._models import (
     ChangeBatch,
     ChangeKind,
@@ -123,8 +131,8 @@ _SYNCHRONOUS_MODES: Final = ("FULL", "NORMAL")
 _MAX_BATCH = 512
 # Rows fetched per page when streaming a tenant's entries (iter_configs).
 _PAGE_SIZE = 1000
-# Entries per hop to the writer thread during an import.
-_IMPORT_CHUNK = 1000
+# Characters of values an import inserts with one statement (about twice that in memory).
+_STATEMENT_CHARACTERS = 16 << 20
 # Writes of one handle between two trims of the change feed.
 _FEED_TRIM_EVERY = 4096
 # Keys per prune transaction.
@@ -276,6 +284,14 @@ _INSERT_VERSION = (
     f"INSERT INTO config_versions ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM config_versions"
+# An import inserts a list of rows, given as one JSON array of row arrays, with one statement: it
+# is atomic (a constraint failure undoes all of it), and SQLite runs it without taking Python's
+# GIL back for every row, as executemany does, which would wait on the thread checking entries.
+_ROWS_FROM_JSON = f"""
+    SELECT {", ".join(f"value ->> {index}" for index in range(len(_ENTRY_COLUMNS.split(","))))}
+    FROM json_each(?)
+"""
+_INSERT_VERSIONS_JSON = f"INSERT INTO config_versions ({_ENTRY_COLUMNS}) {_ROWS_FROM_JSON}"
 _SELECT_STORED_VERSION = (
     f"SELECT {_ENTRY_COLUMNS}, seq FROM config_versions WHERE {_KEY_MATCH} AND version = ?"
 )
@@ -291,6 +307,7 @@ _CLEAR_STAGING = "DELETE FROM temp.import_staging"
 _INSERT_STAGING = (
     f"INSERT INTO temp.import_staging ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_STAGING_JSON = f"INSERT INTO temp.import_staging ({_ENTRY_COLUMNS}) {_ROWS_FROM_JSON}"
 _SELECT_STAGED_VERSION = (
     f"SELECT version FROM temp.import_staging WHERE {_KEY_MATCH} AND version = ?"
 )
@@ -1033,12 +1050,21 @@ class SQLiteConfigStore(ConfigStore):
     async def _import_entries(
         self, tenant_id: str, entries: list[ConfigEntry], mode: ImportMode
     ) -> int:
-        return await self._import_stream(tenant_id, _aiter(entries), mode)
+        return await self._import_rows(_entry_row_chunks(_aiter(entries)), mode)
 
     async def _import_stream(
         self, tenant_id: str, entries: AsyncIterator[ConfigEntry], mode: ImportMode
     ) -> int:
-        """One transaction, written a chunk at a time as entries arrive (see _ImportTransaction).
+        return await self._import_rows(_entry_row_chunks(entries), mode)
+
+    async def _import_raw_entries(
+        self, tenant_id: str, entries: Iterable[Any] | AsyncIterable[Any], mode: ImportMode
+    ) -> int:
+        checked = checked_row_chunks(tenant_id, entries, self.max_value_bytes)
+        return await self._import_rows(checked, mode)
+
+    async def _import_rows(self, chunks: AsyncIterator[list[EntryRow]], mode: ImportMode) -> int:
+        """One transaction, written a chunk at a time as rows arrive (see _ImportTransaction).
 
         While the writer thread stores one chunk, the event loop reads and checks the next (the
         sqlite3 module releases the GIL while SQLite works), so at most two chunks are in memory.
@@ -1047,18 +1073,16 @@ class SQLiteConfigStore(ConfigStore):
         if writer is None:
             raise self._not_writable()
         transaction = _ImportTransaction(mode)
-        timestamps = _TimestampMemo()
         written = 0
         async with writer.exclusive() as thread:
             in_flight: asyncio.Future[int] | None = None
             try:
                 await self._on_writer(thread.call(transaction.start))
-                # Errors of the caller's own ``entries`` pass through untranslated.
-                async for chunk in _chunks(entries, _IMPORT_CHUNK):
-                    rows = [_version_row(entry, timestamps) for entry in chunk]
+                # Errors of the caller's own entries pass through untranslated.
+                async for rows in chunks:
                     if in_flight is not None:
                         written += await self._on_writer(in_flight)
-                    in_flight = thread.call(transaction.write, chunk, rows)
+                    in_flight = thread.call(transaction.write, rows)
                 if in_flight is not None:
                     written += await self._on_writer(in_flight)
                     in_flight = None
@@ -1434,32 +1458,12 @@ def _append_version(
     return row[0], row[1]
 
 
-VersionRow = tuple[str, str, str, str, str, int, str, str, str | None, str | None, int]
-
-
-def _version_row(entry: ConfigEntry, timestamps: _TimestampMemo) -> VersionRow:
-    """An entry as a row of config_versions, in ``_ENTRY_COLUMNS`` order."""
-    return (
-        entry.tenant_id,
-        entry.scope.value,
-        entry.service,
-        entry.config_key,
-        encode_json(entry.config_value),
-        entry.version,
-        timestamps.format(entry.created_at),
-        timestamps.format(entry.updated_at),
-        entry.updated_by,
-        entry.comment,
-        int(entry.deleted),
-    )
-
-
 class _ImportTransaction:
     """The writer-thread side of one import, inside the transaction ``exclusive()`` holds.
 
-    restore: each chunk is inserted with one ``executemany`` (the common case: nothing of it is
-    stored yet). If a version already exists, the chunk is rolled back to its savepoint and
-    taken one entry at a time: a stored version with the same value is skipped, another value is
+    restore: each chunk is inserted with one statement (the common case: nothing of it is stored
+    yet). If a version already exists, that statement writes nothing, and the chunk is taken one
+    entry at a time: a stored version with the same value is skipped, another value is
     an ImportConflictError (``plan_restore``), and a version this import already wrote (its
     ``seq`` is past the one the transaction started at) was given twice.
     append: entries are staged in a temporary table (which refuses a version given twice), then
@@ -1476,39 +1480,37 @@ class _ImportTransaction:
             connection.execute(_CREATE_STAGING)
             connection.execute(_CLEAR_STAGING)
 
-    def write(
-        self, connection: sqlite3.Connection, entries: list[ConfigEntry], rows: list[VersionRow]
-    ) -> int:
-        insert = _INSERT_VERSION if self.mode == "restore" else _INSERT_STAGING
-        connection.execute("SAVEPOINT confstore_import")
-        try:
-            connection.executemany(insert, rows)
-        except sqlite3.IntegrityError:
-            connection.execute("ROLLBACK TO confstore_import")
-        else:
-            connection.execute("RELEASE confstore_import")
-            return len(rows) if self.mode == "restore" else 0
-        connection.execute("RELEASE confstore_import")
-        return sum(
-            self._write_one(connection, insert, entry, row)
-            for entry, row in zip(entries, rows, strict=True)
-        )
+    def write(self, connection: sqlite3.Connection, rows: list[EntryRow]) -> int:
+        restore = self.mode == "restore"
+        written = 0
+        for batch in _statement_batches(rows):
+            try:
+                if any(_holds_nul(row) for row in batch):
+                    raise _OneByOne  # SQLite's JSON text ends at a NUL character
+                connection.execute(
+                    _INSERT_VERSIONS_JSON if restore else _INSERT_STAGING_JSON,
+                    (encode_json(batch),),
+                )
+            except (sqlite3.IntegrityError, _OneByOne):
+                insert = _INSERT_VERSION if restore else _INSERT_STAGING
+                written += sum(self._write_one(connection, insert, row) for row in batch)
+            else:
+                written += len(batch) if restore else 0
+        return written
 
-    def _write_one(
-        self, connection: sqlite3.Connection, insert: str, entry: ConfigEntry, row: VersionRow
-    ) -> int:
+    def _write_one(self, connection: sqlite3.Connection, insert: str, row: EntryRow) -> int:
+        version = row[5]
         stored = connection.execute(
             _SELECT_STORED_VERSION if self.mode == "restore" else _SELECT_STAGED_VERSION,
-            (*_key_params(entry.key), entry.version),
+            (*row[:4], version),
         ).fetchone()
         if stored is None:
             connection.execute(insert, row)
             return 1 if self.mode == "restore" else 0
+        entry = _entry(row)
         if self.mode == "append" or stored[-1] > self.start_seq:
-            raise ImportFormatError(
-                f"version {entry.version} of {entry.key} appears twice in the import"
-            )
-        plan_restore([entry], {entry.version: _entry(stored[:-1])})
+            raise ImportFormatError(f"version {version} of {entry.key} appears twice in the import")
+        plan_restore([entry], {version: _entry(stored[:-1])})
         return 0
 
     def finish(self, connection: sqlite3.Connection) -> int:
@@ -1528,37 +1530,46 @@ class _ImportTransaction:
         return appended
 
 
-class _TimestampMemo:
-    """Formats each distinct timestamp once: an import repeats a key's created_at on every version."""
-
-    def __init__(self) -> None:
-        self._formatted: dict[datetime, str] = {}
-
-    def format(self, moment: datetime) -> str:
-        text = self._formatted.get(moment)
-        if text is None:
-            if len(self._formatted) > 10_000:
-                self._formatted.clear()
-            text = self._formatted[moment] = format_timestamp(moment)
-        return text
-
-
 async def _aiter(entries: list[ConfigEntry]) -> AsyncIterator[ConfigEntry]:
     for entry in entries:
         yield entry
 
 
-async def _chunks(
-    entries: AsyncIterator[ConfigEntry], size: int
-) -> AsyncIterator[list[ConfigEntry]]:
-    chunk: list[ConfigEntry] = []
+class _OneByOne(Exception):
+    """A list of rows must be inserted one row at a time."""
+
+
+def _holds_nul(row: EntryRow) -> bool:
+    """True if the audit text holds a NUL (values' JSON text escapes it; identifiers exclude it)."""
+    return "\x00" in (row[8] or "") or "\x00" in (row[9] or "")
+
+
+def _statement_batches(rows: list[EntryRow]) -> Iterator[list[EntryRow]]:
+    """``rows`` in consecutive lists of at most _STATEMENT_CHARACTERS of values each (a
+    statement's JSON text stays far below SQLite's limit of 1e9 bytes)."""
+    batch: list[EntryRow] = []
+    characters = 0
+    for row in rows:
+        if batch and characters + len(row[4]) > _STATEMENT_CHARACTERS:
+            yield batch
+            batch, characters = [], 0
+        batch.append(row)
+        characters += len(row[4])
+    if batch:
+        yield batch
+
+
+async def _entry_row_chunks(entries: AsyncIterator[ConfigEntry]) -> AsyncIterator[list[EntryRow]]:
+    """Checked entries as lists of rows, ROW_CHUNK at a time (one hop to the writer each)."""
+    timestamps = TimestampMemo()
+    rows: list[EntryRow] = []
     async for entry in entries:
-        chunk.append(entry)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        rows.append(entry_row(entry, timestamps))
+        if len(rows) >= ROW_CHUNK:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
 
 
 def _fetch_rows(
