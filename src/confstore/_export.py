@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
@@ -38,6 +39,11 @@ ROW_CHUNK: Final = 1000
 # Bounds on what the checks remember between entries (a few MB at most).
 _MEMO_LIMIT: Final = 10_000
 _SCOPE_VALUES: Final = frozenset(scope.value for scope in ConfigScope)
+# A timestamp as ``format_timestamp`` writes it, if its minute (group 1) exists: the pattern
+# checks the seconds, ``datetime.fromisoformat`` the rest.
+_CANONICAL_TIMESTAMP: Final = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d):[0-5]\d\.\d{6}\+00:00", re.ASCII
+)
 
 
 def export_header(tenant_id: str, include_history: bool) -> dict[str, Any]:
@@ -149,7 +155,7 @@ class ImportChecks:
         ):
             return None
         created_at = self._timestamps.canonical(get("created_at"))
-        updated_at = _canonical_timestamp(get("updated_at"))
+        updated_at = self._timestamps.canonical(get("updated_at"))
         if created_at is None or updated_at is None or updated_at < created_at:
             return None
         try:
@@ -269,11 +275,17 @@ def entry_row(entry: ConfigEntry, timestamps: TimestampMemo) -> EntryRow:
 
 
 class TimestampMemo:
-    """Formats each distinct timestamp once: an import repeats a key's created_at on every version."""
+    """Formats each distinct timestamp once: an import repeats a key's created_at on every version.
+
+    ``canonical`` checks timestamp text the same way: exports write every timestamp in the form
+    ``format_timestamp`` gives (checked here by a pattern and a remembered minute), and a key's
+    created_at comes again with each of its versions.
+    """
 
     def __init__(self) -> None:
         self._formatted: dict[datetime, str] = {}
         self._canonical: dict[str, str | None] = {}
+        self._valid_minutes: dict[str, bool] = {}
 
     def format(self, moment: datetime) -> str:
         text = self._formatted.get(moment)
@@ -284,21 +296,30 @@ class TimestampMemo:
         return text
 
     def canonical(self, text: object) -> str | None:
-        """``_canonical_timestamp``, remembered."""
+        """The timestamp ``text`` as ``format_timestamp`` writes it, if it is an ISO 8601 time
+        with a zero UTC offset; None for anything else (the full check says what is wrong)."""
         if type(text) is not str:
             return None
-        if text not in self._canonical:
+        written = _CANONICAL_TIMESTAMP.fullmatch(text)
+        if written is not None:
+            minute = written.group(1)
+            valid = self._valid_minutes.get(minute)
+            if valid is None:
+                valid = _canonical_timestamp(f"{minute}+00:00") is not None
+                self._valid_minutes[minute] = valid
+                if len(self._valid_minutes) >= _MEMO_LIMIT:
+                    self._valid_minutes.clear()
+            return text if valid else None
+        canonical = self._canonical.get(text)
+        if canonical is None:
             if len(self._canonical) >= _MEMO_LIMIT:
                 self._canonical.clear()
-            self._canonical[text] = _canonical_timestamp(text)
-        return self._canonical[text]
+            canonical = self._canonical[text] = _canonical_timestamp(text)
+        return canonical
 
 
-def _canonical_timestamp(text: object) -> str | None:
-    """An ISO 8601 timestamp with an offset as ``format_timestamp`` writes it, which orders as
-    the time does; None for anything else (``parse_timestamp`` then says what is wrong)."""
-    if type(text) is not str:
-        return None
+def _canonical_timestamp(text: str) -> str | None:
+    """``format_timestamp`` of an ISO 8601 time with a zero UTC offset, else None."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

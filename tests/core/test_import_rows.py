@@ -55,6 +55,10 @@ MEMBERS: dict[str, list[str | None]] = {
         '"2026-01-01T01:00:00.5+01:00"',
         '"2026-01-01T00:00:00"',
         '"0001-01-01T00:00:00+00:00"',
+        '"2026-02-30T00:00:00.000000+00:00"',
+        '"2026-01-01T24:00:00.000000+00:00"',
+        '"2026-01-01T00:60:00.000000+00:00"',
+        '"2026-01-01T00:00:00.000000+00:00"',
         '"9999-12-31T23:59:59-01:00"',
         '"not a time"',
         "5",
@@ -64,6 +68,8 @@ MEMBERS: dict[str, list[str | None]] = {
         '"2026-01-01T00:00:00+00:00"',
         '"2026-01-02T00:00:00.000001+00:00"',
         '"2025-12-31T23:59:59.999999+00:00"',
+        '"2026-13-01T00:00:00.000000+00:00"',
+        '"2026-01-01T00:00:00.000000-00:00"',
         '"2026-01-01T00:00:00"',
         '"2026-01-01"',
         "null",
@@ -156,7 +162,9 @@ def test_rows_name_the_position_of_a_bad_entry_in_a_list() -> None:
 
 def test_a_typed_config_is_validated_against_its_schema_on_the_quick_path_too() -> None:
     checks = ImportChecks(TENANT, 1 << 20)
-    raws = [good_entry(config_key="system_config", config_value={"vespa_port": "not a port"}, version=1)]
+    raws = [
+        good_entry(config_key="system_config", config_value={"vespa_port": "not a port"}, version=1)
+    ]
     checks.rows(raws, 0, parsed=True)
     with pytest.raises(ImportFormatError, match=r"configs\[0\]"):
         checks.finish()
@@ -172,7 +180,7 @@ async def test_an_integer_too_long_to_convert_is_an_import_format_error() -> Non
 async def test_values_and_audit_text_are_stored_exactly_as_set_config_stores_them(
     tmp_path: Path,
 ) -> None:
-    """Through a file, the JSON statement and a NUL in audit text (which SQLite's JSON cuts)."""
+    """Through a file and the multi-row insert: escapes, non-BMP text, a NUL in audit text."""
     value = {"a": '\U0001f600 \u00e9 \x00 \u2028 "q" \\', "b": [0.1, -0.0, 2**60, 1e-7], "c": {}}
     configs = [
         {**good_entry(version=1, config_value=value), "comment": "nul \x00 inside"},

@@ -115,7 +115,7 @@ from .._options import StoreOptions
 from .._retention import KeyPrune, PruneResult, RetentionPolicy, parse_duration
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
-from .._validation import DEFAULT_MAX_VALUE_BYTES, encode_json, validate_version
+from .._validation import DEFAULT_MAX_VALUE_BYTES, validate_version
 from ._sqlite_thread import SQLiteThread, ThreadGroup
 from ._sqlite_watch import DEFAULT_WATCH_INTERVAL, CommitWatcher
 
@@ -284,14 +284,6 @@ _INSERT_VERSION = (
     f"INSERT INTO config_versions ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM config_versions"
-# An import inserts a list of rows, given as one JSON array of row arrays, with one statement: it
-# is atomic (a constraint failure undoes all of it), and SQLite runs it without taking Python's
-# GIL back for every row, as executemany does, which would wait on the thread checking entries.
-_ROWS_FROM_JSON = f"""
-    SELECT {", ".join(f"value ->> {index}" for index in range(len(_ENTRY_COLUMNS.split(","))))}
-    FROM json_each(?)
-"""
-_INSERT_VERSIONS_JSON = f"INSERT INTO config_versions ({_ENTRY_COLUMNS}) {_ROWS_FROM_JSON}"
 _SELECT_STORED_VERSION = (
     f"SELECT {_ENTRY_COLUMNS}, seq FROM config_versions WHERE {_KEY_MATCH} AND version = ?"
 )
@@ -307,7 +299,17 @@ _CLEAR_STAGING = "DELETE FROM temp.import_staging"
 _INSERT_STAGING = (
     f"INSERT INTO temp.import_staging ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_STAGING_JSON = f"INSERT INTO temp.import_staging ({_ENTRY_COLUMNS}) {_ROWS_FROM_JSON}"
+# An import inserts rows a power of two at a time (so few distinct statements are cached) with
+# one multi-row INSERT each: it is atomic (a constraint failure undoes all of it), and SQLite runs
+# it without taking Python's GIL back for every row, as executemany does, which would wait on the
+# thread reading and checking the next entries.
+_BATCH_SIZES: Final = tuple(1 << power for power in range(9, -1, -1))
+_INSERT_MANY = {
+    (table, size): f"INSERT INTO {table} ({_ENTRY_COLUMNS}) VALUES "
+    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * size)
+    for table in ("config_versions", "temp.import_staging")
+    for size in _BATCH_SIZES
+}
 _SELECT_STAGED_VERSION = (
     f"SELECT version FROM temp.import_staging WHERE {_KEY_MATCH} AND version = ?"
 )
@@ -1482,16 +1484,14 @@ class _ImportTransaction:
 
     def write(self, connection: sqlite3.Connection, rows: list[EntryRow]) -> int:
         restore = self.mode == "restore"
+        table = "config_versions" if restore else "temp.import_staging"
         written = 0
         for batch in _statement_batches(rows):
             try:
-                if any(_holds_nul(row) for row in batch):
-                    raise _OneByOne  # SQLite's JSON text ends at a NUL character
                 connection.execute(
-                    _INSERT_VERSIONS_JSON if restore else _INSERT_STAGING_JSON,
-                    (encode_json(batch),),
+                    _INSERT_MANY[table, len(batch)], [field for row in batch for field in row]
                 )
-            except (sqlite3.IntegrityError, _OneByOne):
+            except sqlite3.IntegrityError:
                 insert = _INSERT_VERSION if restore else _INSERT_STAGING
                 written += sum(self._write_one(connection, insert, row) for row in batch)
             else:
@@ -1535,28 +1535,18 @@ async def _aiter(entries: list[ConfigEntry]) -> AsyncIterator[ConfigEntry]:
         yield entry
 
 
-class _OneByOne(Exception):
-    """A list of rows must be inserted one row at a time."""
-
-
-def _holds_nul(row: EntryRow) -> bool:
-    """True if the audit text holds a NUL (values' JSON text escapes it; identifiers exclude it)."""
-    return "\x00" in (row[8] or "") or "\x00" in (row[9] or "")
-
-
 def _statement_batches(rows: list[EntryRow]) -> Iterator[list[EntryRow]]:
-    """``rows`` in consecutive lists of at most _STATEMENT_CHARACTERS of values each (a
-    statement's JSON text stays far below SQLite's limit of 1e9 bytes)."""
-    batch: list[EntryRow] = []
-    characters = 0
-    for row in rows:
-        if batch and characters + len(row[4]) > _STATEMENT_CHARACTERS:
-            yield batch
-            batch, characters = [], 0
-        batch.append(row)
-        characters += len(row[4])
-    if batch:
-        yield batch
+    """``rows`` in consecutive lists of a size in _BATCH_SIZES, holding at most
+    _STATEMENT_CHARACTERS of values unless a list is one row (SQLite copies what is bound)."""
+    start = 0
+    while start < len(rows):
+        size = next(size for size in _BATCH_SIZES if size <= len(rows) - start)
+        while size > 1 and sum(len(row[4]) for row in rows[start : start + size]) > (
+            _STATEMENT_CHARACTERS
+        ):
+            size //= 2
+        yield rows[start : start + size]
+        start += size
 
 
 async def _entry_row_chunks(entries: AsyncIterator[ConfigEntry]) -> AsyncIterator[list[EntryRow]]:
