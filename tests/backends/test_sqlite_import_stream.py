@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from confstore import ImportConflictError, ImportFormatError, open_store
 from confstore._export import ROW_CHUNK
+from confstore.backends import sqlite as sqlite_backend
 from confstore.backends.sqlite import SQLiteConfigStore
 
 # Several chunks, so every rule is checked across chunk boundaries too.
@@ -168,3 +170,47 @@ async def test_the_import_is_one_transaction_for_another_process(tmp_path: Path)
         await importer.import_entries("acme", watched_source())
         assert (await reader.get_stats())["total_versions"] == MANY
     assert seen_during == [0, 0, 0]
+
+
+async def test_a_restore_over_some_stored_versions_writes_only_the_others(
+    store: SQLiteConfigStore,
+) -> None:
+    """Stored versions in the middle of a chunk: only the statement holding them is redone one
+    row at a time, the rest of the chunk is written as it was."""
+    middle = [entry(v) for v in range(ROW_CHUNK // 2, ROW_CHUNK // 2 + 3)]
+    assert await store.import_entries("acme", middle) == 3
+    written = await store.import_entries("acme", stream(entry(v) for v in range(1, MANY + 1)))
+    assert written == MANY - 3
+    assert await total_versions(store) == MANY + 1
+
+
+def test_statement_batches_keep_order_sizes_and_the_character_bound() -> None:
+    rows = [
+        ("t", "system", "s", "k", "x" * length, 1, "", "", None, None, 0)
+        for length in [10] * 700 + [sqlite_backend._STATEMENT_CHARACTERS // 3] * 5 + [10] * 3
+    ]
+    sizes = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+    batches = list(sqlite_backend._statement_batches(rows, sizes))
+    assert [row for batch in batches for row in batch] == rows
+    assert {len(batch) for batch in batches} <= set(sizes)
+    for batch in batches:
+        characters = sum(len(row[4]) for row in batch)
+        assert len(batch) == 1 or characters <= sqlite_backend._STATEMENT_CHARACTERS
+
+
+def test_an_import_fits_sqlite_with_the_old_limit_of_999_parameters(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    for statement in sqlite_backend._SCHEMA:
+        connection.execute(statement)
+    transaction = sqlite_backend._ImportTransaction("restore")
+    connection.execute("BEGIN IMMEDIATE")
+    transaction.start(connection)
+    rows = [
+        ("t", "system", "s", "k", "{}", version, "", "", None, None, 0)
+        for version in range(1, 1001)
+    ]
+    assert transaction.write(connection, rows) == 1000
+    connection.execute("COMMIT")
+    assert connection.execute("SELECT count(*) FROM config_versions").fetchone() == (1000,)
+    connection.close()

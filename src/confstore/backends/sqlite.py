@@ -304,9 +304,10 @@ _INSERT_STAGING = (
 # it without taking Python's GIL back for every row, as executemany does, which would wait on the
 # thread reading and checking the next entries.
 _BATCH_SIZES: Final = tuple(1 << power for power in range(9, -1, -1))
+_ROW_FIELDS: Final = len(_ENTRY_COLUMNS.split(","))
 _INSERT_MANY = {
     (table, size): f"INSERT INTO {table} ({_ENTRY_COLUMNS}) VALUES "
-    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * size)
+    + ", ".join([f"({', '.join(['?'] * _ROW_FIELDS)})"] * size)
     for table in ("config_versions", "temp.import_staging")
     for size in _BATCH_SIZES
 }
@@ -1475,9 +1476,13 @@ class _ImportTransaction:
     def __init__(self, mode: ImportMode) -> None:
         self.mode = mode
         self.start_seq = 0
+        self.batch_sizes = _BATCH_SIZES
 
     def start(self, connection: sqlite3.Connection) -> None:
         self.start_seq = connection.execute(_SELECT_MAX_SEQ).fetchone()[0]
+        # SQLite before 3.32 takes 999 parameters per statement, later ones 32766.
+        parameters = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self.batch_sizes = tuple(size for size in _BATCH_SIZES if size * _ROW_FIELDS <= parameters)
         if self.mode == "append":
             connection.execute(_CREATE_STAGING)
             connection.execute(_CLEAR_STAGING)
@@ -1486,7 +1491,7 @@ class _ImportTransaction:
         restore = self.mode == "restore"
         table = "config_versions" if restore else "temp.import_staging"
         written = 0
-        for batch in _statement_batches(rows):
+        for batch in _statement_batches(rows, self.batch_sizes):
             try:
                 connection.execute(
                     _INSERT_MANY[table, len(batch)], [field for row in batch for field in row]
@@ -1535,12 +1540,12 @@ async def _aiter(entries: list[ConfigEntry]) -> AsyncIterator[ConfigEntry]:
         yield entry
 
 
-def _statement_batches(rows: list[EntryRow]) -> Iterator[list[EntryRow]]:
-    """``rows`` in consecutive lists of a size in _BATCH_SIZES, holding at most
-    _STATEMENT_CHARACTERS of values unless a list is one row (SQLite copies what is bound)."""
+def _statement_batches(rows: list[EntryRow], sizes: Sequence[int]) -> Iterator[list[EntryRow]]:
+    """``rows`` in consecutive lists of one of the ``sizes`` (powers of two down to 1), holding at
+    most _STATEMENT_CHARACTERS of values unless a list is one row (SQLite copies what is bound)."""
     start = 0
     while start < len(rows):
-        size = next(size for size in _BATCH_SIZES if size <= len(rows) - start)
+        size = next(size for size in sizes if size <= len(rows) - start)
         while size > 1 and sum(len(row[4]) for row in rows[start : start + size]) > (
             _STATEMENT_CHARACTERS
         ):
