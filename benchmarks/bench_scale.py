@@ -266,8 +266,9 @@ def _import_results(folder: Path, versions: int) -> list[Result]:
             target=1.0,
             note=f"reading, checking and writing the file in one transaction: {seconds:.2f} s, of "
             f"which reading and parsing {parsing:.2f} s and checking {checking:.2f} s (each "
-            f"measured alone, writing nothing); SQLite runs on its own thread meanwhile, and "
-            f"the rest, {seconds - parsing - checking:.2f} s, is waiting for it and the commit; "
+            f"measured alone in a fresh process, writing nothing); the rest, "
+            f"{seconds - parsing - checking:.2f} s, is SQLite (its own thread, which overlaps "
+            f"them only with a second CPU free) and the commit; "
             "baseline here is the fixed target of 50,000 versions/s, not a measurement",
         ),
     ]
