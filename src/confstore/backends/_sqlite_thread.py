@@ -3,7 +3,18 @@
 A ``SQLiteThread`` is a daemon thread with a queue. ``call(work, *args)`` runs
 ``work(connection, *args)`` there and returns a future of the result: one thread hop, whatever
 ``work`` does (a read builds its entries next to its query; a group commit runs a whole
-transaction). ``post(work, *args)`` queues work that reports back by itself.
+transaction). ``run(work, args, callback, context)`` is the same hop with a plain callback
+instead of a future, and ``post(work, *args)`` queues work that reports nothing.
+
+Replies. A result goes back to the event loop that asked through a ``_LoopReplies``: a queue
+and one file descriptor (an eventfd on Linux, else a pipe) that the loop watches with
+``add_reader``. The worker appends the reply and writes the descriptor only if the loop has not
+been signalled since it last drained; the loop runs every queued reply in that one callback. It
+costs less than ``call_soon_threadsafe`` (which queues a handle, then sends a byte on the loop's
+own socket pair, which the loop reads until it raises BlockingIOError, and only then runs the
+handle): a thread hop was 47 us instead of 65 us on this project's VM. A loop without
+``add_reader`` (Windows' proactor) and a second loop using the same store while the first is
+still open get ``call_soon_threadsafe``.
 
 Lifecycle. A store's threads are a ``ThreadGroup``. ``await group.close()`` runs what is queued,
 closes the connections and ends the threads. A group that is never closed must not keep the
@@ -16,6 +27,10 @@ process alive nor lose an acknowledged write:
   warns (``ResourceWarning``, shown with ``-W default`` or ``-X dev`` as for an unclosed aiohttp
   session), closes its connections after the work already queued, and at exit waits a bounded
   time for that, so the file is left clean (the WAL checkpointed) in the usual case.
+
+A reply descriptor is closed by the worker's last reply (or by the worker itself when its loop
+has closed), never while the worker might still write it, so its number cannot be reused under
+a late write.
 """
 
 from __future__ import annotations
@@ -23,20 +38,27 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import sqlite3
 import threading
 import time
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, Final, TypeVar
 
 _T = TypeVar("_T")
-_Job = tuple["asyncio.Future[Any] | None", Callable[..., Any], tuple[Any, ...]]
+# Called on the loop with (context, result, error) once the work has run.
+Callback = Callable[[Any, Any, "BaseException | None"], None]
+# Runs a callback on the loop: _LoopReplies.send or the loop's call_soon_threadsafe.
+_Reply = Callable[..., Any]
+_Job = tuple["_Reply | None", "Callback | None", Any, Callable[..., Any], tuple[Any, ...]]
 
 # How long the interpreter waits at exit for abandoned threads to finish queued work and close.
 EXIT_WAIT_SECONDS: Final = 2.0
+_SIGNAL: Final = (1).to_bytes(8, "little")  # an eventfd adds the 8-byte value; a pipe gets bytes
 
 
 def _connect_marker(connection: sqlite3.Connection) -> None:
@@ -56,12 +78,83 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_exception(error)
 
 
-def _report(future: asyncio.Future[Any] | None, result: Any, error: BaseException | None) -> None:
-    if future is None:
-        return
-    # The loop closed while the work ran (asyncio.run returned): nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
-        future.get_loop().call_soon_threadsafe(_resolve, future, result, error)
+class _LoopReplies:
+    """Replies of one worker thread to one event loop, through a descriptor the loop watches."""
+
+    __slots__ = ("_items", "_read_fd", "_signalled", "_write_fd", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_fd: int, write_fd: int) -> None:
+        self.loop = loop
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        self._items: deque[tuple[Callback, Any, Any, BaseException | None]] = deque()
+        self._signalled = False
+
+    @classmethod
+    def attach(cls, loop: asyncio.AbstractEventLoop) -> _LoopReplies | None:
+        """Replies for ``loop`` (the running loop), or None when it cannot watch a descriptor."""
+        if hasattr(os, "eventfd"):
+            read_fd = write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:
+            read_fd, write_fd = os.pipe()
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)
+        replies = cls(loop, read_fd, write_fd)
+        try:
+            loop.add_reader(read_fd, replies._drain)
+        except (NotImplementedError, RuntimeError):
+            replies._close_descriptors()
+            return None
+        return replies
+
+    def send(
+        self, callback: Callback, context: Any, result: Any, error: BaseException | None
+    ) -> None:
+        """On the worker thread: run ``callback(context, result, error)`` on the loop."""
+        self._items.append((callback, context, result, error))
+        if not self._signalled:
+            self._signalled = True
+            # A full pipe (the loop stopped draining) already wakes the loop: nothing to add.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._write_fd, _SIGNAL)
+
+    def _drain(self) -> None:
+        # Cleared before reading, so a reply queued from here on signals again.
+        self._signalled = False
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._read_fd, 4096)
+        items = self._items
+        while items:
+            callback, context, result, error = items.popleft()
+            try:
+                callback(context, result, error)
+            except Exception as exc:  # one failing callback must not strand the others
+                self.loop.call_exception_handler(
+                    {"message": "confstore: a SQLite reply callback failed", "exception": exc}
+                )
+
+    def retire(self) -> None:
+        """On the worker thread, after its last reply: have the descriptors closed."""
+        if self.loop.is_closed():
+            self._close_descriptors()
+        else:
+            # If the loop closes before it drains this, the descriptors stay open (a leak of
+            # one descriptor, never a write to a reused one).
+            self.send(_detach, self, None, None)
+
+    def _close_descriptors(self) -> None:
+        os.close(self._read_fd)
+        if self._write_fd != self._read_fd:
+            os.close(self._write_fd)
+
+
+def _detach(replies: _LoopReplies, result: object, error: BaseException | None) -> None:
+    replies.loop.remove_reader(replies._read_fd)
+    replies._close_descriptors()
+
+
+def _retire_marker(connection: sqlite3.Connection) -> None:
+    raise AssertionError("never called: marks the job that retires a loop's replies")
 
 
 def _serve(jobs: SimpleQueue[_Job]) -> None:
@@ -69,44 +162,53 @@ def _serve(jobs: SimpleQueue[_Job]) -> None:
     collected (which stops this thread)."""
     connection: sqlite3.Connection | None = None
     while True:
-        future, work, args = jobs.get()
+        reply, callback, context, work, args = jobs.get()
+        result: Any = None
+        error: BaseException | None = None
         if work is _close_marker:
             if connection is not None:
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
-            _report(future, None, None)
-            return
-        try:
-            if work is _connect_marker:
-                connection = args[0]()
-                result = None
-            elif connection is None:
-                raise sqlite3.ProgrammingError("the connection is not open")
-            else:
-                result = work(connection, *args)
-        except BaseException as error:
-            _report(future, None, error)
         else:
-            _report(future, result, None)
+            try:
+                if work is _connect_marker:
+                    connection = args[0]()
+                elif work is _retire_marker:
+                    args[0].retire()
+                elif connection is None:
+                    raise sqlite3.ProgrammingError("the connection is not open")
+                else:
+                    result = work(connection, *args)
+            except BaseException as raised:
+                error = raised
+        if reply is not None:
+            # The loop closed while the work ran (asyncio.run returned): nobody is waiting.
+            with contextlib.suppress(RuntimeError):
+                reply(callback, context, result, error)
+        if work is _close_marker:
+            if args[0] is not None:
+                args[0].retire()
+            return
 
 
 class SQLiteThread:
     """One daemon thread and the sqlite3 connection it opens, uses and closes."""
 
-    __slots__ = ("_jobs", "_thread", "running")
+    __slots__ = ("_jobs", "_plain_loop", "_replies", "_thread", "running")
 
     def __init__(self, name: str) -> None:
         self._jobs: SimpleQueue[_Job] = SimpleQueue()
         self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=name, daemon=True)
+        self._replies: _LoopReplies | None = None
+        # A loop that cannot watch a descriptor (it gets call_soon_threadsafe).
+        self._plain_loop: asyncio.AbstractEventLoop | None = None
         self.running = False
 
     async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
         """Start the thread and open its connection there with ``connect()``."""
         self._thread.start()
         self.running = True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.put((future, _connect_marker, (connect,)))
-        await future
+        await self._queue_call(_connect_marker, (connect,))
 
     def call(self, work: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Run ``work(connection, *args)`` on the thread; the future gets its result or error.
@@ -115,15 +217,23 @@ class SQLiteThread:
         """
         if not self.running:
             raise sqlite3.ProgrammingError("the SQLite connection is closed")
-        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._jobs.put((future, work, args))
-        return future
+        return self._queue_call(work, args)
+
+    def run(
+        self, work: Callable[..., Any], args: tuple[Any, ...], callback: Callback, context: Any
+    ) -> None:
+        """Run ``work(connection, *args)`` on the thread, then ``callback(context, result,
+        error)`` on the calling event loop (no future, no task). Raises sqlite3.ProgrammingError
+        when the thread is stopped."""
+        if not self.running:
+            raise sqlite3.ProgrammingError("the SQLite connection is closed")
+        self._jobs.put((self._reply(asyncio.get_running_loop()), callback, context, work, args))
 
     def post(self, work: Callable[..., Any], *args: Any) -> None:
         """Run ``work(connection, *args)`` on the thread; it reports its outcome by itself."""
         if not self.running:
             raise sqlite3.ProgrammingError("the SQLite connection is closed")
-        self._jobs.put((None, work, args))
+        self._jobs.put((None, None, None, work, args))
 
     def stop(self, future: asyncio.Future[None] | None = None) -> None:
         """After the work queued so far, close the connection and end the thread; ``future``
@@ -133,7 +243,9 @@ class SQLiteThread:
                 future.set_result(None)
             return
         self.running = False
-        self._jobs.put((future, _close_marker, ()))
+        reply = None if future is None else self._reply(future.get_loop())
+        self._jobs.put((reply, _resolve, future, _close_marker, (self._replies,)))
+        self._replies = None
 
     async def close(self) -> None:
         """``stop()`` and wait for it."""
@@ -144,6 +256,30 @@ class SQLiteThread:
     def join(self, timeout: float) -> None:
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def _queue_call(self, work: Callable[..., _T], args: tuple[Any, ...]) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((self._reply(loop), _resolve, future, work, args))
+        return future
+
+    def _reply(self, loop: asyncio.AbstractEventLoop) -> _Reply:
+        """How the worker hands a result to ``loop``."""
+        replies = self._replies
+        if replies is not None and replies.loop is loop:
+            return replies.send
+        if loop is self._plain_loop:
+            return loop.call_soon_threadsafe
+        if replies is not None:
+            if not replies.loop.is_closed():
+                return loop.call_soon_threadsafe  # a second live loop: the general way
+            # Queued after every job that may still use them.
+            self._jobs.put((None, None, None, _retire_marker, (replies,)))
+        self._replies = replies = _LoopReplies.attach(loop)
+        if replies is None:
+            self._plain_loop = loop
+            return loop.call_soon_threadsafe
+        return replies.send
 
 
 class ThreadGroup:

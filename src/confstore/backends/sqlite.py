@@ -446,7 +446,7 @@ class _Failed:
     error: Exception
 
 
-def _run_batch(works: Sequence[WriteWork], connection: sqlite3.Connection) -> list[Any]:
+def _run_batch(connection: sqlite3.Connection, works: Sequence[WriteWork]) -> list[Any]:
     """One transaction for a group of writes, each in its own savepoint. Runs on the writer thread.
 
     A write that raises is rolled back to its savepoint and its exception returned as _Failed; a
@@ -508,7 +508,7 @@ class _GroupCommitWriter:
     A write that finds the writer idle goes to the writer thread at once. While a batch is on the
     writer thread, new writes queue; when it finishes, the next batch starts one turn of the event
     loop later, so every write submitted in that turn (for example by the writers the finished
-    batch just woke) joins it. A batch runs as one hop and reports back with one ``call_soon_threadsafe``: no task
+    batch just woke) joins it. A batch runs as one hop and reports back with one reply (``SQLiteThread.run``): no task
     per write or per batch. ``exclusive()`` holds the write path for one long transaction.
 
     The writer follows its caller's event loop: when a new loop starts using it (the previous
@@ -641,41 +641,31 @@ class _GroupCommitWriter:
         self._send(batch, asyncio.get_running_loop().time() + self._timeout, 0.002)
 
     def _send(self, batch: list[_Pending], deadline: float, delay: float) -> None:
-        loop = asyncio.get_running_loop()
         works = [work for work, _ in batch]
-
-        def on_writer_thread(connection: sqlite3.Connection) -> None:
-            outcome: list[Any] | BaseException
-            try:
-                outcome = _run_batch(works, connection)
-            except BaseException as exc:
-                outcome = exc
-            with contextlib.suppress(RuntimeError):  # the loop closed while we worked
-                loop.call_soon_threadsafe(self._finish, batch, outcome, deadline, delay)
-
         try:
-            self._thread.post(on_writer_thread)
+            self._thread.run(_run_batch, (works,), self._finish, (batch, deadline, delay))
         except sqlite3.Error as exc:
-            self._finish(batch, exc, deadline, delay)
+            self._finish((batch, deadline, delay), None, exc)
 
     def _finish(
         self,
-        batch: list[_Pending],
-        outcome: list[Any] | BaseException,
-        deadline: float,
-        delay: float,
+        sent: tuple[list[_Pending], float, float],
+        outcomes: list[Any] | None,
+        error: BaseException | None,
     ) -> None:
-        if isinstance(outcome, BaseException):
+        batch, deadline, delay = sent
+        if error is not None:
             loop = asyncio.get_running_loop()
-            if _is_busy(outcome) and loop.time() + delay <= deadline:
+            if _is_busy(error) and loop.time() + delay <= deadline:
                 # Another process held the write lock beyond SQLite's own busy wait: retry.
                 loop.call_later(delay, self._send, batch, deadline, min(delay * 2, 0.1))
                 return
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(self._translated(outcome))
+                    future.set_exception(self._translated(error))
         else:
-            for (_, future), result in zip(batch, outcome, strict=True):
+            assert outcomes is not None
+            for (_, future), result in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, _Failed):
