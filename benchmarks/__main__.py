@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from . import _harness
 from ._harness import Result
 
 
@@ -52,6 +53,17 @@ def _format(results: list[Result]) -> str:
     return "\n".join(lines + (["", "notes:", *notes] if notes else []))
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
@@ -65,6 +77,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     pinned = "no"
+    if hasattr(os, "sched_getaffinity"):
+        _harness.ALL_CPUS = frozenset(os.sched_getaffinity(0))
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         # Every store call hands work to a thread (aiosqlite) or a socket peer (the emulators);
         # whether that thread wakes on the same CPU or another changes a hand-off several times
@@ -73,9 +87,10 @@ def main() -> int:
         os.sched_setaffinity(0, {cpu})
         pinned = f"CPU {cpu}"
     print(
-        f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} cores; pinned to: {pinned}; "
-        f"quick={args.quick}"
+        f"machine: {_cpu_model()} ({platform.machine()}), {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}, {os.cpu_count()} cores; pinned to: {pinned}; "
+        f"load average {os.getloadavg()[0]:.2f}; quick={args.quick}"
     )
     results: list[Result] = []
     for name in _modules(args.names):

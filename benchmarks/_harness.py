@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from confstore import ConfigStore
+
+_T = TypeVar("_T")
+
+# Every CPU the process could use before ``python -m benchmarks`` pinned it (None: unknown).
+ALL_CPUS: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,3 +84,28 @@ async def concurrent_write_rate(
     started = time.perf_counter()
     await asyncio.gather(*(write_many(writer) for writer in range(writers)))
     return writers * writes_each / (time.perf_counter() - started)
+
+
+async def run_unpinned(body: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run ``body()`` in an event loop of its own, in a thread allowed on every CPU.
+
+    On Linux ``sched_setaffinity(0, ...)`` sets the calling thread's affinity, which threads it
+    starts later inherit: the store's and aiosqlite's threads then run where the kernel puts them.
+    """
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def in_thread() -> None:
+        if ALL_CPUS is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, ALL_CPUS)
+        try:
+            outcome.append(asyncio.run(body()))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=in_thread, name="benchmark-unpinned")
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    if failure:
+        raise failure[0]
+    return outcome[0]
