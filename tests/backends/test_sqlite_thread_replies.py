@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from confstore.backends._sqlite_thread import _detach, _LoopReplies
 from confstore.backends.sqlite import SQLiteConfigStore
 
 VALUE = {"answer": 42}
@@ -106,3 +107,36 @@ async def test_a_cancelled_write_and_read_leave_the_store_working(tmp_path: Path
             await store.get_config_history("t", "system", "svc", "key", 100)
         )
         assert latest.version >= len(committed)
+
+
+async def test_no_reply_is_lost_when_the_worker_signals_while_the_loop_drains() -> None:
+    """A worker replying as fast as it can races the loop's drain on every reply; before the
+    drain read its signal before clearing the flag, a reply sent in between never woke the loop
+    (a store's await hung forever, seen as a CLI process that never exited)."""
+    loop = asyncio.get_running_loop()
+    replies = _LoopReplies.attach(loop)
+    assert replies is not None
+    expected = 20_000
+    received: list[int] = []
+    all_received = loop.create_future()
+
+    def callback(context: object, result: int, error: BaseException | None) -> None:
+        received.append(result)
+        if len(received) == expected:
+            all_received.set_result(None)
+
+    def worker() -> None:
+        for number in range(expected):
+            replies.send(callback, None, number, None)
+            time.sleep(0)  # let the loop's drain run between replies
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        async with asyncio.timeout(30):
+            await all_received
+    finally:
+        thread.join()
+        replies.send(_detach, replies, None, None)
+        await asyncio.sleep(0.05)
+    assert received == list(range(expected))

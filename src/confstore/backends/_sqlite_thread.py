@@ -119,10 +119,13 @@ class _LoopReplies:
                 os.write(self._write_fd, _SIGNAL)
 
     def _drain(self) -> None:
-        # Cleared before reading, so a reply queued from here on signals again.
-        self._signalled = False
+        # Read the signal first, then clear the flag: a reply queued after the clear signals
+        # again, and one queued before it is in ``_items`` below. (Clearing first lost replies:
+        # a signal written between the clear and the read was consumed here while the flag
+        # stayed set, so the next reply never woke the loop.)
         with contextlib.suppress(BlockingIOError):
             os.read(self._read_fd, 4096)
+        self._signalled = False
         items = self._items
         while items:
             callback, context, result, error = items.popleft()
