@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from ._diff import secret_paths_for
 from ._errors import ConfigStoreError, ImportConflictError, ImportFormatError
@@ -26,6 +26,10 @@ from ._validation import (
 
 EXPORT_FORMAT = "confstore-export"
 EXPORT_FORMAT_VERSION = 1
+
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 ImportMode = Literal["restore", "append"]
 IMPORT_MODES: tuple[ImportMode, ...] = ("restore", "append")
@@ -243,18 +247,24 @@ async def _raw_chunks(
         async for chunk in raw_entries.chunks:
             yield chunk, True
     elif isinstance(raw_entries, AsyncIterable):
-        chunk = []
-        async for raw in raw_entries:
-            chunk.append(raw)
-            if len(chunk) >= ROW_CHUNK:
-                yield chunk, False
-                chunk = []
-        if chunk:
+        async for chunk in chunked(raw_entries, ROW_CHUNK):
             yield chunk, False
     else:
         iterator = iter(raw_entries)
         while chunk := list(islice(iterator, ROW_CHUNK)):
             yield chunk, False
+
+
+async def chunked(items: AsyncIterable[_T], size: int) -> AsyncIterator[list[_T]]:
+    """``items`` in lists of ``size`` (the last one may be shorter)."""
+    chunk: list[_T] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def entry_row(entry: ConfigEntry, timestamps: TimestampMemo) -> EntryRow:
@@ -290,9 +300,7 @@ class TimestampMemo:
     def format(self, moment: datetime) -> str:
         text = self._formatted.get(moment)
         if text is None:
-            if len(self._formatted) >= _MEMO_LIMIT:
-                self._formatted.clear()
-            text = self._formatted[moment] = format_timestamp(moment)
+            text = _remember(self._formatted, moment, format_timestamp(moment))
         return text
 
     def canonical(self, text: object) -> str | None:
@@ -305,17 +313,21 @@ class TimestampMemo:
             minute = written.group(1)
             valid = self._valid_minutes.get(minute)
             if valid is None:
-                valid = _canonical_timestamp(f"{minute}+00:00") is not None
-                self._valid_minutes[minute] = valid
-                if len(self._valid_minutes) >= _MEMO_LIMIT:
-                    self._valid_minutes.clear()
+                valid = _remember(
+                    self._valid_minutes, minute, _canonical_timestamp(f"{minute}+00:00") is not None
+                )
             return text if valid else None
-        canonical = self._canonical.get(text)
-        if canonical is None:
-            if len(self._canonical) >= _MEMO_LIMIT:
-                self._canonical.clear()
-            canonical = self._canonical[text] = _canonical_timestamp(text)
-        return canonical
+        if text in self._canonical:
+            return self._canonical[text]
+        return _remember(self._canonical, text, _canonical_timestamp(text))
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store ``value`` under ``key`` in a memo that is emptied when it holds _MEMO_LIMIT items."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def _canonical_timestamp(text: str) -> str | None:

@@ -98,6 +98,7 @@ from .._export import (
     ImportMode,
     TimestampMemo,
     checked_row_chunks,
+    chunked,
     entry_row,
     plan_restore,
 )
@@ -1587,14 +1588,8 @@ def _statement_batches(rows: list[EntryRow], sizes: Sequence[int]) -> Iterator[l
 async def _entry_row_chunks(entries: AsyncIterator[ConfigEntry]) -> AsyncIterator[list[EntryRow]]:
     """Checked entries as lists of rows, ROW_CHUNK at a time (one hop to the writer each)."""
     timestamps = TimestampMemo()
-    rows: list[EntryRow] = []
-    async for entry in entries:
-        rows.append(entry_row(entry, timestamps))
-        if len(rows) >= ROW_CHUNK:
-            yield rows
-            rows = []
-    if rows:
-        yield rows
+    async for chunk in chunked(entries, ROW_CHUNK):
+        yield [entry_row(entry, timestamps) for entry in chunk]
 
 
 def _fetch_rows(
