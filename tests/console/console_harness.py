@@ -252,12 +252,15 @@ async def seed(
 OpenConsole = Callable[..., Awaitable[ConsolePage]]
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Until ``condition()`` (a blocking check, run off the loop) holds: for a change the
-    server announces nowhere, such as its rereading of the tokens file."""
-    checks = int(timeout / 0.05)
+async def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+) -> None:
+    """Until ``condition()`` (a blocking check, run off the loop) holds, checked every
+    ``interval`` s: for a change the server announces nowhere, such as its rereading of the
+    tokens file."""
+    checks = int(timeout / interval)
     for _ in range(checks):
         if await asyncio.to_thread(condition):
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
     raise AssertionError(f"not true within {timeout:g} s")
