@@ -69,6 +69,10 @@ def _close_marker(connection: sqlite3.Connection) -> None:
     raise AssertionError("never called: marks the job that closes the connection")
 
 
+def _close_companion(connection: sqlite3.Connection, companion: sqlite3.Connection) -> None:
+    companion.close()
+
+
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():  # the caller was cancelled
         return
@@ -197,7 +201,7 @@ def _serve(jobs: SimpleQueue[_Job]) -> None:
 class SQLiteThread:
     """One daemon thread and the sqlite3 connection it opens, uses and closes."""
 
-    __slots__ = ("_jobs", "_plain_loop", "_replies", "_thread", "running")
+    __slots__ = ("_companions", "_jobs", "_plain_loop", "_replies", "_thread", "running")
 
     def __init__(self, name: str) -> None:
         self._jobs: SimpleQueue[_Job] = SimpleQueue()
@@ -205,6 +209,8 @@ class SQLiteThread:
         self._replies: _LoopReplies | None = None
         # A loop that cannot watch a descriptor (it gets call_soon_threadsafe).
         self._plain_loop: asyncio.AbstractEventLoop | None = None
+        # Other connections this thread closes just before its own (see close_with).
+        self._companions: list[sqlite3.Connection] = []
         self.running = False
 
     async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
@@ -238,14 +244,23 @@ class SQLiteThread:
             raise sqlite3.ProgrammingError("the SQLite connection is closed")
         self._jobs.put((None, None, None, work, args))
 
+    def close_with(self, connection: sqlite3.Connection) -> None:
+        """Close ``connection`` (opened with ``check_same_thread=False``) on this thread when it
+        stops, after the work queued so far and just before its own connection, so the
+        thread's connection stays the file's last one (the one that checkpoints the WAL)."""
+        self._companions.append(connection)
+
     def stop(self, future: asyncio.Future[None] | None = None) -> None:
-        """After the work queued so far, close the connection and end the thread; ``future``
-        (if given) is resolved then. Idempotent."""
+        """After the work queued so far, close the connection (and those given to
+        ``close_with``) and end the thread; ``future`` (if given) is resolved then. Idempotent."""
         if not self.running:
             if future is not None:
                 future.set_result(None)
             return
         self.running = False
+        for companion in self._companions:
+            self._jobs.put((None, None, None, _close_companion, (companion,)))
+        self._companions.clear()
         reply = None if future is None else self._reply(future.get_loop())
         self._jobs.put((reply, _resolve, future, _close_marker, (self._replies,)))
         self._replies = None

@@ -117,6 +117,7 @@ from .._retention import KeyPrune, PruneResult, RetentionPolicy, parse_duration
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
 from .._validation import DEFAULT_MAX_VALUE_BYTES, validate_version
+from ._loop_lane import LoopBudget
 from ._sqlite_thread import SQLiteThread, ThreadGroup
 from ._sqlite_watch import DEFAULT_WATCH_INTERVAL, CommitWatcher
 
@@ -136,6 +137,10 @@ _PAGE_SIZE = 1000
 _STATEMENT_CHARACTERS = 16 << 20
 # Writes of one handle between two trims of the change feed.
 _FEED_TRIM_EVERY = 4096
+# A point read on the loop's thread that takes longer than this (seconds) sends point reads
+# to the reader thread for the next _LOOP_READ_PAUSE seconds.
+_LOOP_READ_BUDGET = 0.002
+_LOOP_READ_PAUSE = 1.0
 # Keys per prune transaction.
 _PRUNE_PAGE = 500
 
@@ -728,6 +733,67 @@ class _GroupCommitWriter:
             return translated
 
 
+class _LoopReader:
+    """Point reads (a key's latest version, or one version) served on the event loop's thread.
+
+    A point read by the primary index costs the loop less than a hop to the reader thread (the
+    hop's two thread switches each wake another thread, often on another idle CPU), so a file
+    store answers it here, from a read-only connection of its own, and goes to the reader
+    thread instead whenever that could wait:
+
+    - ``budget`` does not allow it: the caller is not on the thread that opened the store
+      (another loop, another thread), or a read here took longer than ``_LOOP_READ_BUDGET``
+      recently (then reads go to the thread for the next ``_LOOP_READ_PAUSE`` seconds);
+    - SQLite reports busy or any other error: the reader thread waits (its busy timeout),
+      retries, and reports what remains.
+
+    The connection's busy timeout is 0, so SQLite never sleeps in its busy handler here: a
+    lock held by another connection (WAL recovery after a crashed writer, an exclusive lock, a
+    checkpoint that resets the WAL) is an immediate SQLITE_BUSY, and the read goes to the thread.
+    What can still hold the loop, once per pause, before the budget notices: reading pages that
+    are not in the OS page cache (one B-tree descent, a few page reads), or this connection
+    rebuilding the WAL index itself after a crashed writer (reading the WAL once).
+
+    Each read is one autocommit statement run to its end (``fetchall``), so it starts a fresh
+    read transaction: it sees every version committed before it began, by this store or any
+    other process, and keeps no snapshot open. The connection is closed on the reader thread,
+    with the thread's own (``SQLiteThread.close_with``).
+    """
+
+    __slots__ = ("budget", "connection")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self.budget = LoopBudget(_LOOP_READ_BUDGET, _LOOP_READ_PAUSE)
+
+    def fetch(self, sql: str, parameters: Sequence[Any]) -> list[Row] | None:
+        """The rows, or None when the reader thread must answer instead."""
+        budget = self.budget
+        if not budget.allows():
+            return None
+        started = budget.clock()
+        try:
+            return self.connection.execute(sql, parameters).fetchall()
+        except sqlite3.Error:
+            return None
+        finally:
+            budget.spent(started)
+
+
+def _open_loop_connection(
+    connection: sqlite3.Connection, connect: Callable[..., sqlite3.Connection]
+) -> sqlite3.Connection:
+    """On the reader thread: the loop's read-only connection (busy timeout 0), to be closed
+    with the reader's."""
+    loop_connection = connect(0.0, check_same_thread=False)
+    try:
+        loop_connection.execute("PRAGMA query_only=ON")
+    except BaseException:
+        loop_connection.close()
+        raise
+    return loop_connection
+
+
 class SQLiteConfigStore(ConfigStore):
     """The contract on one SQLite file (or ``:memory:``); safe for many processes on one file.
 
@@ -740,6 +806,15 @@ class SQLiteConfigStore(ConfigStore):
     SQLite's read-only mode; a file the process cannot write (permissions, a read-only file
     system) is opened that way too. A read-only store serves every read; writes raise
     BackendUnavailableError.
+
+    ``loop_reads`` (default True; URL ``?loop_reads=false``): a file store serves point reads
+    (``get_config`` of the latest version or of one version) on the event loop's own thread,
+    from a read-only connection that never waits for a lock, instead of hopping to its reader
+    thread; that is about three times faster. Such a read can hold the loop only while it
+    reads pages the OS has not cached (a few page reads), and once it takes longer than 2 ms,
+    reads go to the reader thread for the next second. Reads from another thread or loop, and
+    reads SQLite reports busy, go to the reader thread. Turn it off where a loop must never
+    touch the disk (a file on a network file system, hard latency bounds on the loop).
     """
 
     backend_name: ClassVar[str] = "sqlite"
@@ -758,8 +833,14 @@ class SQLiteConfigStore(ConfigStore):
         feed_max_changes: int = DEFAULT_FEED_MAX_CHANGES,
         feed_max_age: timedelta | float | str = DEFAULT_FEED_MAX_AGE,
         watch_interval: float = DEFAULT_WATCH_INTERVAL,
+        loop_reads: bool = True,
     ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
+        if not isinstance(loop_reads, bool):
+            raise InvalidConfigError(
+                f"loop_reads must be True or False, got {loop_reads!r}", field="loop_reads"
+            )
+        self.loop_reads = loop_reads
         self.feed_max_changes = validate_version(feed_max_changes, name="feed_max_changes")
         self.feed_max_age = parse_duration(feed_max_age, name="feed_max_age")
         self._writes_since_trim = 0
@@ -789,6 +870,7 @@ class SQLiteConfigStore(ConfigStore):
         self.read_only = bool(read_only)
         self._threads: ThreadGroup | None = None
         self._reader: SQLiteThread | None = None
+        self._loop_reader: _LoopReader | None = None
         self._writer: _GroupCommitWriter | None = None
         # Why an open store refuses writes (mode=ro, a read-only file...), or None.
         self._read_only_reason: str | None = None
@@ -805,7 +887,9 @@ class SQLiteConfigStore(ConfigStore):
         Options: ``timeout`` (alias ``busy_timeout``, seconds), ``synchronous`` (FULL or NORMAL),
         ``max_value_bytes``, ``mode`` (``rw``, the default, or ``ro`` for read-only),
         ``feed_max_changes`` and ``feed_max_age`` (``7d``, ``12h``, or seconds): how much of the
-        change feed is kept; ``watch_interval`` (seconds between checks for commits while a follower waits).
+        change feed is kept; ``watch_interval`` (seconds between checks for commits while a follower waits);
+        ``loop_reads`` (``true``, the default, or ``false``: whether point reads may be served
+        on the event loop's thread, see the class).
         """
         reader = StoreOptions("sqlite", options)
         busy_timeout = reader.take_float("busy_timeout", DEFAULT_TIMEOUT)
@@ -816,6 +900,7 @@ class SQLiteConfigStore(ConfigStore):
         feed_max_changes = reader.take_int("feed_max_changes", DEFAULT_FEED_MAX_CHANGES, minimum=1)
         feed_max_age = reader.take_any("feed_max_age", DEFAULT_FEED_MAX_AGE)
         watch_interval = reader.take_float("watch_interval", DEFAULT_WATCH_INTERVAL)
+        loop_reads = reader.take_bool("loop_reads", True)
         reader.finish()
         if mode not in ("rw", "ro"):
             raise InvalidConfigError(f"mode must be rw or ro, got {mode!r}", field="mode")
@@ -840,6 +925,7 @@ class SQLiteConfigStore(ConfigStore):
             feed_max_changes=feed_max_changes,
             feed_max_age=feed_max_age,
             watch_interval=watch_interval,
+            loop_reads=loop_reads,
         )
 
     @property
@@ -889,7 +975,7 @@ class SQLiteConfigStore(ConfigStore):
                 with self._driver_errors:
                     await self._open(opened)
             except BaseException:
-                self._reader = self._writer = None
+                self._reader = self._writer = self._loop_reader = None
                 for thread in opened:
                     with contextlib.suppress(Exception):
                         await thread.close()
@@ -900,7 +986,8 @@ class SQLiteConfigStore(ConfigStore):
         async with self._lifecycle:
             threads, self._threads = self._threads, None
             writer, self._writer = self._writer, None
-            self._reader = None
+            # Its connection closes with the reader thread's, after the reads queued there.
+            self._loop_reader = self._reader = None
             self._read_only_reason = None
             self._watch_connect = None
             watcher, self._watcher = self._watcher, None
@@ -931,6 +1018,12 @@ class SQLiteConfigStore(ConfigStore):
             connect = partial(_connect_read_only, self.path, immutable)
         reader = await self._start_thread(opened, "reader", connect)
         await reader.call(_prepare_reader, reason is not None)
+        if self.loop_reads:
+            # Opened on the reader thread (it may wait for the file system), used on this
+            # loop's thread, closed with the reader's connection.
+            loop_connection = await reader.call(_open_loop_connection, connect)
+            reader.close_with(loop_connection)
+            self._loop_reader = _LoopReader(loop_connection)
         self._reader = reader
         self._read_only_reason = reason
         self._watch_connect = partial(connect, self.timeout)
@@ -990,6 +1083,21 @@ class SQLiteConfigStore(ConfigStore):
         )
 
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
+        if self._loop_reader is not None:
+            # A read still gives other tasks a turn (a loop polling get_config must not starve
+            # the writer it waits for), and is cancellable there, before any work.
+            await asyncio.sleep(0)
+        # Read after that turn: a close() that ran in it has taken the loop's connection away.
+        loop_reader = self._loop_reader
+        if loop_reader is not None:
+            if version is None:
+                rows = loop_reader.fetch(_SELECT_LATEST, _key_params(key))
+                if rows is not None:
+                    return _entry(rows[0]) if rows and not rows[0][10] else None
+            else:
+                rows = loop_reader.fetch(_SELECT_VERSION, (*_key_params(key), version))
+                if rows is not None:
+                    return _entry(rows[0]) if rows else None
         # _query inlined: this is the hot path of uncached reads (one coroutine level less).
         reader = self._reader
         if reader is None:
@@ -1307,17 +1415,30 @@ def _check_location(path: str) -> str | None:
     return None
 
 
-def _connect(path: str, timeout: float) -> sqlite3.Connection:
+def _connect(path: str, timeout: float, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), on the calling thread."""
-    return sqlite3.connect(path, timeout=timeout, isolation_level=None, cached_statements=256)
+    return sqlite3.connect(
+        path,
+        timeout=timeout,
+        isolation_level=None,
+        cached_statements=256,
+        check_same_thread=check_same_thread,
+    )
 
 
-def _connect_read_only(path: str, immutable: bool, timeout: float) -> sqlite3.Connection:
+def _connect_read_only(
+    path: str, immutable: bool, timeout: float, *, check_same_thread: bool = True
+) -> sqlite3.Connection:
     """SQLite's read-only mode; ``immutable`` for a file on a read-only file system, where SQLite
     cannot create the shared-memory file a WAL database is read with (and nothing can change it)."""
     uri = f"file:{quote(os.path.abspath(path))}?mode=ro" + ("&immutable=1" if immutable else "")
     return sqlite3.connect(
-        uri, uri=True, timeout=timeout, isolation_level=None, cached_statements=256
+        uri,
+        uri=True,
+        timeout=timeout,
+        isolation_level=None,
+        cached_statements=256,
+        check_same_thread=check_same_thread,
     )
 
 
