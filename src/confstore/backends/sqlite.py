@@ -748,11 +748,13 @@ class _LoopReader:
       retries, and reports what remains.
 
     The connection's busy timeout is 0, so SQLite never sleeps in its busy handler here: a
-    lock held by another connection (WAL recovery after a crashed writer, an exclusive lock, a
-    checkpoint that resets the WAL) is an immediate SQLITE_BUSY, and the read goes to the thread.
-    What can still hold the loop, once per pause, before the budget notices: reading pages that
-    are not in the OS page cache (one B-tree descent, a few page reads), or this connection
-    rebuilding the WAL index itself after a crashed writer (reading the WAL once).
+    lock held by another connection (WAL recovery under way after a crashed writer, a
+    connection in exclusive locking mode, a writer on a rollback-journal file opened read-only)
+    is an immediate SQLITE_BUSY, and the read goes to the thread. In WAL mode readers never wait
+    for writers or checkpoints. What can still hold the loop, once per pause, before the budget
+    notices: reading pages that are not in the OS page cache (one B-tree descent, a few page
+    reads), or this connection rebuilding the WAL index itself when it is the first to find it
+    torn by a crashed writer (reading the WAL once). docs/performance.md has the details.
 
     Each read is one autocommit statement run to its end (``fetchall``), so it starts a fresh
     read transaction: it sees every version committed before it began, by this store or any
