@@ -223,12 +223,13 @@ async def test_a_never_closed_http_store_exits_and_keeps_its_write(tmp_path: Pat
 
 
 # A manager that is following the feed (its watcher thread waiting on the file) when the
-# script ends.
+# script ends. The watch exists before the write: a watch reports changes committed after it
+# was made, and the follower may deliver the write before set_system_config returns.
 MANAGER_FOLLOWING_THE_FEED = """
     from confstore import ConfigManager, SystemConfig
     manager = ConfigManager(url=URL)
-    await manager.set_system_config(SystemConfig(tenant_id="acme", llm_model="model-from-script"))
     watch = manager.watch()
+    await manager.set_system_config(SystemConfig(tenant_id="acme", llm_model="model-from-script"))
     assert (await anext(watch)).version == 1
 """
 
