@@ -112,6 +112,9 @@ async def test_a_connection_lost_under_the_store_raises_backend_unavailable(
         reader = store._reader
         assert reader is not None
         await reader.call(sqlite3.Connection.close)
+        # Point reads run on the loop's own connection first: lose that one too.
+        assert store._loop_reader is not None
+        store._loop_reader.connection.close()
         with pytest.raises(BackendUnavailableError):
             await store.get_config("t", SYSTEM, "svc", "key")
         assert await store.health_check() is False
