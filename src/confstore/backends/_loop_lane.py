@@ -10,7 +10,12 @@ otherwise. ``LoopBudget`` is the one place that decides, shared by every kind of
   the loop is never used by two threads at once;
 - not for ``pause`` seconds after a run there took longer than ``budget``: a cold page cache, a
   busy machine or a slow disk makes the next runs go to the thread, so such a stall holds the
-  loop once per ``pause`` at most, never run after run.
+  loop once per ``pause`` at most, never run after run;
+- or, with ``outlier``, for work whose usual cost varies more (a write's fsync): not for
+  ``pause`` seconds after runs took longer than ``budget`` on average (a moving average over
+  about the last 8), or one took ``outlier`` times as long. One slow run among fast ones (on a
+  busy machine a run's elapsed time includes waiting for a CPU, which holds the loop wherever
+  the work runs) does not pause it; a disk that stays slow does.
 
 Usage::
 
@@ -32,15 +37,22 @@ from collections.abc import Callable
 class LoopBudget:
     """Whether work may run on the loop's thread now (see the module)."""
 
-    __slots__ = ("_paused_until", "_thread_id", "budget", "clock", "pause")
+    __slots__ = ("_average", "_paused_until", "_thread_id", "budget", "clock", "outlier", "pause")
 
     def __init__(
-        self, budget: float, pause: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        budget: float,
+        pause: float,
+        *,
+        outlier: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._thread_id = threading.get_ident()
         self._paused_until = 0.0
+        self._average = 0.0
         self.budget = budget
         self.pause = pause
+        self.outlier = outlier
         self.clock = clock
 
     def allows(self) -> bool:
@@ -56,5 +68,12 @@ class LoopBudget:
         """A run that began at ``started`` (a reading of ``clock``) has ended; over budget, the
         next ``pause`` seconds go to the thread."""
         ended = self.clock()
-        if ended - started > self.budget:
+        elapsed = ended - started
+        if self.outlier is None:
+            over = elapsed > self.budget
+        else:
+            self._average += (elapsed - self._average) / 8
+            over = self._average > self.budget or elapsed > self.outlier * self.budget
+        if over:
             self._paused_until = ended + self.pause
+            self._average = 0.0

@@ -6,6 +6,11 @@ A ``SQLiteThread`` is a daemon thread with a queue. ``call(work, *args)`` runs
 transaction). ``run(work, args, callback, context)`` is the same hop with a plain callback
 instead of a future, and ``post(work, *args)`` queues work that reports nothing.
 
+Loans. ``borrow()`` lends the connection to the calling thread while the worker is idle (every
+job it was given has finished), and the worker starts no job until ``give_back()``: the SQLite
+store commits a lone write on the event loop's thread that way, without a hop. A lock that the
+worker holds for each job makes the two exclusive.
+
 Replies. A result goes back to the event loop that asked through a ``_LoopReplies``: a queue
 and one file descriptor (an eventfd on Linux, else a pipe) that the loop watches with
 ``add_reader``. The worker appends the reply and writes the descriptor only if the loop has not
@@ -164,30 +169,46 @@ def _retire_marker(connection: sqlite3.Connection) -> None:
     raise AssertionError("never called: marks the job that retires a loop's replies")
 
 
-def _serve(jobs: SimpleQueue[_Job]) -> None:
+class _Shared:
+    """What a worker thread shares with the loop that lends its connection (``borrow``): the
+    connection, the lock held by whoever uses it, and how many jobs the worker has finished."""
+
+    __slots__ = ("connection", "finished", "lock")
+
+    def __init__(self) -> None:
+        self.connection: sqlite3.Connection | None = None
+        self.lock = threading.Lock()
+        # Written by the worker only (so no lost update); read by the loop.
+        self.finished = 0
+
+
+def _serve(jobs: SimpleQueue[_Job], shared: _Shared) -> None:
     """The thread's body. It holds no reference to the store, so an abandoned store can be
     collected (which stops this thread)."""
-    connection: sqlite3.Connection | None = None
     while True:
         reply, callback, context, work, args = jobs.get()
         result: Any = None
         error: BaseException | None = None
-        if work is _close_marker:
-            if connection is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.close()
-        else:
-            try:
-                if work is _connect_marker:
-                    connection = args[0]()
-                elif work is _retire_marker:
-                    args[0].retire()
-                elif connection is None:
-                    raise sqlite3.ProgrammingError("the connection is not open")
-                else:
-                    result = work(connection, *args)
-            except BaseException as raised:
-                error = raised
+        with shared.lock:
+            connection = shared.connection
+            if work is _close_marker:
+                shared.connection = None
+                if connection is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.close()
+            else:
+                try:
+                    if work is _connect_marker:
+                        shared.connection = args[0]()
+                    elif work is _retire_marker:
+                        args[0].retire()
+                    elif connection is None:
+                        raise sqlite3.ProgrammingError("the connection is not open")
+                    else:
+                        result = work(connection, *args)
+                except BaseException as raised:
+                    error = raised
+            shared.finished += 1
         if reply is not None:
             # The loop closed while the work ran (asyncio.run returned): nobody is waiting.
             with contextlib.suppress(RuntimeError):
@@ -201,11 +222,26 @@ def _serve(jobs: SimpleQueue[_Job]) -> None:
 class SQLiteThread:
     """One daemon thread and the sqlite3 connection it opens, uses and closes."""
 
-    __slots__ = ("_companions", "_jobs", "_plain_loop", "_replies", "_thread", "running")
+    __slots__ = (
+        "_companions",
+        "_jobs",
+        "_plain_loop",
+        "_replies",
+        "_shared",
+        "_thread",
+        "queued",
+        "running",
+    )
 
     def __init__(self, name: str) -> None:
         self._jobs: SimpleQueue[_Job] = SimpleQueue()
-        self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=name, daemon=True)
+        self._shared = _Shared()
+        self._thread = threading.Thread(
+            target=_serve, args=(self._jobs, self._shared), name=name, daemon=True
+        )
+        # Jobs ever given to the thread (``borrow`` lends the connection only when the thread
+        # has finished them all).
+        self.queued = 0
         self._replies: _LoopReplies | None = None
         # A loop that cannot watch a descriptor (it gets call_soon_threadsafe).
         self._plain_loop: asyncio.AbstractEventLoop | None = None
@@ -236,13 +272,13 @@ class SQLiteThread:
         when the thread is stopped."""
         if not self.running:
             raise sqlite3.ProgrammingError("the SQLite connection is closed")
-        self._jobs.put((self._reply(asyncio.get_running_loop()), callback, context, work, args))
+        self._put((self._reply(asyncio.get_running_loop()), callback, context, work, args))
 
     def post(self, work: Callable[..., Any], *args: Any) -> None:
         """Run ``work(connection, *args)`` on the thread; it reports its outcome by itself."""
         if not self.running:
             raise sqlite3.ProgrammingError("the SQLite connection is closed")
-        self._jobs.put((None, None, None, work, args))
+        self._put((None, None, None, work, args))
 
     def close_with(self, connection: sqlite3.Connection) -> None:
         """Close ``connection`` (opened with ``check_same_thread=False``) on this thread when it
@@ -259,10 +295,10 @@ class SQLiteThread:
             return
         self.running = False
         for companion in self._companions:
-            self._jobs.put((None, None, None, _close_companion, (companion,)))
+            self._put((None, None, None, _close_companion, (companion,)))
         self._companions.clear()
         reply = None if future is None else self._reply(future.get_loop())
-        self._jobs.put((reply, _resolve, future, _close_marker, (self._replies,)))
+        self._put((reply, _resolve, future, _close_marker, (self._replies,)))
         self._replies = None
 
     async def close(self) -> None:
@@ -271,6 +307,25 @@ class SQLiteThread:
         self.stop(future)
         await future
 
+    def borrow(self) -> sqlite3.Connection | None:
+        """The thread's connection, lent to the calling thread until ``give_back()``: only while
+        the thread is idle (every job it was given has finished) and running, else None. The
+        thread does not start another job before ``give_back()``. For the thread that queues
+        this thread's jobs (an event loop's): it alone may see ``queued`` stay put meanwhile.
+        The connection must have been opened with ``check_same_thread=False``."""
+        shared = self._shared
+        if not self.running or shared.finished != self.queued:
+            return None
+        if not shared.lock.acquire(blocking=False):
+            return None
+        if shared.connection is None:
+            shared.lock.release()
+        return shared.connection
+
+    def give_back(self) -> None:
+        """End the loan ``borrow()`` made."""
+        self._shared.lock.release()
+
     def join(self, timeout: float) -> None:
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -278,8 +333,12 @@ class SQLiteThread:
     def _queue_call(self, work: Callable[..., _T], args: tuple[Any, ...]) -> asyncio.Future[_T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._jobs.put((self._reply(loop), _resolve, future, work, args))
+        self._put((self._reply(loop), _resolve, future, work, args))
         return future
+
+    def _put(self, job: _Job) -> None:
+        self.queued += 1
+        self._jobs.put(job)
 
     def _reply(self, loop: asyncio.AbstractEventLoop) -> _Reply:
         """How the worker hands a result to ``loop``."""
@@ -292,7 +351,7 @@ class SQLiteThread:
             if not replies.loop.is_closed():
                 return loop.call_soon_threadsafe  # a second live loop: the general way
             # Queued after every job that may still use them.
-            self._jobs.put((None, None, None, _retire_marker, (replies,)))
+            self._put((None, None, None, _retire_marker, (replies,)))
         self._replies = replies = _LoopReplies.attach(loop)
         if replies is None:
             self._plain_loop = loop

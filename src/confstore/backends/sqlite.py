@@ -40,8 +40,11 @@ connection for both. A read is one thread hop: the query runs and its rows becom
 objects on the reader thread. A store that is never closed does not keep the process alive: see
 ``_sqlite_thread`` for what happens to it at garbage collection and at exit.
 
-Writes go through one group-commit path: a write is queued, and the writer takes everything queued
-so far into one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, one fsync, one thread hop). Each
+A set_config that finds the writer idle is committed on the event loop's own thread, on the
+writer's connection (no thread hop; see ``_GroupCommitWriter`` for what that can block the loop
+for, and ``loop_writes=False`` to turn it off). Every other write goes through one group-commit
+path: a write is queued, and the writer takes everything queued so far into one transaction
+(``BEGIN IMMEDIATE`` ... ``COMMIT``, one fsync, one thread hop). Each
 write runs in its own SAVEPOINT, so it keeps its own version, its own compare-and-set outcome and its
 own error: a conflicting or failing write is rolled back alone while the others commit. The next
 version and the compare-and-set check are one ``INSERT ... SELECT ... RETURNING`` statement. Writers
@@ -143,6 +146,18 @@ _LOOP_READ_BUDGET = 0.002
 _LOOP_READ_PAUSE = 1.0
 # Keys per prune transaction.
 _PRUNE_PAGE = 500
+# Writes committed on the loop's thread that take longer than this on average (seconds: a slow
+# or busy disk, networked storage), or one that takes _LOOP_WRITE_OUTLIER times as long, send
+# writes to the writer thread for the next _LOOP_WRITE_PAUSE seconds.
+_LOOP_WRITE_BUDGET = 0.005
+_LOOP_WRITE_PAUSE = 1.0
+# Not lower: on a busy machine the process itself can wait tens of ms for a CPU, which the
+# elapsed time of a write includes (and which holds the loop whether the write runs there or not).
+_LOOP_WRITE_OUTLIER = 10
+# WAL frames (pages) after which the writer checkpoints, as SQLite's wal_autocheckpoint would
+# (its default), but on the writer thread; and a first guess of the frames one write adds.
+_CHECKPOINT_FRAMES = 1000
+_FRAMES_PER_WRITE = 6
 
 # Restored versions may arrive below the latest one: heads only move forward. A head whose key
 # retention removed (version_count 0) takes the new key's created_at.
@@ -452,12 +467,16 @@ class _Failed:
     error: Exception
 
 
-def _run_batch(connection: sqlite3.Connection, works: Sequence[WriteWork]) -> list[Any]:
-    """One transaction for a group of writes, each in its own savepoint. Runs on the writer thread.
+def _run_batch(
+    connection: sqlite3.Connection, works: Sequence[WriteWork], busy: _BusyWait, wait: bool
+) -> list[Any]:
+    """One transaction for a group of writes, each in its own savepoint: on the writer thread,
+    waiting for other processes' locks, or on the loop's (``wait=False``), not waiting at all.
 
     A write that raises is rolled back to its savepoint and its exception returned as _Failed; a
     driver error other than a constraint violation aborts (and rolls back) the whole batch.
     """
+    busy.set(connection, wait)
     connection.execute("BEGIN IMMEDIATE")
     try:
         outcomes = [_run_one(work, connection) for work in works]
@@ -546,6 +565,32 @@ def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
 
 
 _Pending = tuple[WriteWork, "asyncio.Future[Any]"]
+# _run_here's outcome when another connection holds the write lock.
+_BUSY: Final = object()
+
+
+class _BusyWait:
+    """The writer connection's busy timeout, changed only when the side using it changes: the
+    writer thread waits up to ``timeout`` for another process's lock, the loop's thread never
+    waits (SQLite reports busy at once and the write goes to the thread). A lone writer's
+    writes all run on the loop, so they pay no PRAGMA."""
+
+    __slots__ = ("milliseconds", "waiting")
+
+    def __init__(self, timeout: float) -> None:
+        self.milliseconds = round(timeout * 1000)
+        self.waiting = True  # as the connection was opened
+
+    def set(self, connection: sqlite3.Connection, wait: bool) -> None:
+        if wait != self.waiting:
+            connection.execute(f"PRAGMA busy_timeout={self.milliseconds if wait else 0}")
+            self.waiting = wait
+
+
+def _checkpoint(connection: sqlite3.Connection) -> int:
+    """A passive WAL checkpoint, as wal_autocheckpoint runs one; returns the WAL's frames."""
+    frames: int = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    return frames
 
 
 class _GroupCommitWriter:
@@ -559,9 +604,23 @@ class _GroupCommitWriter:
 
     The writer follows its caller's event loop: when a new loop starts using it (the previous
     one ended, say, with ``asyncio.run``), bookkeeping left by the old loop is dropped.
+
+    Writes on the loop (``write()``, unless ``inline=False``): a write that finds the writer idle
+    (nothing queued, nothing on the thread, no other write in this turn of the loop) is
+    committed on the loop's own thread, on the writer's connection, which the thread lends
+    (``SQLiteThread.borrow``): no thread hop, which costs more than all of the store's Python.
+    The loop is then held for the write's transaction, its fsync included: the time its caller
+    waits anyway. It never waits for a lock there (busy timeout 0: a write that finds another
+    process writing goes to the thread, which waits as before), and writes that take longer
+    than ``_LOOP_WRITE_BUDGET`` (see LoopBudget) go to the thread for ``_LOOP_WRITE_PAUSE`` s.
+    Then the connection does not checkpoint by itself at commit (that would write and fsync
+    the database file on the loop): the writer runs the checkpoints on its thread, after about
+    the WAL frames SQLite's own automatic checkpoint would wait for.
     """
 
-    def __init__(self, thread: SQLiteThread, errors: _DriverErrors, timeout: float) -> None:
+    def __init__(
+        self, thread: SQLiteThread, errors: _DriverErrors, timeout: float, *, inline: bool
+    ) -> None:
         self._thread = thread
         self._driver_errors = errors
         self._timeout = timeout
@@ -571,6 +630,15 @@ class _GroupCommitWriter:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._in_flight = False
         self._scheduled = False
+        self._busy = _BusyWait(timeout)
+        self._inline = inline
+        self._budget = LoopBudget(
+            _LOOP_WRITE_BUDGET, _LOOP_WRITE_PAUSE, outlier=_LOOP_WRITE_OUTLIER
+        )
+        self._writes_since_checkpoint = 0
+        self._frames_per_write = _FRAMES_PER_WRITE
+        # After a transaction of unknown size (an import): checkpoint before the next write.
+        self._checkpoint_forced = False
 
     def submit(self, work: WriteWork) -> asyncio.Future[Any]:
         """Run ``work(connection)`` inside a write transaction; the future gets what it returns
@@ -583,6 +651,54 @@ class _GroupCommitWriter:
         if not (self._in_flight or self._scheduled):
             self._start_next_batch()
         return future
+
+    async def write(self, work: WriteWork) -> Any:
+        """What ``work(connection)`` returns, run inside a write transaction: on the loop's
+        thread when the writer is idle (see the class), else as ``submit(work)``.
+
+        The write first gives the loop's other tasks one turn, holding the writer meanwhile, so
+        writes that arrive in that turn queue behind it and commit together, and a loop of
+        writes never starves the others. A cancellation during that turn writes nothing; once
+        the write runs on the loop it cannot be cancelled midway: it commits or fails whole.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
+        if not (
+            self._inline
+            and not (self._in_flight or self._scheduled or self._pending or self._holders)
+            and self._budget.allows()
+        ):
+            return await self.submit(work)
+        self._in_flight = True
+        try:
+            await asyncio.sleep(0)
+            connection = self._thread.borrow()
+            if connection is not None:
+                outcome = self._run_here(connection, work)
+                if outcome is not _BUSY:
+                    return outcome
+        finally:
+            self._release()
+        return await self.submit(work)
+
+    def _run_here(self, connection: sqlite3.Connection, work: WriteWork) -> Any:
+        """Run ``work`` in a transaction on the loop's thread, on the borrowed connection: its
+        result, its error raised, or _BUSY when another connection holds the write lock."""
+        started = self._budget.clock()
+        try:
+            [outcome] = _run_batch(connection, [work], self._busy, False)
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                return _BUSY
+            raise self._translated(exc) from exc
+        finally:
+            self._thread.give_back()
+            self._budget.spent(started)
+        self._writes_since_checkpoint += 1
+        if isinstance(outcome, _Failed):
+            raise self._translated(outcome.error)
+        return outcome
 
     async def drain(self) -> None:
         """Wait until every queued write has been committed or has failed."""
@@ -606,7 +722,9 @@ class _GroupCommitWriter:
         thread = self._thread
         try:
             with self._driver_errors:
-                await _retry_while_busy(thread, _begin_immediate, self._timeout)
+                await _retry_while_busy(
+                    thread, partial(_begin_immediate, self._busy), self._timeout
+                )
         except BaseException:
             self._release()
             raise
@@ -620,6 +738,7 @@ class _GroupCommitWriter:
                 thread.post(_rollback)
             raise
         finally:
+            self._checkpoint_forced = self._inline
             self._release()
 
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -655,8 +774,10 @@ class _GroupCommitWriter:
         After a batch, the next one starts one turn of the loop later even if nothing waits
         yet: the writers the batch just woke submit their next writes in that turn and join it
         (a lone writer's next write too, so it loses no turn), instead of the first of them
-        going alone and the rest waiting for it.
+        going alone and the rest waiting for it. A checkpoint that is due goes first.
         """
+        if self._checkpoint_due():
+            return
         while self._holders:
             turn = self._holders.popleft()
             if not turn.done():
@@ -687,10 +808,38 @@ class _GroupCommitWriter:
         self._in_flight = True
         self._send(batch, asyncio.get_running_loop().time() + self._timeout, 0.002)
 
+    def _checkpoint_due(self) -> bool:
+        """Start a checkpoint on the thread if inline writes have filled the WAL that far (the
+        writer is held until it ends); True if one started."""
+        writes = self._writes_since_checkpoint
+        if not (self._checkpoint_forced or writes * self._frames_per_write >= _CHECKPOINT_FRAMES):
+            return False
+        # Frames per write are learnt from counted writes only (not from an import's).
+        context = 0 if self._checkpoint_forced else writes
+        try:
+            self._thread.run(_checkpoint, (), self._checkpoint_done, context)
+        except sqlite3.Error:
+            return False  # the store is closing
+        self._writes_since_checkpoint = 0
+        self._checkpoint_forced = False
+        self._in_flight = True
+        return True
+
+    def _checkpoint_done(
+        self, writes: int, frames: int | None, error: BaseException | None
+    ) -> None:
+        # A checkpoint that failed (the file busy, say) is retried after as many writes again.
+        if frames and writes:
+            self._frames_per_write = min(_CHECKPOINT_FRAMES, max(1, frames // writes))
+        self._in_flight = False
+        self._next()
+
     def _send(self, batch: list[_Pending], deadline: float, delay: float) -> None:
         works = [work for work, _ in batch]
         try:
-            self._thread.run(_run_batch, (works,), self._finish, (batch, deadline, delay))
+            self._thread.run(
+                _run_batch, (works, self._busy, True), self._finish, (batch, deadline, delay)
+            )
         except sqlite3.Error as exc:
             self._finish((batch, deadline, delay), None, exc)
 
@@ -712,6 +861,7 @@ class _GroupCommitWriter:
                     future.set_exception(self._translated(error))
         else:
             assert outcomes is not None
+            self._writes_since_checkpoint += len(batch)
             for (_, future), result in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
@@ -720,7 +870,9 @@ class _GroupCommitWriter:
                 else:
                     future.set_result(result)
         self._in_flight = False
-        self._next(after_batch=True)
+        # A batch of one was a lone writer's (that waited for a checkpoint, say): its next
+        # write may go inline again, so no batch is held open for it.
+        self._next(after_batch=len(batch) > 1)
 
     def _translated(self, error: BaseException) -> BaseException:
         """The confstore error for ``error``: a fresh one per caller, so no traceback is shared."""
@@ -817,6 +969,17 @@ class SQLiteConfigStore(ConfigStore):
     reads go to the reader thread for the next second. Reads from another thread or loop, and
     reads SQLite reports busy, go to the reader thread. Turn it off where a loop must never
     touch the disk (a file on a network file system, hard latency bounds on the loop).
+
+    ``loop_writes`` (default True; URL ``?loop_writes=false``): a ``set_config`` that finds the
+    store's writer idle is committed on the event loop's own thread, on the writer's
+    connection, instead of hopping to the writer thread. What that can block the loop for: the
+    write's transaction, once, its fsync included (about 0.5 ms on a local SSD; with
+    ``synchronous=FULL``, the time its caller waits anyway); never a wait for another process's
+    lock (the write then goes to the thread) and never a checkpoint (those run on the writer
+    thread). When writes there take longer than 5 ms on average, or one takes 50 ms, writes go
+    to the thread for the next second. Concurrent writers still share group commits on the
+    thread; deletes, imports and prune always run there; a ``:memory:`` store never writes on
+    the loop.
     """
 
     backend_name: ClassVar[str] = "sqlite"
@@ -836,13 +999,11 @@ class SQLiteConfigStore(ConfigStore):
         feed_max_age: timedelta | float | str = DEFAULT_FEED_MAX_AGE,
         watch_interval: float = DEFAULT_WATCH_INTERVAL,
         loop_reads: bool = True,
+        loop_writes: bool = True,
     ) -> None:
         super().__init__(max_value_bytes=max_value_bytes)
-        if not isinstance(loop_reads, bool):
-            raise InvalidConfigError(
-                f"loop_reads must be True or False, got {loop_reads!r}", field="loop_reads"
-            )
-        self.loop_reads = loop_reads
+        self.loop_reads = _require_bool("loop_reads", loop_reads)
+        self.loop_writes = _require_bool("loop_writes", loop_writes)
         self.feed_max_changes = validate_version(feed_max_changes, name="feed_max_changes")
         self.feed_max_age = parse_duration(feed_max_age, name="feed_max_age")
         self._writes_since_trim = 0
@@ -891,7 +1052,8 @@ class SQLiteConfigStore(ConfigStore):
         ``feed_max_changes`` and ``feed_max_age`` (``7d``, ``12h``, or seconds): how much of the
         change feed is kept; ``watch_interval`` (seconds between checks for commits while a follower waits);
         ``loop_reads`` (``true``, the default, or ``false``: whether point reads may be served
-        on the event loop's thread, see the class).
+        on the event loop's thread, see the class); ``loop_writes`` (``true``, the default, or ``false``: whether a lone set_config may be
+        committed on the event loop's thread, see the class).
         """
         reader = StoreOptions("sqlite", options)
         busy_timeout = reader.take_float("busy_timeout", DEFAULT_TIMEOUT)
@@ -903,6 +1065,7 @@ class SQLiteConfigStore(ConfigStore):
         feed_max_age = reader.take_any("feed_max_age", DEFAULT_FEED_MAX_AGE)
         watch_interval = reader.take_float("watch_interval", DEFAULT_WATCH_INTERVAL)
         loop_reads = reader.take_bool("loop_reads", True)
+        loop_writes = reader.take_bool("loop_writes", True)
         reader.finish()
         if mode not in ("rw", "ro"):
             raise InvalidConfigError(f"mode must be rw or ro, got {mode!r}", field="mode")
@@ -928,6 +1091,7 @@ class SQLiteConfigStore(ConfigStore):
             feed_max_age=feed_max_age,
             watch_interval=watch_interval,
             loop_reads=loop_reads,
+            loop_writes=loop_writes,
         )
 
     @property
@@ -1033,10 +1197,13 @@ class SQLiteConfigStore(ConfigStore):
     async def _open_writer(self, opened: list[SQLiteThread]) -> SQLiteThread | None:
         """Open the writer connection and the group-commit path on it; None (and the writer
         closed again) when SQLite finds the file cannot be written."""
-        writer = await self._start_thread(opened, "writer", partial(_connect, self.path))
+        # Not bound to its thread: inline writes borrow it on the loop's thread.
+        connect = partial(_connect, self.path, check_same_thread=False)
+        writer = await self._start_thread(opened, "writer", connect)
+        inline = self.loop_writes and not self.in_memory
         try:
             await _retry_while_busy(
-                writer, partial(_prepare_writer, self.synchronous), self.timeout
+                writer, partial(_prepare_writer, self.synchronous, not inline), self.timeout
             )
         except sqlite3.Error as exc:
             if self.in_memory or _error_code(exc) not in _READ_ONLY_CODES:
@@ -1046,7 +1213,7 @@ class SQLiteConfigStore(ConfigStore):
             opened.remove(writer)
             await writer.close()
             return None
-        self._writer = _GroupCommitWriter(writer, self._driver_errors, self.timeout)
+        self._writer = _GroupCommitWriter(writer, self._driver_errors, self.timeout, inline=inline)
         return writer
 
     async def _start_thread(
@@ -1320,10 +1487,15 @@ class SQLiteConfigStore(ConfigStore):
             return await reader.call(work, *args)
 
     async def _write(self, work: WriteWork) -> Any:
+        """Run ``work`` in a write transaction; a one-statement write (set_config's) may run on
+        the loop's thread (``_GroupCommitWriter.write``), any other goes to the writer thread."""
         writer = self._writer
         if writer is None:
             raise self._not_writable()
-        result = await writer.submit(work)
+        if isinstance(work, _OneStatement):
+            result = await writer.write(work)
+        else:
+            result = await writer.submit(work)
         self._writes_since_trim += 1
         if self._writes_since_trim >= _FEED_TRIM_EVERY:
             self._writes_since_trim = 0
@@ -1396,6 +1568,12 @@ class SQLiteConfigStore(ConfigStore):
 
 
 _DEFAULT_PATH: Final = StoreURL.parse(DEFAULT_STORE_URL).path
+
+
+def _require_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidConfigError(f"{name} must be True or False, got {value!r}", field=name)
+    return value
 
 
 def _check_location(path: str) -> str | None:
@@ -1477,10 +1655,16 @@ def _on_read_only_file_system(path: str) -> bool:
         return False
 
 
-def _prepare_writer(synchronous: Synchronous, connection: sqlite3.Connection) -> None:
-    """Set the journal mode and durability, and create or check the schema, on the writer thread."""
+def _prepare_writer(
+    synchronous: Synchronous, checkpoints: bool, connection: sqlite3.Connection
+) -> None:
+    """Set the journal mode and durability, and create or check the schema, on the writer
+    thread; ``checkpoints=False`` turns SQLite's automatic checkpoint at commit off (the
+    writer then runs them, see _GroupCommitWriter)."""
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute(f"PRAGMA synchronous={synchronous}")
+    if not checkpoints:
+        connection.execute("PRAGMA wal_autocheckpoint=0")
     connection.execute("BEGIN IMMEDIATE")
     try:
         found = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -1563,7 +1747,8 @@ def _prune_page(
     return report
 
 
-def _begin_immediate(connection: sqlite3.Connection) -> None:
+def _begin_immediate(busy: _BusyWait, connection: sqlite3.Connection) -> None:
+    busy.set(connection, True)
     connection.execute("BEGIN IMMEDIATE")
 
 
