@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from _lock_holder import start_lock_holder
 
 from confstore import ConfigEntry, ConfigStoreError, InvalidConfigError, open_store
 from confstore.backends._loop_lane import LoopBudget
@@ -313,17 +314,8 @@ async def test_a_read_during_wal_recovery_by_another_process_goes_to_the_reader_
     loop_statements = LoopStatements(store)
     assert await store.get_config(*KEY) == written
     shm = db_path.with_name(db_path.name + "-shm")
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        RECOVERY_LOCK_HOLDER,
-        str(shm),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    holder = await start_lock_holder(RECOVERY_LOCK_HOLDER, shm)
     assert holder.stdin is not None
-    assert holder.stdout is not None
-    assert await holder.stdout.readline() == b"LOCKED\n"
     # The two copies of the index header now differ, as after a writer died while updating
     # it: the next reader must rebuild the index, and the recovery lock is another's.
     with shm.open("r+b") as index:
