@@ -596,7 +596,7 @@ def _checkpoint(connection: sqlite3.Connection) -> int:
 class _GroupCommitWriter:
     """The single write path of one store handle: queued writes are committed together.
 
-    A write that finds the writer idle goes to the writer thread at once. While a batch is on the
+    A write submitted to an idle writer goes to the writer thread at once. While a batch is on the
     writer thread, new writes queue; when it finishes, the next batch starts one turn of the event
     loop later, so every write submitted in that turn (for example by the writers the finished
     batch just woke) joins it. A batch runs as one hop and reports back with one reply (``SQLiteThread.run``): no task
@@ -608,12 +608,13 @@ class _GroupCommitWriter:
     Writes on the loop (``write()``, unless ``inline=False``): a write that finds the writer idle
     (nothing queued, nothing on the thread, no other write in this turn of the loop) is
     committed on the loop's own thread, on the writer's connection, which the thread lends
-    (``SQLiteThread.borrow``): no thread hop, which costs more than all of the store's Python.
+    (``SQLiteThread.borrow``): no thread hop, which costs about as much as all of the store's
+    Python.
     The loop is then held for the write's transaction, its fsync included: the time its caller
     waits anyway. It never waits for a lock there (busy timeout 0: a write that finds another
     process writing goes to the thread, which waits as before), and writes that take longer
     than ``_LOOP_WRITE_BUDGET`` (see LoopBudget) go to the thread for ``_LOOP_WRITE_PAUSE`` s.
-    Then the connection does not checkpoint by itself at commit (that would write and fsync
+    With writes on the loop the connection does not checkpoint by itself at commit (that would write and fsync
     the database file on the loop): the writer runs the checkpoints on its thread, after about
     the WAL frames SQLite's own automatic checkpoint would wait for.
     """
