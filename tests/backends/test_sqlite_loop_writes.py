@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from _lock_holder import start_lock_holder
 
-from confstore import ConfigScope, InvalidConfigError, open_store
+from confstore import BackendUnavailableError, ConfigScope, InvalidConfigError, open_store
 from confstore.backends import sqlite as sqlite_backend
 from confstore.backends._sqlite_thread import SQLiteThread
 from confstore.backends.sqlite import SQLiteConfigStore
@@ -353,3 +353,31 @@ async def test_writes_that_stay_over_the_budget_go_to_the_thread_but_one_does_no
         first_on_thread = next(i for i, thread in enumerate(commits) if thread != loop_thread)
         assert 3 <= first_on_thread <= 12, commits
         assert set(commits[first_on_thread:]) == {commits[first_on_thread]}
+
+
+async def test_a_full_disk_on_the_loop_is_a_backend_error_and_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    await store.set_config(*KEY, {"n": 0})
+
+    def fill_up(connection: sqlite3.Connection) -> None:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count={pages}")  # SQLITE_FULL beyond it
+
+    await writer_thread(store).call(fill_up)
+    log = await trace_writer(store)
+    with pytest.raises(BackendUnavailableError, match="full") as caught:
+        await store.set_config(*KEY, {"big": "x" * 200_000})
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    assert log.threads_of("BEGIN IMMEDIATE") == [threading.get_ident()]  # it ran on the loop
+    assert log.threads_of("COMMIT") == []
+    assert (await store.get_config(*KEY)).version == 1  # type: ignore[union-attr]
+    assert (await store.set_config(*KEY, {"n": 1})).version == 2  # small writes still fit
+
+
+async def test_a_writer_connection_lost_under_the_store_is_a_backend_error(
+    store: SQLiteConfigStore,
+) -> None:
+    await writer_thread(store).call(sqlite3.Connection.close)
+    with pytest.raises(BackendUnavailableError):
+        await store.set_config(*KEY, {"n": 0})
