@@ -14,7 +14,7 @@ in a temporary directory.
   connection to a file with the store's schema: no event loop, no thread hop, no Python objects
   beyond the calls (target: within 1.3x, ratio >= 0.77). Its note breaks the difference down
   with two more sides measured in the same rounds: the same statements run on the event loop
-  with one ``await asyncio.sleep(0)`` per write (what an inline write adds to its SQL: one
+  with one ``await asyncio.sleep(0)`` per write (what a write on the loop adds to its SQL: one
   turn of the loop), and sent to a thread of the store's kind (``SQLiteThread.call``) and
   awaited (what a write on the writer thread adds), neither with store code around them.
 """
