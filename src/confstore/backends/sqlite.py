@@ -965,7 +965,7 @@ class SQLiteConfigStore(ConfigStore):
     ``loop_reads`` (default True; URL ``?loop_reads=false``): a file store serves point reads
     (``get_config`` of the latest version or of one version) on the event loop's own thread,
     from a read-only connection that never waits for a lock, instead of hopping to its reader
-    thread; that is about three times faster. Such a read can hold the loop only while it
+    thread; that is about twice as fast (measured). Such a read can hold the loop only while it
     reads pages the OS has not cached (a few page reads), and once it takes longer than 2 ms,
     reads go to the reader thread for the next second. Reads from another thread or loop, and
     reads SQLite reports busy, go to the reader thread. Turn it off where a loop must never
