@@ -1,4 +1,10 @@
-"""``python -m benchmarks [--quick] [NAME ...]``: run the benchmarks and print a table of ratios."""
+"""``python -m benchmarks [--quick] [NAME ...]``: run the benchmarks and print a table of ratios.
+
+Each row is printed as soon as its module hands it over (a module's ``run`` may be an async
+generator that yields rows as it measures them, or a coroutine that returns its list), with each
+module's start and elapsed time, so a long run shows numbers as it goes and a stopped run is not
+wasted; the table of every row and the modules' durations come at the end.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,11 @@ import os
 import pkgutil
 import platform
 import sqlite3
-import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 from . import _harness
 from ._harness import Result
@@ -27,22 +36,34 @@ def _modules(selected: list[str]) -> list[str]:
     return found
 
 
+HEADER = ("benchmark", "confstore", "baseline", "unit", "ratio", "target", "ok")
+
+
+def _cells(result: Result) -> tuple[str, ...]:
+    """One row's cells, in HEADER's order."""
+    return (
+        result.name,
+        f"{result.value:,.1f}",
+        f"{result.baseline:,.1f}",
+        result.unit,
+        f"{result.ratio:.2f}x",
+        "" if result.target is None else f">= {result.target:.2f}x",
+        {None: "", True: "yes", False: "NO"}[result.meets_target],
+    )
+
+
+def _format_row(result: Result) -> str:
+    """A row as one line the moment it is measured (its note on the next), for a reader watching
+    a long run; the table at the end lines every row up."""
+    name, value, baseline, unit, ratio, target, ok = _cells(result)
+    verdict = f"; target {target}: {ok}" if target else ""
+    line = f"row: {name}: {value} vs baseline {baseline} {unit}: {ratio}{verdict}"
+    return line + (f"\n     note: {result.note}" if result.note else "")
+
+
 def _format(results: list[Result]) -> str:
-    header = ("benchmark", "confstore", "baseline", "unit", "ratio", "target", "ok")
-    rows = [header]
-    for result in results:
-        ok = {None: "", True: "yes", False: "NO"}[result.meets_target]
-        rows.append(
-            (
-                result.name,
-                f"{result.value:,.1f}",
-                f"{result.baseline:,.1f}",
-                result.unit,
-                f"{result.ratio:.2f}x",
-                "" if result.target is None else f">= {result.target:.2f}x",
-                ok,
-            )
-        )
+    rows = [HEADER, *(_cells(result) for result in results)]
+    header = HEADER
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
@@ -62,6 +83,17 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def _machine(pinned: str, quick: bool) -> str:
+    """The machine, Python and SQLite versions, CPU pinning and load, stated in every module's
+    output and the table's (the load average is the one at the time of the call)."""
+    return (
+        f"{_cpu_model()} ({platform.machine()}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} cores; pinned to: {pinned}; load average "
+        f"{os.getloadavg()[0]:.2f}; quick={quick}"
+    )
 
 
 def main() -> int:
@@ -86,19 +118,56 @@ def main() -> int:
         cpu = min(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})
         pinned = f"CPU {cpu}"
-    print(
-        f"machine: {_cpu_model()} ({platform.machine()}), {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}, SQLite "
-        f"{sqlite3.sqlite_version}, {os.cpu_count()} cores; pinned to: {pinned}; "
-        f"load average {os.getloadavg()[0]:.2f}; quick={args.quick}"
-    )
+    machine = _machine(pinned, args.quick)
+    _print(f"machine: {machine}")
     results: list[Result] = []
+    durations: list[tuple[str, float, int]] = []
     for name in _modules(args.names):
         module = importlib.import_module(f"benchmarks.{name}")
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.extend(asyncio.run(module.run(args.quick)))
-    print(_format(results))
+        _print(f"running {name} ... started {_now()}")
+        _print(f"  on: {_machine(pinned, args.quick)}")
+        started = time.perf_counter()
+        rows = asyncio.run(_collect(module, args.quick, lambda row: _print(_format_row(row))))
+        elapsed = time.perf_counter() - started
+        _print(f"finished {name}: {len(rows)} rows in {elapsed:.1f} s ({_now()})")
+        results.extend(rows)
+        durations.append((name, elapsed, len(rows)))
+    _print(f"\nall rows, on: {machine}")
+    _print(_format(results))
+    _print("\nmodule durations:")
+    for name, elapsed, count in durations:
+        _print(f"  {name}: {elapsed:.1f} s, {count} rows")
+    _print(f"  all: {sum(elapsed for _, elapsed, _ in durations):.1f} s")
     return 0
+
+
+async def _collect(
+    module: ModuleType, quick: bool, report: Callable[[Result], None]
+) -> list[Result]:
+    """The rows of ``module.run(quick)``, each passed to ``report`` as soon as it is measured."""
+    rows: list[Result] = []
+    async for row in _rows(module, quick):
+        report(row)
+        rows.append(row)
+    return rows
+
+
+async def _rows(module: ModuleType, quick: bool) -> AsyncIterator[Result]:
+    produced = module.run(quick)
+    if isinstance(produced, AsyncIterator):
+        async for row in produced:
+            yield row
+    else:
+        for row in await produced:
+            yield row
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S UTC")
 
 
 if __name__ == "__main__":

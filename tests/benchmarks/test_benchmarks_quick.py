@@ -30,10 +30,24 @@ def test_every_benchmark_runs_in_quick_mode_and_reports_rows() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("machine:")
+    streamed = 0
     for module in modules:
-        assert f"running {module} ..." in result.stderr
-    table = result.stdout.splitlines()
-    assert table[0].startswith("machine:")
-    assert table[1].startswith("benchmark")
-    rows = [line for line in table[3:] if line.strip() and not line.startswith(("notes:", "  "))]
-    assert len(rows) >= len(modules), result.stdout
+        start = _find(lines, f"running {module} ... started")
+        end = _find(lines, f"finished {module}: ")
+        # Each module states where it runs, then prints its rows as they come, before it ends.
+        assert "SQLite 3." in lines[start + 1], lines[start + 1]
+        assert "pinned to: " in lines[start + 1], lines[start + 1]
+        rows = sum(line.startswith("row: ") for line in lines[start:end])
+        assert rows, f"{module} printed no row before it finished"
+        streamed += rows
+    assert "SQLite 3." in lines[_find(lines, "all rows, on: ")]
+    header = _find(lines, "benchmark ")
+    table = lines[header + 2 : lines.index("", header)]
+    assert len(table) == streamed, result.stdout
+
+
+def _find(lines: list[str], prefix: str) -> int:
+    """The index of the first line that starts with ``prefix``."""
+    return next(number for number, line in enumerate(lines) if line.startswith(prefix))
