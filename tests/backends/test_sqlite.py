@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ from confstore import (
 from confstore.backends.sqlite import SCHEMA_VERSION, SQLiteConfigStore
 
 SYSTEM = ConfigScope.SYSTEM
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    (tmp_path / "store").mkdir()
-    return tmp_path / "store" / "config.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteConfigStore]:
-    async with SQLiteConfigStore(db_path) as opened:
-        yield opened
 
 
 def read_pragma(path: Path, pragma: str) -> Any:

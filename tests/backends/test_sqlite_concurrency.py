@@ -6,7 +6,6 @@ import asyncio
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ SYSTEM = ConfigScope.SYSTEM
 WRITER_SCRIPT = Path(__file__).with_name("_sqlite_writer.py")
 # The key _sqlite_writer.py writes.
 SHARED_KEY = ("multiprocess", SYSTEM, "writer", "shared")
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "concurrency.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteConfigStore]:
-    async with SQLiteConfigStore(db_path) as opened:
-        yield opened
 
 
 async def test_sixty_concurrent_tasks_on_one_key_get_versions_one_to_sixty(

@@ -16,11 +16,6 @@ SYSTEM = ConfigScope.SYSTEM
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "errors.db"
-
-
-@pytest.fixture
 def lock_holder(db_path: Path) -> Iterator[sqlite3.Connection]:
     """A plain sqlite3 connection on the store's file, to hold its write lock."""
     connection = sqlite3.connect(db_path, isolation_level=None)

@@ -10,7 +10,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,17 +47,6 @@ class LoopStatements:
     def execute(self, sql: str, parameters: Sequence[Any]) -> sqlite3.Cursor:
         self.count += 1
         return self.connection.execute(sql, parameters)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "loop.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteConfigStore]:
-    async with SQLiteConfigStore(db_path) as opened:
-        yield opened
 
 
 async def test_loop_reads_give_exactly_what_reader_thread_reads_give(

@@ -25,11 +25,6 @@ SYSTEM = ConfigScope.SYSTEM
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "config.db"
-
-
-@pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[SQLiteConfigStore]:
     async with SQLiteConfigStore(db_path, synchronous="NORMAL", feed_max_changes=10) as opened:
         yield opened

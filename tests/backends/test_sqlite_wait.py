@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,6 @@ WRITER_SCRIPT = Path(__file__).with_name("_sqlite_writer.py")
 # Far longer than any test waits: a wait that returns did so because of a commit.
 NEVER = 600.0
 WAIT = 10.0
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "wait.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteConfigStore]:
-    async with SQLiteConfigStore(db_path) as opened:
-        yield opened
 
 
 async def start_writer(db_path: Path) -> asyncio.subprocess.Process:
