@@ -21,6 +21,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,14 @@ def _file_mib(path: Path) -> float:
     return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / MIB
 
 
-async def run(quick: bool) -> list[Result]:
+async def run(quick: bool) -> AsyncIterator[Result]:
+    """The rows, each yielded as soon as it is measured."""
     if quick:
-        return await measure(20_000, 2_000, keys=50, chunk=1_000, prune_keys=20)
-    return await measure(10_000_000, 100_000, keys=1000, chunk=CHUNK, prune_keys=200)
+        sizes = measured(20_000, 2_000, keys=50, chunk=1_000, prune_keys=20)
+    else:
+        sizes = measured(10_000_000, 100_000, keys=1000, chunk=CHUNK, prune_keys=200)
+    async for row in sizes:
+        yield row
 
 
 async def measure(
@@ -119,6 +124,14 @@ async def measure(
 ) -> list[Result]:
     """The rows of this benchmark at the given sizes (``run`` picks them; call it directly to
     measure at other sizes)."""
+    rows = measured(big_writes, small_writes, keys=keys, chunk=chunk, prune_keys=prune_keys)
+    return [row async for row in rows]
+
+
+async def measured(
+    big_writes: int, small_writes: int, *, keys: int, chunk: int, prune_keys: int
+) -> AsyncIterator[Result]:
+    """``measure``'s rows, each yielded as soon as it is measured."""
     with tempfile.TemporaryDirectory(prefix="confstore-bench-retention-") as directory:
         bounded_path = Path(directory, "bounded.db")
         baseline_path = Path(directory, "baseline.db")
@@ -136,18 +149,7 @@ async def measure(
         # Closed: the write-ahead log is checkpointed into the file and removed.
         bounded_size = await asyncio.to_thread(_file_mib, bounded_path)
         baseline_size = await asyncio.to_thread(_file_mib, baseline_path)
-
-        prune_path = Path(directory, "prune.db")
-        async with open_store(f"sqlite:///{prune_path}{options}") as store:
-            per_key = 100
-            started = time.perf_counter()
-            await store.import_entries("bench", _chunk(prune_keys, 1, per_key))
-            write_rate = prune_keys * per_key / (time.perf_counter() - started)
-            started = time.perf_counter()
-            result = await store.prune(keep_last=KEEP_LAST)
-            prune_rate = result.versions_removed / (time.perf_counter() - started)
-    return [
-        Result(
+        yield Result(
             f"retention: file MiB, {big_writes:,} writes keep-last-{KEEP_LAST} vs {small_writes:,}",
             bounded_size,
             baseline_size,
@@ -159,21 +161,30 @@ async def measure(
                 f"writing {big_writes / writing:,.0f}/s, pruning took {pruning:.1f}s of "
                 f"{writing + pruning:.1f}s"
             ),
-        ),
-        Result(
+        )
+        yield Result(
             f"retention: latest read, {big_writes:,} writes pruned vs {small_writes:,}",
             bounded_read * 1e6,
             baseline_read * 1e6,
             "us/read",
             higher_is_better=False,
             target=0.83,
-        ),
-        Result(
+        )
+
+        prune_path = Path(directory, "prune.db")
+        async with open_store(f"sqlite:///{prune_path}{options}") as store:
+            per_key = 100
+            started = time.perf_counter()
+            await store.import_entries("bench", _chunk(prune_keys, 1, per_key))
+            write_rate = prune_keys * per_key / (time.perf_counter() - started)
+            started = time.perf_counter()
+            result = await store.prune(keep_last=KEEP_LAST)
+            prune_rate = result.versions_removed / (time.perf_counter() - started)
+        yield Result(
             "retention: prune keep-last-10 vs writing the versions",
             prune_rate,
             write_rate,
             "versions/s",
             target=1.0,
             note=f"{prune_keys} keys of 100 versions, {result.versions_removed:,} removed",
-        ),
-    ]
+        )
