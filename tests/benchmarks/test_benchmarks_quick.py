@@ -6,10 +6,16 @@ never by timed unit tests.
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
 import subprocess
 import sys
+import types
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).parents[2]
 
@@ -51,3 +57,27 @@ def test_every_benchmark_runs_in_quick_mode_and_reports_rows() -> None:
 def _find(lines: list[str], prefix: str) -> int:
     """The index of the first line that starts with ``prefix``."""
     return next(number for number, line in enumerate(lines) if line.startswith(prefix))
+
+
+async def test_a_module_row_is_printed_before_the_module_measures_its_next(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    harness = importlib.import_module("benchmarks._harness")
+    runner = importlib.import_module("benchmarks.__main__")
+    printed_before_second: list[str] = []
+
+    async def run(quick: bool) -> AsyncIterator[Any]:
+        yield harness.Result("first row", 2.0, 1.0, "ops/s", target=1.0, note="why")
+        printed_before_second.append(capsys.readouterr().out)
+        yield harness.Result("second row", 1.0, 2.0, "ops/s")
+
+    module = types.ModuleType("bench_streaming")
+    module.run = run  # type: ignore[attr-defined]
+    rows = await runner._collect(module, True, lambda row: print(runner._format_row(row)))
+
+    assert [row.name for row in rows] == ["first row", "second row"]
+    assert printed_before_second == [
+        "row: first row: 2.0 vs baseline 1.0 ops/s: 2.00x; target >= 1.00x: yes\n     note: why\n"
+    ]
+    assert capsys.readouterr().out == "row: second row: 1.0 vs baseline 2.0 ops/s: 0.50x\n"
