@@ -108,6 +108,9 @@ def main() -> int:
         help="do not pin the process to one CPU (thread hand-offs then vary with scheduling)",
     )
     args = parser.parse_args()
+    modules = _modules(args.names)
+    if not modules:
+        parser.error(f"no benchmark module matches {' or '.join(args.names)}")
     pinned = "no"
     if hasattr(os, "sched_getaffinity"):
         _harness.ALL_CPUS = frozenset(os.sched_getaffinity(0))
@@ -122,7 +125,7 @@ def main() -> int:
     _print(f"machine: {machine}")
     results: list[Result] = []
     durations: list[tuple[str, float, int]] = []
-    for name in _modules(args.names):
+    for name in modules:
         module = importlib.import_module(f"benchmarks.{name}")
         _print(f"running {name} ... started {_now()}")
         _print(f"  on: {_machine(pinned, args.quick)}")
