@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from json.scanner import make_scanner
+from typing import Any, cast
 
 from ._errors import InvalidConfigError, InvalidIdentifierError, short_repr
 from ._models import ConfigKey, ConfigScope
@@ -28,6 +30,34 @@ _VALIDATED_KEYS: dict[tuple[object, ...], ConfigKey] = {}
 
 # Canonical JSON text of a value; one encoder (json.dumps with options builds one per call).
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _not_serialisable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# ``encode_json`` without its per-call set-up (two Python frames and a fresh C encoder per call,
+# which json.dumps builds too): the C encoder, built once, gives the same text and the same
+# errors, except that it keeps no state between calls, so it does not look for circular
+# references: a circular value recurses until RecursionError, and is then encoded again with
+# ``encode_json`` to tell which it was. Its result is a sequence of chunks to join.
+_canonical_chunks: Callable[[object, int], Iterable[str]]
+try:
+    from _json import encode_basestring as _encode_string
+    from _json import make_encoder as _make_encoder
+except ImportError:  # not CPython
+
+    def _canonical_chunks(value: object, level: int) -> Iterable[str]:
+        return (encode_json(value),)
+
+else:
+    _canonical_chunks = _make_encoder(
+        None, _not_serialisable, _encode_string, None, ":", ",", False, False, False
+    )
+# ``json.loads`` of canonical text, without its checks and frames: the decoder's scanner.
+_parse_canonical: Callable[[str, int], tuple[Any, int]] = make_scanner(
+    cast(Any, json.JSONDecoder())
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", re.ASCII)
 
@@ -155,7 +185,7 @@ def encode_value(
     secret holding the mask ``***`` (see ``refuse_masked_secrets``).
     """
     text = _canonical_text(value, max_bytes)
-    decoded = json.loads(text)
+    decoded = _parse_canonical(text, 0)[0]
     if decoded != value:
         raise InvalidConfigError(
             "config_value does not survive a JSON round trip unchanged "
@@ -187,7 +217,10 @@ def _canonical_text(value: object, max_bytes: int) -> str:
     if not isinstance(value, dict):
         raise InvalidConfigError(f"config_value must be a dict, not {type(value).__name__}")
     try:
-        text = encode_json(value)
+        try:
+            text = "".join(_canonical_chunks(value, 0))
+        except RecursionError:
+            text = encode_json(value)  # too deep, or circular (ValueError)
     except RecursionError:
         raise _too_deep() from None
     except (TypeError, ValueError) as exc:
