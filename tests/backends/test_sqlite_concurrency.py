@@ -200,7 +200,7 @@ async def test_a_write_that_fails_after_changing_rows_is_rolled_back_alone(
 
     outcomes = await asyncio.gather(
         store.set_config("t", SYSTEM, "svc", "before", {"n": 1}),
-        writer.submit(insert_then_fail),
+        writer.write(insert_then_fail),
         store.set_config("t", SYSTEM, "svc", "after", {"n": 2}),
         return_exceptions=True,
     )

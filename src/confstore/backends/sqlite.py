@@ -74,10 +74,20 @@ import errno
 import json
 import os
 import sqlite3
+import types
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -477,16 +487,21 @@ def _run_batch(
     driver error other than a constraint violation aborts (and rolls back) the whole batch.
     """
     busy.set(connection, wait)
+    return _transaction(connection, lambda _: [_run_one(work, connection) for work in works])
+
+
+def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``work(connection)`` between BEGIN IMMEDIATE and COMMIT; rolled back if anything raises."""
     connection.execute("BEGIN IMMEDIATE")
     try:
-        outcomes = [_run_one(work, connection) for work in works]
+        result = work(connection)
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
         raise
-    return outcomes
+    return result
 
 
 class _OneStatement:
@@ -501,20 +516,23 @@ class _OneStatement:
 
 
 class _SetVersion(_OneStatement):
-    """set_config's work on the writer thread: append latest + 1 and return
-    (version, created_at, updated_at). Its parameters are built once, on the loop."""
+    """set_config's work: append latest + 1 and return it as the entry a read of it returns.
+    Its parameters are built once, on the loop; its time is taken inside the transaction, so
+    versions and their ``updated_at`` go up together."""
 
-    __slots__ = ("key", "parameters")
+    __slots__ = ("key", "parameters", "value")
 
     def __init__(
         self,
         key: ConfigKey,
+        value: dict[str, Any],
         value_json: str,
         updated_by: str | None,
         comment: str | None,
         expected_version: int | None,
     ) -> None:
         self.key = key
+        self.value = value
         # _APPEND_VERSION's parameters; ?6 (now) is set when the write runs.
         self.parameters: list[Any] = [
             key.tenant_id,
@@ -529,17 +547,29 @@ class _SetVersion(_OneStatement):
             expected_version,
         ]
 
-    def __call__(self, connection: sqlite3.Connection) -> tuple[int, datetime, datetime]:
-        moment = utc_now()
-        now = moment.isoformat(timespec="microseconds")  # format_timestamp of a UTC moment
+    def __call__(self, connection: sqlite3.Connection) -> ConfigEntry:
+        moment = datetime.now(UTC)
         parameters = self.parameters
-        parameters[5] = now
+        # format_timestamp of a UTC moment, as a read parses it back
+        parameters[5] = now = moment.isoformat(timespec="microseconds")
         row = connection.execute(_APPEND_VERSION_RETURNING, parameters).fetchone()
         if row is None:
             raise _version_conflict(connection, self.key, parameters[9])
         version, created_at = row
-        # A new key was created now: no need to parse back what was just formatted.
-        return version, moment if created_at == now else _parse_timestamp(created_at), moment
+        key = self.key
+        return ConfigEntry(
+            key.tenant_id,
+            key.scope,
+            key.service,
+            key.config_key,
+            self.value,
+            version,
+            # A new key was created now: no need to parse back what was just formatted.
+            moment if created_at == now else _parse_timestamp(created_at),
+            moment,
+            parameters[6],
+            parameters[7],
+        )
 
 
 def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
@@ -565,7 +595,15 @@ def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
 
 
 _Pending = tuple[WriteWork, "asyncio.Future[Any]"]
-# _run_here's outcome when another connection holds the write lock.
+
+
+@types.coroutine
+def _one_turn() -> Generator[None, None, None]:
+    """``await asyncio.sleep(0)`` without the frame of ``sleep``: one turn of the loop."""
+    yield
+
+
+# _commit_here's outcome when another connection holds the write lock.
 _BUSY: Final = object()
 
 
@@ -641,65 +679,67 @@ class _GroupCommitWriter:
         # After a transaction of unknown size (an import): checkpoint before the next write.
         self._checkpoint_forced = False
 
-    def submit(self, work: WriteWork) -> asyncio.Future[Any]:
-        """Run ``work(connection)`` inside a write transaction; the future gets what it returns
-        (a plain function, not a coroutine: one frame less on the hot path of set_config)."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._adopt(loop)
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((work, future))
-        if not (self._in_flight or self._scheduled):
-            self._start_next_batch()
-        return future
+    async def write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """What ``work(connection)`` returns, run inside a write transaction, or its error: the
+        one entry point of every write. A one-statement write (``_OneStatement``) that finds
+        the writer idle runs on the loop's thread (see the class); any other write is queued
+        for the writer thread's next group commit.
 
-    async def write(self, work: WriteWork) -> Any:
-        """What ``work(connection)`` returns, run inside a write transaction: on the loop's
-        thread when the writer is idle (see the class), else as ``submit(work)``.
-
-        The write first gives the loop's other tasks one turn, holding the writer meanwhile, so
-        writes that arrive in that turn queue behind it and commit together, and a loop of
-        writes never starves the others. A cancellation during that turn writes nothing; once
-        the write runs on the loop it cannot be cancelled midway: it commits or fails whole.
+        A write on the loop first gives the loop's other tasks one turn, holding the writer
+        meanwhile, so writes that arrive in that turn queue behind it and commit together, and
+        a loop of writes never starves the others. A cancellation during that turn writes
+        nothing; once the write runs on the loop it cannot be cancelled midway: it commits or
+        fails whole.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._adopt(loop)
         if not (
             self._inline
+            and isinstance(work, _OneStatement)
             and not (self._in_flight or self._scheduled or self._pending or self._holders)
             and self._budget.allows()
         ):
-            return await self.submit(work)
+            return await self._submit(work)
         self._in_flight = True
         try:
-            await asyncio.sleep(0)
+            await _one_turn()
             connection = self._thread.borrow()
             if connection is not None:
-                outcome = self._run_here(connection, work)
+                outcome = self._commit_here(connection, work)
                 if outcome is not _BUSY:
-                    return outcome
+                    return cast(_T, outcome)
         finally:
             self._release()
-        return await self.submit(work)
+        return await self._submit(work)
 
-    def _run_here(self, connection: sqlite3.Connection, work: WriteWork) -> Any:
-        """Run ``work`` in a transaction on the loop's thread, on the borrowed connection: its
-        result, its error raised, or _BUSY when another connection holds the write lock."""
-        started = self._budget.clock()
+    def _commit_here(self, connection: sqlite3.Connection, work: WriteWork) -> Any:
+        """Run ``work`` alone in a transaction on the loop's thread, on the borrowed connection:
+        its result, its error raised, or _BUSY when another connection holds the write lock.
+        Alone, a write that fails rolls the transaction back: nothing else is in it."""
+        budget = self._budget
+        started = budget.clock()
         try:
-            [outcome] = _run_batch(connection, [work], self._busy, False)
+            self._busy.set(connection, False)
+            result = _transaction(connection, work)
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 return _BUSY
             raise self._translated(exc) from exc
         finally:
             self._thread.give_back()
-            self._budget.spent(started)
+            budget.spent(started)
         self._writes_since_checkpoint += 1
-        if isinstance(outcome, _Failed):
-            raise self._translated(outcome.error)
-        return outcome
+        return result
+
+    def _submit(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
+        """Queue ``work(connection)`` for the writer thread's next group commit; the future gets
+        what it returns. For ``write``, which has adopted the running loop."""
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._pending.append((work, future))
+        if not (self._in_flight or self._scheduled):
+            self._start_next_batch()
+        return future
 
     async def drain(self) -> None:
         """Wait until every queued write has been committed or has failed."""
@@ -788,6 +828,8 @@ class _GroupCommitWriter:
         if self._pending or after_batch:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start_next_batch)
+            return
+        if not self._idle_waiters:
             return
         waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
@@ -1226,7 +1268,7 @@ class SQLiteConfigStore(ConfigStore):
         await thread.open(partial(connect, self.timeout))
         return thread
 
-    async def _set_config(
+    def _set_config(  # a plain def returning the write's coroutine: one frame less per write
         self,
         key: ConfigKey,
         value: dict[str, Any],
@@ -1235,21 +1277,9 @@ class SQLiteConfigStore(ConfigStore):
         expected_version: int | None,
         updated_by: str | None,
         comment: str | None,
-    ) -> ConfigEntry:
-        version, created_at, updated_at = await self._write(
-            _SetVersion(key, value_json, updated_by, comment, expected_version)
-        )
-        return ConfigEntry(
-            key.tenant_id,
-            key.scope,
-            key.service,
-            key.config_key,
-            value,
-            version,
-            created_at,
-            updated_at,
-            updated_by,
-            comment,
+    ) -> Coroutine[Any, Any, ConfigEntry]:
+        return self._write(
+            _SetVersion(key, value, value_json, updated_by, comment, expected_version)
         )
 
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
@@ -1487,23 +1517,27 @@ class SQLiteConfigStore(ConfigStore):
         with self._driver_errors:
             return await reader.call(work, *args)
 
-    async def _write(self, work: WriteWork) -> Any:
-        """Run ``work`` in a write transaction; a one-statement write (set_config's) may run on
-        the loop's thread (``_GroupCommitWriter.write``), any other goes to the writer thread."""
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> Coroutine[Any, Any, _T]:
+        """Run ``work`` in a write transaction (``_GroupCommitWriter.write``); every few thousand
+        writes, trim the change feed after one. A plain def returning the coroutine to await,
+        so a write's coroutine chain is one frame shorter."""
         writer = self._writer
         if writer is None:
             raise self._not_writable()
-        if isinstance(work, _OneStatement):
-            result = await writer.write(work)
-        else:
-            result = await writer.submit(work)
         self._writes_since_trim += 1
         if self._writes_since_trim >= _FEED_TRIM_EVERY:
             self._writes_since_trim = 0
-            # The write is committed: a trim that fails (the file busy, say) must not make it
-            # look failed. The next trim, or prune(), does the work.
-            with contextlib.suppress(ConfigStoreError):
-                await writer.submit(self._trim_feed)
+            return self._write_then_trim(writer, work)
+        return writer.write(work)
+
+    async def _write_then_trim(
+        self, writer: _GroupCommitWriter, work: Callable[[sqlite3.Connection], _T]
+    ) -> _T:
+        result = await writer.write(work)
+        # The write is committed: a trim that fails (the file busy, say) must not make it look
+        # failed. The next trim, or prune(), does the work.
+        with contextlib.suppress(ConfigStoreError):
+            await writer.write(self._trim_feed)
         return result
 
     def _trim_feed(self, connection: sqlite3.Connection) -> int:

@@ -1,0 +1,157 @@
+"""What a SQLite set_config returns and raises, on the loop's thread and on the writer thread.
+
+A write builds its returned entry from what it sent and what the append statement returned,
+without reading it back; these tests hold that entry to what a read of the same version
+returns, field by field and timestamp text by timestamp text, and hold a failed write on the
+loop to the same outcome as on the thread: the same error, nothing written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from confstore import ConfigEntry, ConfigScope, InvalidConfigError, VersionConflictError
+from confstore._models import format_timestamp
+from confstore.backends import sqlite as sqlite_backend
+from confstore.backends.sqlite import SQLiteConfigStore
+
+SYSTEM = ConfigScope.SYSTEM
+KEY = ("t", SYSTEM, "svc", "k")
+
+
+@pytest.fixture
+def generous_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A loaded test machine must not send writes to the thread: these tests say where they run.
+    monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_BUDGET", 60.0)
+
+
+@pytest.fixture(params=[True, False], ids=["on-the-loop", "on-the-thread"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, generous_budget: None
+) -> AsyncIterator[SQLiteConfigStore]:
+    async with SQLiteConfigStore(tmp_path / "writes.db", loop_writes=request.param) as opened:
+        yield opened
+
+
+def jobs_of_writer_thread(store: SQLiteConfigStore) -> int:
+    writer = store._writer
+    assert writer is not None
+    return writer._thread.queued
+
+
+def stored_timestamps(path: Path, version: int) -> tuple[str, str]:
+    with sqlite3.connect(path) as connection:
+        row = connection.execute(
+            "SELECT created_at, updated_at FROM config_versions WHERE version = ?", (version,)
+        ).fetchone()
+    connection.close()
+    return row[0], row[1]
+
+
+def assert_same_entry(written: ConfigEntry, read: ConfigEntry | None) -> None:
+    assert read is not None
+    assert written == read
+    assert written.to_dict() == read.to_dict()  # timestamps' exact text included
+    for moment in (written.created_at, written.updated_at):
+        assert moment.tzinfo is UTC
+    assert type(written.config_value) is dict
+    assert type(written.scope) is ConfigScope
+
+
+async def test_the_returned_entry_equals_what_a_read_returns(store: SQLiteConfigStore) -> None:
+    jobs_before = jobs_of_writer_thread(store)
+    first = await store.set_config(*KEY, {"a": [1, 2.5, None, "é"]}, updated_by="ann")
+    second = await store.set_config(*KEY, {"a": {"b": True}}, comment="second", updated_by="bob")
+    third = await store.set_config(*KEY, {}, expected_version=2)
+    if store.loop_writes:
+        assert jobs_of_writer_thread(store) == jobs_before  # all three committed on the loop
+    else:
+        assert jobs_of_writer_thread(store) == jobs_before + 3
+    for entry in (first, second, third):
+        assert_same_entry(entry, await store.get_config(*KEY, version=entry.version))
+        created, updated = stored_timestamps(Path(store.path), entry.version)
+        assert (format_timestamp(entry.created_at), format_timestamp(entry.updated_at)) == (
+            created,
+            updated,
+        )
+    assert_same_entry(third, await store.get_config(*KEY))
+    # created_at is the key's first write, read back from the head for later versions.
+    assert first.created_at == first.updated_at == second.created_at == third.created_at
+    assert first.updated_at < second.updated_at < third.updated_at
+    assert (second.updated_by, second.comment, third.updated_by) == ("bob", "second", None)
+
+
+async def test_the_returned_value_is_a_copy_of_the_callers(store: SQLiteConfigStore) -> None:
+    value = {"nested": {"list": [1]}}
+    entry = await store.set_config(*KEY, value)
+    value["nested"]["list"].append(2)
+    assert entry.config_value == {"nested": {"list": [1]}}
+    assert_same_entry(entry, await store.get_config(*KEY))
+
+
+async def test_a_key_that_was_deleted_keeps_its_created_at(store: SQLiteConfigStore) -> None:
+    first = await store.set_config(*KEY, {"n": 1})
+    assert await store.delete_config(*KEY)
+    again = await store.set_config(*KEY, {"n": 3})
+    assert again.version == 3
+    assert again.created_at == first.created_at
+    assert_same_entry(again, await store.get_config(*KEY))
+
+
+async def test_a_conflicting_write_raises_and_writes_nothing(store: SQLiteConfigStore) -> None:
+    await store.set_config(*KEY, {"n": 1})
+    cursor = await store.current_cursor()
+    for expected in (0, 2, 7):
+        with pytest.raises(VersionConflictError) as raised:
+            await store.set_config(*KEY, {"n": "lost"}, expected_version=expected)
+        assert (raised.value.expected, raised.value.actual) == (expected, 1)
+    assert await store.current_cursor() == cursor  # no change recorded
+    assert [entry.version for entry in await store.get_config_history(*KEY)] == [1]
+    # The writer is free again, and numbering continues without a gap.
+    assert (await store.set_config(*KEY, {"n": 2}, expected_version=1)).version == 2
+
+
+async def test_a_new_key_with_expected_version_zero_is_created(store: SQLiteConfigStore) -> None:
+    entry = await store.set_config(*KEY, {"n": 1}, expected_version=0)
+    assert entry.version == 1
+    with pytest.raises(VersionConflictError):
+        await store.set_config(*KEY, {"n": 2}, expected_version=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "message"),
+    [
+        ({"x": float("nan")}, {}, "not JSON-serialisable"),
+        ({"x": (1, 2)}, {}, "round trip"),
+        ({"x": "\ud800"}, {}, "surrogate"),
+        ({"llm_api_key": "***"}, {}, "mask"),
+        ({"x": 1}, {"expected_version": -1}, "expected_version"),
+        ({"x": 1}, {"updated_by": 5}, "updated_by"),
+    ],
+)
+async def test_a_bad_write_is_refused_before_any_io(
+    store: SQLiteConfigStore, value: dict[str, object], options: dict[str, object], message: str
+) -> None:
+    jobs_before = jobs_of_writer_thread(store)
+    with pytest.raises(InvalidConfigError, match=message):
+        await store.set_config(*KEY, value, **options)  # type: ignore[arg-type]
+    assert jobs_of_writer_thread(store) == jobs_before
+    assert await store.get_config_history(*KEY) == []
+
+
+async def test_concurrent_writers_get_entries_equal_to_their_reads(
+    store: SQLiteConfigStore,
+) -> None:
+    entries = await asyncio.gather(
+        *(store.set_config("t", SYSTEM, "svc", f"k{n % 4}", {"n": n}) for n in range(32))
+    )
+    for entry in entries:
+        assert_same_entry(
+            entry, await store.get_config("t", SYSTEM, "svc", entry.config_key, entry.version)
+        )
