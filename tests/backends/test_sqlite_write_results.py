@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC
 from pathlib import Path
 
@@ -155,3 +155,85 @@ async def test_concurrent_writers_get_entries_equal_to_their_reads(
         assert_same_entry(
             entry, await store.get_config("t", SYSTEM, "svc", entry.config_key, entry.version)
         )
+
+
+class CountingTurn:
+    """Stands in for the writer's loop turn, counting the writes that took one."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.turn = sqlite_backend._one_turn
+
+    def __call__(self) -> Generator[None, None, None]:
+        self.turns += 1
+        return self.turn()
+
+
+@pytest.fixture
+def turns(monkeypatch: pytest.MonkeyPatch) -> CountingTurn:
+    counting = CountingTurn()
+    monkeypatch.setattr(sqlite_backend, "_one_turn", counting)
+    return counting
+
+
+async def test_a_lone_writer_with_nothing_else_ready_skips_the_turn(
+    tmp_path: Path, generous_budget: None, turns: CountingTurn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "_LOOP_TURN_EVERY", 3600.0)
+    async with SQLiteConfigStore(tmp_path / "lone.db") as store:
+        jobs_before = jobs_of_writer_thread(store)
+        for n in range(20):
+            assert (await store.set_config(*KEY, {"n": n})).version == n + 1
+        assert jobs_of_writer_thread(store) == jobs_before  # all on the loop
+    assert turns.turns <= 1  # the first write of the loop takes one
+
+
+async def test_a_writer_takes_its_turn_when_another_callback_is_ready(
+    tmp_path: Path, generous_budget: None, turns: CountingTurn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "_LOOP_TURN_EVERY", 3600.0)
+    loop = asyncio.get_running_loop()
+    calls = 0
+    running = True
+
+    def callback() -> None:  # always ready again: the writer must let it run
+        nonlocal calls
+        calls += 1
+        if running:
+            loop.call_soon(callback)
+
+    async with SQLiteConfigStore(tmp_path / "shared.db") as store:
+        loop.call_soon(callback)
+        try:
+            for n in range(20):
+                await store.set_config(*KEY, {"n": n})
+        finally:
+            running = False
+    assert turns.turns == 20
+    assert calls >= 20
+
+
+async def test_a_lone_writer_still_lets_timers_fire(tmp_path: Path, generous_budget: None) -> None:
+    """Nothing is ready while a task sleeps on a timer: the writer's turns every
+    _LOOP_TURN_EVERY are what lets the loop see the timer is due."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(sqlite_backend._LOOP_TURN_EVERY / 2)
+            ticks += 1
+
+    async with SQLiteConfigStore(tmp_path / "timers.db") as store:
+        loop = asyncio.get_running_loop()
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        started = loop.time()
+        try:
+            n = 0
+            while loop.time() - started < 40 * sqlite_backend._LOOP_TURN_EVERY:
+                await store.set_config(*KEY, {"n": n})
+                n += 1
+        finally:
+            ticking.cancel()
+    assert ticks >= 5

@@ -85,6 +85,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Sequence,
+    Sized,
 )
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -164,6 +165,9 @@ _LOOP_WRITE_PAUSE = 1.0
 # Not lower: on a busy machine the process itself can wait tens of ms for a CPU, which the
 # elapsed time of a write includes (and which holds the loop whether the write runs there or not).
 _LOOP_WRITE_OUTLIER = 10
+# A write on the loop that finds no other callback ready skips its turn of the loop, unless
+# this long (seconds) has passed since a write took one: I/O and timers are still polled.
+_LOOP_TURN_EVERY = 0.001
 # WAL frames (pages) after which the writer checkpoints, as SQLite's wal_autocheckpoint would
 # (its default), but on the writer thread; and a first guess of the frames one write adds.
 _CHECKPOINT_FRAMES = 1000
@@ -678,6 +682,24 @@ class _GroupCommitWriter:
         self._frames_per_write = _FRAMES_PER_WRITE
         # After a transaction of unknown size (an import): checkpoint before the next write.
         self._checkpoint_forced = False
+        # The loop's queue of callbacks ready to run (asyncio's own loops; None for others,
+        # whose writes then always take their turn), and when a write must next take one.
+        self._ready: Sized | None = None
+        self._turn_due = 0.0
+
+    def _turn_needed(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a write on the loop must first give the loop a turn: when another callback
+        is ready to run (a writer that may join it, a task it would starve), or
+        ``_LOOP_TURN_EVERY`` seconds have passed since the last turn (so I/O and timers are
+        polled), or the loop's ready queue cannot be seen."""
+        ready = self._ready
+        if ready is None or ready:
+            return True
+        now = loop.time()
+        if now >= self._turn_due:
+            self._turn_due = now + _LOOP_TURN_EVERY
+            return True
+        return False
 
     async def write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """What ``work(connection)`` returns, run inside a write transaction, or its error: the
@@ -703,7 +725,8 @@ class _GroupCommitWriter:
             return await self._submit(work)
         self._in_flight = True
         try:
-            await _one_turn()
+            if self._turn_needed(loop):
+                await _one_turn()
             connection = self._thread.borrow()
             if connection is not None:
                 outcome = self._commit_here(connection, work)
@@ -784,6 +807,8 @@ class _GroupCommitWriter:
 
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        ready = getattr(loop, "_ready", None)
+        self._ready = ready if isinstance(ready, deque) else None
         self._pending.clear()
         self._holders.clear()
         self._idle_waiters.clear()
