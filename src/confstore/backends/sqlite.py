@@ -707,11 +707,12 @@ class _GroupCommitWriter:
         the writer idle runs on the loop's thread (see the class); any other write is queued
         for the writer thread's next group commit.
 
-        A write on the loop first gives the loop's other tasks one turn, holding the writer
-        meanwhile, so writes that arrive in that turn queue behind it and commit together, and
-        a loop of writes never starves the others. A cancellation during that turn writes
-        nothing; once the write runs on the loop it cannot be cancelled midway: it commits or
-        fails whole.
+        A write on the loop first gives the loop's other tasks one turn when any is ready to
+        run (``_turn_needed``), holding the writer meanwhile, so writes that arrive in that
+        turn queue behind it and commit together, and a loop of writes never starves the
+        others; with nothing ready it takes a turn only every ``_LOOP_TURN_EVERY`` seconds, so
+        I/O and timers are still polled. A cancellation during that turn writes nothing; once
+        the write runs on the loop it cannot be cancelled midway: it commits or fails whole.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
