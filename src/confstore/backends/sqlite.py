@@ -746,7 +746,7 @@ class _GroupCommitWriter:
         try:
             self._busy.set(connection, False)
             result = _transaction(connection, work)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             if _is_busy(exc):
                 return _BUSY
             raise self._translated(exc) from exc
