@@ -33,9 +33,10 @@ def generous_budget(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(params=[True, False], ids=["on-the-loop", "on-the-thread"])
 async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, generous_budget: None
+    request: pytest.FixtureRequest, db_path: Path, generous_budget: None
 ) -> AsyncIterator[SQLiteConfigStore]:
-    async with SQLiteConfigStore(tmp_path / "writes.db", loop_writes=request.param) as opened:
+    """The shared fixture's store, once with writes on the loop and once without."""
+    async with SQLiteConfigStore(db_path, loop_writes=request.param) as opened:
         yield opened
 
 
