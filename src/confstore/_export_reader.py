@@ -61,6 +61,7 @@ class ExportDocumentParser:
         self._first = True
         self._top_is_list = False
         self._finished = False
+        self._by_lines = True  # until a run of lines fails to decode (another layout)
 
     @property
     def in_configs(self) -> bool:
@@ -70,12 +71,16 @@ class ExportDocumentParser:
     def feed(self, text: str) -> list[Any]:
         if self._finished:
             raise ValueError("feed() after finish()")
+        self._drop_parsed()
+        self._buffer += text
+        return self._parse()
+
+    def _drop_parsed(self) -> None:
+        """Drop the text before the position from the buffer."""
         if self._position:
             self._discarded += self._position
             self._buffer = self._buffer[self._position :]
             self._position = 0
-        self._buffer += text
-        return self._parse()
 
     def finish(self) -> list[Any]:
         self._finished = True
@@ -219,7 +224,7 @@ class ExportDocumentParser:
             self._first = False
             self._state = self._after_configs()
             return True
-        if self._entry_run(entries):
+        if self._line_run(entries) or self._entry_run(entries):
             return True
         done, entry = self._decoded()
         if not done:
@@ -227,6 +232,40 @@ class ExportDocumentParser:
         entries.append(entry)
         self.entries_read += 1
         self._state = _AFTER_ENTRY
+        return True
+
+    def _line_run(self, entries: list[Any]) -> bool:
+        """Decode every entry up to the last "," that ends a line with one call; False if that
+        text is not a run of entries each followed by a ",".
+
+        Exports write one entry per line, and a line break can only fall between JSON tokens (a
+        string cannot hold one raw), so the text up to a "," that ends a line is whole entries,
+        and ``[`` + that text without that "," + ``]`` is a list of them. Anything else (another
+        layout, an error, a run longer than ``max_entry_characters``) is left to ``_entry_run``
+        and the steps, which say what is wrong. A run that fails to decode turns this off for
+        the rest of the document, so a document of another layout costs one extra decode.
+        """
+        if not self._by_lines:
+            return False
+        buffer, position = self._buffer, self._position
+        comma = max(buffer.rfind(",\n", position), buffer.rfind(",\r\n", position))
+        if comma < 0 or comma - position > self.max_entry_characters:
+            return False
+        text = f"[{buffer[position:comma]}]"
+        try:
+            found, end = _decode(text)
+        except (ValueError, RecursionError):
+            found, end = [], 0
+        if end != len(text) or not found:
+            self._by_lines = False
+            return False
+        entries += found
+        self.entries_read += len(found)
+        self._first = False
+        # What is left is at most a line: a failed decode of it (the next step) counts the line
+        # breaks before the failure, which must not include the megabyte just decoded.
+        self._position = comma + 1
+        self._drop_parsed()
         return True
 
     def _entry_run(self, entries: list[Any]) -> bool:

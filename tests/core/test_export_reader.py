@@ -153,3 +153,70 @@ async def test_the_file_reader_gives_the_header_then_the_entries() -> None:
     assert header["tenant_id"] == "acme"
     assert [item async for item in reader.entries()] == DOCUMENT["configs"]
     assert progress[-1] == len(source.getvalue())
+
+
+def export_layout(entries: list[Any], newline: str = "\n") -> str:
+    """A document laid out as ``write_export`` writes it: one entry per line."""
+    header = json.dumps({"format": "confstore-export", "format_version": 1}, indent=2)
+    lines = [f"    {json.dumps(item, ensure_ascii=False)}" for item in entries]
+    text = header[: -len("\n}")] + ',\n  "configs": [\n' + ",\n".join(lines) + "\n  ]\n}\n"
+    return text.replace("\n", newline)
+
+
+def outcome(text: str, cuts: list[int], *, by_lines: bool) -> object:
+    """The entries and header a parser reads from ``text`` fed in pieces, or its error."""
+    parser = ExportDocumentParser()
+    parser._by_lines = by_lines
+    entries: list[Any] = []
+    start = 0
+    try:
+        for cut in [*sorted(cuts), len(text)]:
+            entries += parser.feed(text[start:cut])
+            start = cut
+        entries += parser.finish()
+    except ImportFormatError as exc:
+        return str(exc)
+    return entries, parser.header
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=6),
+    damage=st.none() | st.tuples(st.integers(min_value=0), st.sampled_from(list('x,{}[]"\n :0'))),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_an_export_read_a_run_of_lines_at_a_time_gives_the_same_entries_and_errors(
+    count: int, cuts: list[int], damage: tuple[int, str] | None, newline: str
+) -> None:
+    text = export_layout([entry(version) for version in range(1, count + 1)], newline)
+    if damage is not None:
+        at = damage[0] % len(text)
+        text = text[:at] + damage[1] + text[at + 1 :]
+    cuts = [min(cut, len(text)) for cut in cuts]
+    assert outcome(text, cuts, by_lines=True) == outcome(text, cuts, by_lines=False)
+
+
+def test_an_export_is_decoded_a_run_of_lines_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from confstore import _export_reader
+
+    calls: list[int] = []
+
+    def counting_decode(text: str, start: int = 0) -> tuple[Any, int]:
+        calls.append(start)
+        return json.JSONDecoder().raw_decode(text, start)
+
+    monkeypatch.setattr(_export_reader, "_decode", counting_decode)
+    entries = [entry(version, note="a line\nbreak, escaped") for version in range(1, 501)]
+    parser = ExportDocumentParser()
+    read = parser.feed(export_layout(entries)) + parser.finish()
+    assert read == entries
+    assert len(calls) < 10
+
+
+def test_an_entry_split_over_lines_is_read_entry_by_entry() -> None:
+    entries = [entry(version) for version in range(1, 40)]
+    text = json.dumps({"configs": entries}, indent=2)
+    parser = ExportDocumentParser()
+    assert parser.feed(text) + parser.finish() == entries
+    assert parser._by_lines is False
