@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from confstore import ConfigScope, InvalidConfigError, InvalidIdentifierError
-from confstore._validation import encode_value, validate_identifier, validate_key, validate_scope
+from confstore._validation import (
+    encode_value,
+    parsed_value_text,
+    validate_identifier,
+    validate_key,
+    validate_scope,
+)
 
 HOSTILE_IDENTIFIERS = [
     "",
@@ -146,3 +155,24 @@ def test_a_value_with_a_lone_surrogate_is_invalid_config(text: str) -> None:
         encode_value({"v": text})
     with pytest.raises(InvalidConfigError):
         encode_value({text: 1})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=6))
+def test_a_parsed_value_gets_the_canonical_text_set_config_stores(value: dict[str, Any]) -> None:
+    parsed = json.loads(json.dumps(value))  # infinity and lone surrogates come through too
+    assert outcome(parsed_value_text, parsed) == outcome(lambda v: encode_value(v)[1], parsed)
+
+
+def outcome(encode: Callable[[Any], str], value: Any) -> str:
+    """The text ``encode`` gives ``value``, or its error."""
+    try:
+        return encode(value)
+    except InvalidConfigError as exc:
+        return f"error: {exc}"
