@@ -20,7 +20,8 @@ upgrades a version 1 file in place):
   and a follower never skips one.
 
 A trigger on ``config_versions`` maintains heads and the change feed inside the inserting statement:
-no extra round trip, and the statement is atomic with them. Timestamps are ISO 8601 text in UTC
+no extra round trip, and the statement is atomic with them. (A restore import drops it inside its
+transaction and maintains both a chunk at a time instead; see ``_ImportTransaction``.) Timestamps are ISO 8601 text in UTC
 with microseconds, as in exports (readable with any SQLite tool, and the fastest form to parse).
 
 The change feed is bounded: every few thousand writes of a handle (and on ``prune()``) the oldest
@@ -346,6 +347,47 @@ _INSERT_MANY = {
     for table in ("config_versions", "temp.import_staging")
     for size in _BATCH_SIZES
 }
+# A restore import maintains heads and the change feed a chunk at a time (?1: the last seq
+# before the chunk), with the trigger dropped inside its transaction: the same rows the trigger
+# writes for each inserted version, in a few statements instead of two per row.
+_SELECT_MAINTAIN_TRIGGER = (
+    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'config_versions_maintain'"
+)
+_DROP_MAINTAIN_TRIGGER = "DROP TRIGGER config_versions_maintain"
+# Per key: the newest version (its deleted flag), the first row's created_at (the one the trigger
+# gives a new head or one that retention emptied) and the count, applied as the trigger applies
+# each row in turn.
+_MAINTAIN_HEADS = """
+    WITH chunk AS (
+        SELECT tenant_id, scope, service, config_key, max(version) AS newest, min(seq) AS first,
+               count(*) AS added
+        FROM config_versions NOT INDEXED WHERE seq > ?1
+        GROUP BY tenant_id, scope, service, config_key
+    )
+    INSERT INTO config_heads (tenant_id, scope, service, config_key,
+                              latest_version, deleted, created_at, version_count)
+    SELECT c.tenant_id, c.scope, c.service, c.config_key, c.newest,
+           (SELECT v.deleted FROM config_versions AS v
+            WHERE v.tenant_id = c.tenant_id AND v.scope = c.scope AND v.service = c.service
+              AND v.config_key = c.config_key AND v.version = c.newest),
+           (SELECT v.created_at FROM config_versions AS v WHERE v.seq = c.first),
+           c.added
+    FROM chunk AS c WHERE true
+    ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE SET
+        deleted = CASE WHEN excluded.latest_version > latest_version
+                       THEN excluded.deleted ELSE deleted END,
+        created_at = CASE WHEN version_count = 0 THEN excluded.created_at ELSE created_at END,
+        latest_version = max(latest_version, excluded.latest_version),
+        version_count = version_count + excluded.version_count
+"""
+_RECORD_CHANGES = """
+    INSERT INTO config_changes (tenant_id, scope, service, config_key, kind, version,
+                                committed_at)
+    SELECT tenant_id, scope, service, config_key,
+           CASE WHEN deleted THEN 'delete' ELSE 'set' END, version,
+           CAST(strftime('%s', 'now') AS INTEGER)
+    FROM config_versions WHERE seq > ?1 ORDER BY seq
+"""
 _SELECT_STAGED_VERSION = (
     f"SELECT version FROM temp.import_staging WHERE {_KEY_MATCH} AND version = ?"
 )
@@ -1868,7 +1910,9 @@ class _ImportTransaction:
     yet). If a version already exists, that statement writes nothing, and the chunk is taken one
     entry at a time: a stored version with the same value is skipped, another value is
     an ImportConflictError (``plan_restore``), and a version this import already wrote (its
-    ``seq`` is past the one the transaction started at) was given twice.
+    ``seq`` is past the one the transaction started at) was given twice. The maintenance
+    trigger is dropped for the transaction (and created again before it commits): after each
+    chunk, a few set-based statements write the same heads and changes it would have written.
     append: entries are staged in a temporary table (which refuses a version given twice), then
     appended in key and version order as latest + 1, stamped with one time.
     """
@@ -1877,19 +1921,41 @@ class _ImportTransaction:
         self.mode = mode
         self.start_seq = 0
         self.batch_sizes = _BATCH_SIZES
+        # restore: the maintenance trigger's text while it is dropped, and the last seq whose
+        # heads and change are recorded.
+        self.trigger: str | None = None
+        self.maintained_seq = 0
 
     def start(self, connection: sqlite3.Connection) -> None:
-        self.start_seq = connection.execute(_SELECT_MAX_SEQ).fetchone()[0]
+        self.start_seq = self.maintained_seq = connection.execute(_SELECT_MAX_SEQ).fetchone()[0]
         # SQLite before 3.32 takes 999 parameters per statement, later ones 32766.
         parameters = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self.batch_sizes = tuple(size for size in _BATCH_SIZES if size * _ROW_FIELDS <= parameters)
         if self.mode == "append":
+            # Each append reads the head that the trigger of the one before updated.
             connection.execute(_CREATE_STAGING)
             connection.execute(_CLEAR_STAGING)
+            return
+        # Dropped and created again inside this transaction: no other connection ever sees the
+        # store without it, and a rollback restores it.
+        found = connection.execute(_SELECT_MAINTAIN_TRIGGER).fetchone()
+        if found is not None:
+            self.trigger = found[0]
+            connection.execute(_DROP_MAINTAIN_TRIGGER)
 
     def write(self, connection: sqlite3.Connection, rows: list[EntryRow]) -> int:
         restore = self.mode == "restore"
         table = "config_versions" if restore else "temp.import_staging"
+        written = self._insert(connection, table, rows)
+        if self.trigger is not None and written:
+            connection.execute(_MAINTAIN_HEADS, (self.maintained_seq,))
+            connection.execute(_RECORD_CHANGES, (self.maintained_seq,))
+            self.maintained_seq = connection.execute(_SELECT_MAX_SEQ).fetchone()[0]
+        return written
+
+    def _insert(self, connection: sqlite3.Connection, table: str, rows: list[EntryRow]) -> int:
+        """Insert ``rows`` into ``table``; the number of versions written (0 when staging)."""
+        restore = self.mode == "restore"
         written = 0
         for batch in _statement_batches(rows, self.batch_sizes):
             try:
@@ -1920,6 +1986,8 @@ class _ImportTransaction:
 
     def finish(self, connection: sqlite3.Connection) -> int:
         if self.mode == "restore":
+            if self.trigger is not None:
+                connection.execute(self.trigger)
             return 0
         now = format_timestamp(utc_now())
         appended = 0
