@@ -211,9 +211,11 @@ def _import_probe(url: str, mode: str, path: Path) -> tuple[int, float]:
 
 _IMPORT_PHASE_PROBE = textwrap.dedent(
     """
-    import asyncio, sys, time
+    import asyncio, gc, sys, time
     from confstore import ExportFileReader
     from confstore._export import checked_row_chunks
+
+    gc.disable()  # as confstore import does
 
     async def main(path, phase):
         with open(path, encoding="utf-8", newline="") as stream:
@@ -235,7 +237,8 @@ _IMPORT_PHASE_PROBE = textwrap.dedent(
 
 def _import_phase_seconds(path: Path, phase: str) -> float:
     """Seconds a fresh process takes to read and parse (``parse``), or to read, parse and check
-    (``check``), the whole file, writing nothing: the parts of an import's time."""
+    (``check``), the whole file, writing nothing: the parts of an import's time (with the
+    cyclic garbage collector off, as in ``confstore import``)."""
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_PHASE_PROBE, str(path), phase],
         capture_output=True,
@@ -247,9 +250,11 @@ def _import_phase_seconds(path: Path, phase: str) -> float:
 
 _IMPORT_FLOOR_PROBE = textwrap.dedent(
     """
-    import json, sqlite3, sys, time
+    import gc, json, sqlite3, sys, time
     from confstore._validation import _encode_tree
     from confstore.backends.sqlite import _ImportTransaction, _prepare_writer
+
+    gc.disable()  # as confstore import does
 
     path, database = sys.argv[1:3]
     started = time.perf_counter()
@@ -288,7 +293,8 @@ def _import_floor_seconds(path: Path, database: Path) -> tuple[float, float, flo
     """This machine's floor for importing ``path``, each part timed in one fresh process: the
     whole file read and parsed by one ``json.load``, every value encoded to its canonical text
     (the encoder the import uses), and the import's own SQL run on the ready rows (one
-    transaction, with its commit and checkpoint). (parse, encode, SQL) seconds."""
+    transaction, with its commit and checkpoint). (parse, encode, SQL) seconds; the cyclic
+    garbage collector is off, as in ``confstore import``."""
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_FLOOR_PROBE, str(path), str(database)],
         capture_output=True,

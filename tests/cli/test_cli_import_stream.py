@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_harness import Cli
 from test_cli_transfer import everything, history_document
+
+from confstore import ExportFileReader
+from confstore.cli import main
 
 # Larger than one piece the reader takes from a file, so entries straddle pieces.
 KEYS, VERSIONS = 40, 150
@@ -69,3 +74,39 @@ def test_a_terminal_shows_the_progress_of_the_import(cli: Cli, tmp_path: Path) -
     assert "KiB" in output
     assert "100% done" in output
     assert f"{KEYS * VERSIONS} versions written" in output
+
+
+def test_an_export_of_many_pieces_imports_back_whole(cli: Cli, tmp_path: Path) -> None:
+    """An export (one entry per line) is read a run of lines at a time, across pieces."""
+    document = history_document("acme", KEYS, VERSIONS)
+    write_document(tmp_path / "source.json", document)
+    assert cli("import", "source.json").exit_code == 0
+    assert cli("export", "--tenant", "acme", "--history", "-o", "export.json").exit_code == 0
+    assert (tmp_path / "export.json").stat().st_size > 1 << 20
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    result = cli("import", "export.json", "--json", url=copy)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["versions_written"] == KEYS * VERSIONS
+    assert everything(cli, copy) == everything(cli)
+    again = cli("import", "export.json", "--json", url=copy)
+    assert again.json()["versions_written"] == 0
+
+
+def test_the_import_command_pauses_the_cyclic_collector_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run in this process, so the collector's state can be seen as each piece is read."""
+    write_document(tmp_path / "doc.json", history_document("acme", 10, 300))
+    collector_on: list[bool] = []
+    read_more = ExportFileReader._read_more
+
+    async def reading(reader: ExportFileReader) -> None:
+        collector_on.append(gc.isenabled())
+        await read_more(reader)
+
+    monkeypatch.setattr(ExportFileReader, "_read_more", reading)
+    path = str(tmp_path / "doc.json")
+    assert main(["--url", f"sqlite:///{tmp_path / 'store.db'}", "import", path]) == 0
+    assert len(collector_on) > 2
+    assert not any(collector_on)
+    assert gc.isenabled()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import sys
@@ -70,7 +71,7 @@ async def import_(args: argparse.Namespace, console: Console) -> int:
             planned, skipped = await plan_import(store, tenant_id, document, args.mode)
         _show_plan(console, tenant_id, planned, skipped)
         return ExitCode.OK
-    with _import_source(args.file) as (source, size):
+    with _import_source(args.file) as (source, size), _collector_paused():
         progress = ImportProgress(console, size)
         reader = ExportFileReader(source, on_progress=progress.update)
         header = await reader.read_header()
@@ -86,6 +87,25 @@ async def import_(args: argparse.Namespace, console: Console) -> int:
     else:
         console.line(f"imported into tenant {tenant_id} ({args.mode}): {written} versions written")
     return ExitCode.OK
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a file is imported.
+
+    An import makes millions of short-lived objects (the parsed entries, their rows) and no
+    reference cycles, so the collector's passes over them find nothing; they cost about a tenth
+    of a large import's time. Memory stays bounded: what the import drops is freed at once by
+    reference counting. The command owns its process, so the pause affects nothing else.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager
