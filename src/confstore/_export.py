@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
 from ._diff import secret_paths_for
@@ -43,6 +44,20 @@ ROW_CHUNK: Final = 1000
 # Bounds on what the checks remember between entries (a few MB at most).
 _MEMO_LIMIT: Final = 10_000
 _SCOPE_VALUES: Final = frozenset(scope.value for scope in ConfigScope)
+# The members of an entry that the quick check reads, in the order it reads them.
+_ENTRY_MEMBER_NAMES: Final = (
+    "scope",
+    "service",
+    "config_key",
+    "version",
+    "config_value",
+    "created_at",
+    "updated_at",
+    "updated_by",
+    "comment",
+    "deleted",
+)
+_ENTRY_MEMBERS: Final = itemgetter(*_ENTRY_MEMBER_NAMES)
 # A timestamp as ``format_timestamp`` writes it, if its minute (group 1) exists: the pattern
 # checks the seconds, ``datetime.fromisoformat`` the rest.
 _CANONICAL_TIMESTAMP: Final = re.compile(
@@ -141,10 +156,12 @@ class ImportChecks:
         """The row of a well-formed entry of an untyped config; None: ``entry`` must decide."""
         if type(raw) is not dict:
             return None
-        get = raw.get
-        scope, service, config_key = get("scope"), get("service"), get("config_key")
-        version, value = get("version"), get("config_value")
-        updated_by, comment, deleted = get("updated_by"), get("comment"), get("deleted")
+        try:
+            members = _ENTRY_MEMBERS(raw)  # one call for an entry as exports write it
+        except KeyError:
+            members = tuple(map(raw.get, _ENTRY_MEMBER_NAMES))
+        (scope, service, config_key, version, value, created, updated, updated_by, comment,
+         deleted) = members  # fmt: skip
         if not (
             type(scope) is str
             and type(service) is str
@@ -153,13 +170,13 @@ class ImportChecks:
             and 0 < version <= MAX_VERSION
             and type(value) is dict
             and (deleted is None or deleted is False or (deleted is True and not value))
-            and _plain_text(updated_by)
-            and _plain_text(comment)
+            and (updated_by is None or _plain_text(updated_by))
+            and (comment is None or _plain_text(comment))
             and self._known_name(scope, service, config_key)
         ):
             return None
-        created_at = self._timestamps.canonical(get("created_at"))
-        updated_at = self._timestamps.canonical(get("updated_at"))
+        canonical = self._timestamps.canonical
+        created_at, updated_at = canonical(created), canonical(updated)
         if created_at is None or updated_at is None or updated_at < created_at:
             return None
         try:
@@ -342,8 +359,8 @@ def _canonical_timestamp(text: str) -> str | None:
 
 
 def _plain_text(text: object) -> bool:
-    """None, or ASCII audit text within the length limit (other text takes the full check)."""
-    return text is None or (type(text) is str and len(text) <= MAX_TEXT_LENGTH and text.isascii())
+    """ASCII audit text within the length limit (other text takes the full check)."""
+    return type(text) is str and len(text) <= MAX_TEXT_LENGTH and text.isascii()
 
 
 async def checked_entries(
