@@ -62,6 +62,7 @@ class ExportDocumentParser:
         self._top_is_list = False
         self._finished = False
         self._by_lines = True  # until a run of lines fails to decode (another layout)
+        self._lines_unread = False  # text came in since the last look for a run of lines
 
     @property
     def in_configs(self) -> bool:
@@ -73,6 +74,7 @@ class ExportDocumentParser:
             raise ValueError("feed() after finish()")
         self._drop_parsed()
         self._buffer += text
+        self._lines_unread = True
         return self._parse()
 
     def _drop_parsed(self) -> None:
@@ -244,9 +246,11 @@ class ExportDocumentParser:
         layout, an error, a run longer than ``max_entry_characters``) is left to ``_entry_run``
         and the steps, which say what is wrong. A run that fails to decode turns this off for
         the rest of the document, so a document of another layout costs one extra decode.
+        It looks once per piece fed: after a run, no "," ends a line in what is left.
         """
-        if not self._by_lines:
+        if not (self._by_lines and self._lines_unread):
             return False
+        self._lines_unread = False
         buffer, position = self._buffer, self._position
         comma = max(buffer.rfind(",\n", position), buffer.rfind(",\r\n", position))
         if comma < 0 or comma - position > self.max_entry_characters:
