@@ -251,7 +251,7 @@ def _import_phase_seconds(path: Path, phase: str) -> float:
 _IMPORT_FLOOR_PROBE = textwrap.dedent(
     """
     import gc, json, sqlite3, sys, time
-    from confstore._validation import _encode_tree
+    from confstore._validation import _canonical_chunks
     from confstore.backends.sqlite import _ImportTransaction, _prepare_writer
 
     gc.disable()  # as confstore import does
@@ -261,7 +261,7 @@ _IMPORT_FLOOR_PROBE = textwrap.dedent(
     with open(path, encoding="utf-8") as stream:
         entries = json.load(stream)["configs"]
     parsed = time.perf_counter()
-    texts = [_encode_tree(entry["config_value"]) for entry in entries]
+    texts = ["".join(_canonical_chunks(entry["config_value"], 0)) for entry in entries]
     encoded = time.perf_counter()
     rows = [
         ("imported", entry["scope"], entry["service"], entry["config_key"], text,
