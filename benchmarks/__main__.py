@@ -63,8 +63,7 @@ def _format_row(result: Result) -> str:
 
 def _format(results: list[Result]) -> str:
     rows = [HEADER, *(_cells(result) for result in results)]
-    header = HEADER
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         for row in rows

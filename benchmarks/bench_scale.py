@@ -124,14 +124,19 @@ _EXPORT_PROBE = textwrap.dedent(
 )
 
 
-def _export_rss_growth(url: str, mode: str, out: Path) -> int:
+def _probe(script: str, *args: object) -> list[str]:
+    """Run ``script`` in a fresh Python process with ``args``; the words of its output."""
     result = subprocess.run(
-        [sys.executable, "-c", _EXPORT_PROBE, url, mode, str(out)],
+        [sys.executable, "-c", script, *map(str, args)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return int(result.stdout.strip())
+    return result.stdout.split()
+
+
+def _export_rss_growth(url: str, mode: str, out: Path) -> int:
+    return int(_probe(_EXPORT_PROBE, url, mode, out)[-1])
 
 
 def _write_import_document(path: Path, versions: int) -> None:
@@ -199,13 +204,7 @@ _IMPORT_PROBE = textwrap.dedent(
 
 def _import_probe(url: str, mode: str, path: Path) -> tuple[int, float]:
     """(peak RSS growth in bytes, seconds) of importing ``path`` in a fresh process."""
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_PROBE, url, mode, str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    growth, elapsed = result.stdout.split()[-2:]
+    growth, elapsed = _probe(_IMPORT_PROBE, url, mode, path)[-2:]
     return int(growth), float(elapsed)
 
 
@@ -239,13 +238,7 @@ def _import_phase_seconds(path: Path, phase: str) -> float:
     """Seconds a fresh process takes to read and parse (``parse``), or to read, parse and check
     (``check``), the whole file, writing nothing: the parts of an import's time (with the
     cyclic garbage collector off, as in ``confstore import``)."""
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_PHASE_PROBE, str(path), phase],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(result.stdout.split()[-1])
+    return float(_probe(_IMPORT_PHASE_PROBE, path, phase)[-1])
 
 
 _IMPORT_FLOOR_PROBE = textwrap.dedent(
@@ -295,13 +288,7 @@ def _import_floor_seconds(path: Path, database: Path) -> tuple[float, float, flo
     (the encoder the import uses), and the import's own SQL run on the ready rows (one
     transaction, with its commit and checkpoint). (parse, encode, SQL) seconds; the cyclic
     garbage collector is off, as in ``confstore import``."""
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_FLOOR_PROBE, str(path), str(database)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    parse, encode, sql = result.stdout.split()[-3:]
+    parse, encode, sql = _probe(_IMPORT_FLOOR_PROBE, path, database)[-3:]
     return float(parse), float(encode), float(sql)
 
 

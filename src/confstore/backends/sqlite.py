@@ -1944,18 +1944,18 @@ class _ImportTransaction:
             connection.execute(_DROP_MAINTAIN_TRIGGER)
 
     def write(self, connection: sqlite3.Connection, rows: list[EntryRow]) -> int:
-        restore = self.mode == "restore"
-        table = "config_versions" if restore else "temp.import_staging"
-        written = self._insert(connection, table, rows)
+        written = self._insert(connection, rows)
         if self.trigger is not None and written:
             connection.execute(_MAINTAIN_HEADS, (self.maintained_seq,))
             connection.execute(_RECORD_CHANGES, (self.maintained_seq,))
             self.maintained_seq = connection.execute(_SELECT_MAX_SEQ).fetchone()[0]
         return written
 
-    def _insert(self, connection: sqlite3.Connection, table: str, rows: list[EntryRow]) -> int:
-        """Insert ``rows`` into ``table``; the number of versions written (0 when staging)."""
+    def _insert(self, connection: sqlite3.Connection, rows: list[EntryRow]) -> int:
+        """Insert ``rows`` (restore: as versions; append: into the staging table); the number of
+        versions written (0 when staging)."""
         restore = self.mode == "restore"
+        table = "config_versions" if restore else "temp.import_staging"
         written = 0
         for batch in _statement_batches(rows, self.batch_sizes):
             try:
