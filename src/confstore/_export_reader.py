@@ -62,6 +62,7 @@ class ExportDocumentParser:
         self._top_is_list = False
         self._finished = False
         self._by_lines = True  # until a run of lines fails to decode (another layout)
+        self._entry_start: str | None = None  # what starts an entry's line (see _line_run)
         self._lines_unread = False  # text came in since the last look for a run of lines
 
     @property
@@ -237,23 +238,36 @@ class ExportDocumentParser:
         return True
 
     def _line_run(self, entries: list[Any]) -> bool:
-        """Decode every entry up to the last "," that ends a line with one call; False if that
-        text is not a run of entries each followed by a ",".
+        """Decode every entry before the last line that starts an entry with one call; False if
+        that text is not a run of entries each followed by a ",".
 
-        Exports write one entry per line, and a line break can only fall between JSON tokens (a
-        string cannot hold one raw), so the text up to a "," that ends a line is whole entries,
-        and ``[`` + that text without that "," + ``]`` is a list of them. Anything else (another
-        layout, an error, a run longer than ``max_entry_characters``) is left to ``_entry_run``
-        and the steps, which say what is wrong. A run that fails to decode turns this off for
-        the rest of the document, so a document of another layout costs one extra decode.
-        It looks once per piece fed: after a run, no "," ends a line in what is left.
+        A line break can only fall between JSON tokens (a string cannot hold one raw), and a
+        line that holds the first entry's indentation and then "{" starts an entry in the
+        layouts that write entries one per line (exports) or indented (``json.dump(...,
+        indent=N)``, where an entry's own lines are indented deeper). So the text before the
+        "," that ends the line before the last such line is whole entries, and ``[`` + that
+        text + ``]`` is a list of them. Whatever the layout, a successful decode is exactly
+        what the steps would read: JSON values are self-delimiting (a number ends at the ","
+        after it), so a list of values parsed whole is the same values parsed one by one.
+        Anything else (another layout, an error, a run longer than ``max_entry_characters``)
+        is left to ``_entry_run`` and the steps, which say what is wrong. A run that fails to
+        decode turns this off for the rest of the document, so a document of another layout
+        costs one extra decode. It looks once per piece fed: after a run, what is left holds
+        no entry start after a ",".
         """
         if not (self._by_lines and self._lines_unread):
             return False
-        self._lines_unread = False
         buffer, position = self._buffer, self._position
-        comma = max(buffer.rfind(",\n", position), buffer.rfind(",\r\n", position))
-        if comma < 0 or comma - position > self.max_entry_characters:
+        if self._entry_start is None:
+            self._entry_start = self._entry_start_at(position)
+            if self._entry_start is None:
+                return False  # tried again with the next piece
+        self._lines_unread = False
+        line = buffer.rfind(self._entry_start, position)
+        comma = line - 2 if buffer[line - 1 : line] == "\r" else line - 1
+        if line < 0 or not 0 < comma - position <= self.max_entry_characters:
+            return False
+        if buffer[comma] != ",":
             return False
         text = f"[{buffer[position:comma]}]"
         try:
@@ -266,11 +280,23 @@ class ExportDocumentParser:
         entries += found
         self.entries_read += len(found)
         self._first = False
-        # What is left is at most a line: a failed decode of it (the next step) counts the line
-        # breaks before the failure, which must not include the megabyte just decoded.
+        # What is left is at most an entry: a failed decode of it (the next step) counts the
+        # line breaks before the failure, which must not include the megabyte just decoded.
         self._position = comma + 1
         self._drop_parsed()
         return True
+
+    def _entry_start_at(self, position: int) -> str | None:
+        """A line break, the indentation of the entry at ``position`` and its "{": the text
+        that starts each entry of its layout; None if that entry is not an object alone at the
+        start of its line (or its first character has not been fed yet)."""
+        buffer = self._buffer
+        start = cast(re.Match[str], _WHITESPACE.match(buffer, position)).end()
+        line = buffer.rfind("\n", 0, start)
+        indentation = buffer[line + 1 : start]
+        if buffer[start : start + 1] != "{" or line < 0 or indentation.strip(" \t"):
+            return None
+        return f"\n{indentation}{{"
 
     def _entry_run(self, entries: list[Any]) -> bool:
         """Decode entries that are objects followed by a "," in one tight loop (the bulk of a

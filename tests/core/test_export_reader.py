@@ -214,9 +214,108 @@ def test_an_export_is_decoded_a_run_of_lines_per_call(monkeypatch: pytest.Monkey
     assert len(calls) < 10
 
 
-def test_an_entry_split_over_lines_is_read_entry_by_entry() -> None:
-    entries = [entry(version) for version in range(1, 40)]
-    text = json.dumps({"configs": entries}, indent=2)
+# Entries whose text holds what a boundary guess could trip on: nested objects at deeper
+# indentation, lists of objects (at indent 0 their lines look like entries' lines), "},"
+# and line breaks inside strings; and entries that are not objects.
+TRICKY_ENTRIES: list[Any] = [
+    entry(1),
+    entry(2, nested={"a": {"b": [1, {"c": "x"}]}}, after=True),
+    entry(3, items=[{"k": 1}, {"k": [{"deeper": {}}]}]),
+    entry(4, text='},\n    {"version": 9},\r\n\t{', empty={}, none=None),
+    7,
+    "a string entry",
+    [entry(5)],
+    None,
+    {},
+]
+
+
+def indented(entries: list[Any], indent: int | str | None, newline: str = "\n") -> str:
+    """``entries`` as ``json.dump(document, f, indent=indent)`` writes a document."""
+    document = {"format": "confstore-export", "format_version": 1, "configs": entries}
+    return json.dumps(document, indent=indent, ensure_ascii=False).replace("\n", newline)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(st.sampled_from(TRICKY_ENTRIES), max_size=25),
+    indent=st.sampled_from([0, 1, 2, 4, "\t", " \t"]),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+    damage=st.none()
+    | st.tuples(st.integers(min_value=0), st.sampled_from(list('x,{}[]"\n\r\t :0'))),
+)
+def test_an_indented_document_read_in_runs_gives_the_same_entries_and_errors(
+    entries: list[Any],
+    indent: int | str,
+    newline: str,
+    cuts: list[int],
+    damage: tuple[int, str] | None,
+) -> None:
+    text = indented(entries, indent, newline)
+    if damage is not None:
+        at = damage[0] % len(text)
+        text = text[:at] + damage[1] + text[at + 1 :]
+    cuts = [cut % (len(text) + 1) for cut in cuts]
+    assert outcome(text, cuts, by_lines=True) == outcome(text, cuts, by_lines=False)
+    if damage is None:
+        assert outcome(text, cuts, by_lines=True) == (
+            entries,
+            {"format": "confstore-export", "format_version": 1},
+        )
+
+
+@pytest.mark.parametrize("indent", [2, "\t"])
+def test_an_indented_document_cut_at_every_position_reads_the_same(indent: int | str) -> None:
+    text = indented(TRICKY_ENTRIES, indent, "\r\n")
+    expected = outcome(text, [], by_lines=False)
+    assert isinstance(expected, tuple)
+    assert expected[0] == TRICKY_ENTRIES
+    for cut in range(len(text) + 1):
+        assert outcome(text, [cut], by_lines=True) == expected
+
+
+def counted_decodes(monkeypatch: pytest.MonkeyPatch, text: str) -> tuple[list[Any], int]:
+    """The entries a parser reads from ``text`` fed in pieces of 4096 characters, and how many
+    ``json`` decode calls it made."""
+    from confstore import _export_reader
+
+    calls: list[int] = []
+
+    def counting_decode(text: str, start: int = 0) -> tuple[Any, int]:
+        calls.append(start)
+        return json.JSONDecoder().raw_decode(text, start)
+
+    monkeypatch.setattr(_export_reader, "_decode", counting_decode)
+    parser = ExportDocumentParser()
+    read: list[Any] = []
+    for start in range(0, len(text), 4096):
+        read += parser.feed(text[start : start + 4096])
+    return read + parser.finish(), len(calls)
+
+
+@pytest.mark.parametrize(
+    ("indent", "newline"), [(2, "\n"), (4, "\r\n"), ("\t", "\n"), ("\t", "\r\n")]
+)
+def test_an_indented_document_is_decoded_a_run_of_entries_per_call(
+    monkeypatch: pytest.MonkeyPatch, indent: int | str, newline: str
+) -> None:
+    entries = [entry(version, nested={"a": [{"b": version}]}) for version in range(1, 301)]
+    text = indented(entries, indent, newline)
+    read, calls = counted_decodes(monkeypatch, text)
+    assert read == entries
+    pieces = len(text) // 4096 + 1
+    assert calls <= 3 * pieces + 10  # per piece: a run, and at most two tries at its last entry
+    assert calls < len(entries) / 2
+
+
+def test_a_layout_whose_lines_mislead_the_runs_is_read_entry_by_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At indent 0 a list of objects inside a value starts lines as entries do: a run cut
+    # there fails to decode once, and the rest is read entry by entry.
+    entries = [entry(version, items=[{"k": 1}, {"k": 2}]) for version in range(1, 40)]
+    text = indented(entries, 0)
     parser = ExportDocumentParser()
     assert parser.feed(text) + parser.finish() == entries
     assert parser._by_lines is False
