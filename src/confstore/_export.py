@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import count, islice
 from operator import itemgetter
 from typing import Any, Final, Literal, TypeVar
 
@@ -105,6 +105,22 @@ def parse_import_document(
     return entries
 
 
+def import_document_rows(
+    tenant_id: str, document: object, *, max_value_bytes: int
+) -> list[EntryRow]:
+    """``parse_import_document`` as rows (see ``EntryRow``): the same checks, in the same order,
+    with the same errors, and the rows of its entries in its order, without a ConfigEntry per
+    entry or a second encoding of each value."""
+    raw_entries = _raw_entries(document)
+    checks = ImportChecks(tenant_id, max_value_bytes)
+    rows = _in_version_order(
+        ((row[0], row[1], row[2], row[3], row[5]), row)
+        for row in map(checks.row, raw_entries, count())
+    )
+    checks.finish()
+    return rows
+
+
 class ImportChecks:
     """The checks every import path makes: each entry as it comes (``entry``, or ``rows`` for a
     list of them), then, once all have been seen, the newest version of each typed config
@@ -138,19 +154,21 @@ class ImportChecks:
         return entry
 
     def rows(self, raws: list[Any], first_position: int, *, parsed: bool) -> list[EntryRow]:
-        """``entry`` for each of ``raws`` (at ``first_position`` on), as rows.
+        """``row`` for each of ``raws`` (at ``first_position`` on)."""
+        row = self.row
+        return [row(raw, position, parsed) for position, raw in enumerate(raws, first_position)]
 
-        ``parsed``: every value was just parsed from JSON text (see ``parsed_value_text``).
+    def row(self, raw: Any, position: int, parsed: bool = False) -> EntryRow:
+        """``entry`` as a row.
+
+        ``parsed``: the value was just parsed from JSON text (see ``parsed_value_text``).
         An entry of the common shape is checked here in a few dict lookups and comparisons;
         anything else (a typed config, non-ASCII audit text, an error) takes ``entry``, which
         accepts and rejects exactly what this does, so both give the same rows and errors.
         """
-        quick_row = self._quick_row
-        rows = []
-        for position, raw in enumerate(raws, first_position):
-            row = quick_row(raw, parsed)
-            rows.append(row or entry_row(self.entry(raw, position), self._timestamps))
-        return rows
+        return self._quick_row(raw, parsed) or entry_row(
+            self.entry(raw, position), self._timestamps
+        )
 
     def _quick_row(self, raw: Any, parsed: bool) -> EntryRow | None:
         """The row of a well-formed entry of an untyped config; None: ``entry`` must decide."""
@@ -381,14 +399,21 @@ async def checked_entries(
 
 def ordered_entries(entries: Iterable[ConfigEntry]) -> list[ConfigEntry]:
     """Entries ordered by key, then version; ImportFormatError if a version appears twice."""
-    found: dict[tuple[Any, ...], ConfigEntry] = {}
-    for position, entry in enumerate(entries):
-        identity = (entry.key, entry.version)
+    return _in_version_order(((entry.key, entry.version), entry) for entry in entries)
+
+
+def _in_version_order(items: Iterable[tuple[tuple[Any, ...], _T]]) -> list[_T]:
+    """Items of an import ordered by their identity (the key's parts, then the version);
+    ImportFormatError naming the position of the first identity given twice."""
+    found: dict[tuple[Any, ...], _T] = {}
+    for position, (identity, item) in enumerate(items):
         if identity in found:
+            *key, version = identity
+            name = "/".join(map(str, key))
             raise ImportFormatError(
-                f"configs[{position}]: version {entry.version} of {entry.key} appears twice"
+                f"configs[{position}]: version {version} of {name} appears twice"
             )
-        found[identity] = entry
+        found[identity] = item
     return [found[identity] for identity in sorted(found)]
 
 

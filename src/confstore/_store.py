@@ -394,10 +394,7 @@ class ConfigStore(abc.ABC):
             raise InvalidConfigError(
                 f"mode must be one of {', '.join(IMPORT_MODES)}, got {mode!r}", field="mode"
             )
-        entries = parse_import_document(tenant_id, configs, max_value_bytes=self.max_value_bytes)
-        if not entries:
-            return 0
-        return await self._import_entries(tenant_id, entries, mode)
+        return await self._import_document(tenant_id, configs, mode)
 
     async def import_entries(
         self,
@@ -622,6 +619,19 @@ class ConfigStore(abc.ABC):
         entries' own versions and timestamps; conflicts found before anything is written.
         append: each entry becomes latest + 1 with the current time. Return versions written.
         """
+
+    async def _import_document(self, tenant_id: str, document: object, mode: ImportMode) -> int:
+        """Check and write ``import_configs``' document (``tenant_id`` and ``mode`` are valid).
+
+        The default validates the whole document into entries (``parse_import_document``), then
+        hands them to ``_import_entries``. A backend may override it to check the document into
+        rows instead (``import_document_rows``: the same checks, errors and order), as SQLite
+        does; either way nothing is written unless every entry is valid.
+        """
+        entries = parse_import_document(tenant_id, document, max_value_bytes=self.max_value_bytes)
+        if not entries:
+            return 0
+        return await self._import_entries(tenant_id, entries, mode)
 
     async def _import_raw_entries(
         self, tenant_id: str, entries: Iterable[Any] | AsyncIterable[Any], mode: ImportMode

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _sqlite_tables import CHANGES, table_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -66,19 +67,14 @@ def row(entry: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def maintained(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
+def maintained(path: Path) -> list[list[Any]]:
     """The heads, the change feed (without commit times) and the schema's triggers."""
-    with sqlite3.connect(path) as connection:
-        heads = connection.execute("SELECT * FROM config_heads ORDER BY config_key").fetchall()
-        changes = connection.execute(
-            "SELECT seq, tenant_id, scope, service, config_key, kind, version "
-            "FROM config_changes ORDER BY seq"
-        ).fetchall()
-        triggers = connection.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-        ).fetchall()
-    connection.close()
-    return heads, changes, triggers
+    return table_rows(
+        path,
+        "SELECT * FROM config_heads ORDER BY config_key",
+        CHANGES,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'",
+    )
 
 
 @pytest.fixture(scope="module")

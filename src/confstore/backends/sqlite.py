@@ -54,7 +54,9 @@ retried with backoff until the store's ``timeout``, then reported as BackendTime
 
 An import is one transaction too, however large: it holds the write path (``exclusive()``) and
 sends its entries to the writer thread a chunk at a time as they are read (``_ImportTransaction``),
-so memory stays bounded; any error rolls the whole import back.
+so memory stays bounded; any error rolls the whole import back. ``import_configs`` checks a whole
+document into rows before it starts the transaction (no ConfigEntry per entry), then writes them
+the same way.
 
 Read-only: with ``mode=ro``, or when the file cannot be written (permissions, a read-only file
 system), the store opens only the reader, with SQLite's read-only mode (and ``immutable`` on a
@@ -115,6 +117,7 @@ from .._export import (
     checked_row_chunks,
     chunked,
     entry_row,
+    import_document_rows,
     plan_restore,
 )
 from .._models import (
@@ -1455,6 +1458,14 @@ class SQLiteConfigStore(ConfigStore):
     ) -> int:
         return await self._import_rows(_entry_row_chunks(_aiter(entries)), mode)
 
+    async def _import_document(self, tenant_id: str, document: object, mode: ImportMode) -> int:
+        # Every entry is checked (into its row) before the transaction starts.
+        rows = import_document_rows(tenant_id, document, max_value_bytes=self.max_value_bytes)
+        if not rows:
+            return 0
+        chunks = (rows[start : start + ROW_CHUNK] for start in range(0, len(rows), ROW_CHUNK))
+        return await self._import_rows(_aiter(chunks), mode)
+
     async def _import_stream(
         self, tenant_id: str, entries: AsyncIterator[ConfigEntry], mode: ImportMode
     ) -> int:
@@ -2003,9 +2014,9 @@ class _ImportTransaction:
         return appended
 
 
-async def _aiter(entries: list[ConfigEntry]) -> AsyncIterator[ConfigEntry]:
-    for entry in entries:
-        yield entry
+async def _aiter(items: Iterable[_T]) -> AsyncIterator[_T]:
+    for item in items:
+        yield item
 
 
 def _statement_batches(rows: list[EntryRow], sizes: Sequence[int]) -> Iterator[list[EntryRow]]:
