@@ -22,6 +22,11 @@ def write_document(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2))
 
 
+def export_order(entry: dict[str, Any]) -> tuple[str, int]:
+    """Where an entry of ``history_document`` comes in an export."""
+    return entry["service"], entry["version"]
+
+
 def test_a_document_of_many_pieces_is_imported_whole(cli: Cli, tmp_path: Path) -> None:
     document = history_document("acme", KEYS, VERSIONS)
     write_document(tmp_path / "big.json", document)
@@ -29,11 +34,7 @@ def test_a_document_of_many_pieces_is_imported_whole(cli: Cli, tmp_path: Path) -
     result = cli("import", "big.json", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["versions_written"] == KEYS * VERSIONS
-
-    def order(entry: dict[str, Any]) -> tuple[str, int]:
-        return entry["service"], entry["version"]
-
-    assert everything(cli)["acme"] == sorted(document["configs"], key=order)
+    assert everything(cli)["acme"] == sorted(document["configs"], key=export_order)
 
 
 def test_a_bad_last_entry_exits_6_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
@@ -90,6 +91,20 @@ def test_an_export_of_many_pieces_imports_back_whole(cli: Cli, tmp_path: Path) -
     assert everything(cli, copy) == everything(cli)
     again = cli("import", "export.json", "--json", url=copy)
     assert again.json()["versions_written"] == 0
+
+
+def test_a_tab_indented_document_with_crlf_line_ends_is_imported_whole(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Read a run of entries at a time, across pieces, as json.dump(indent=N) writes them."""
+    document = history_document("acme", KEYS, VERSIONS)
+    text = json.dumps(document, indent="\t").replace("\n", "\r\n")
+    (tmp_path / "tabs.json").write_bytes(text.encode())
+    assert len(text) > 2 * (1 << 20)
+    result = cli("import", "tabs.json", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["versions_written"] == KEYS * VERSIONS
+    assert everything(cli)["acme"] == sorted(document["configs"], key=export_order)
 
 
 def test_the_import_command_pauses_the_cyclic_collector_and_restores_it(
