@@ -257,12 +257,12 @@ class ExportDocumentParser:
         """
         if not (self._by_lines and self._lines_unread):
             return False
+        self._lines_unread = False
         buffer, position = self._buffer, self._position
         if self._entry_start is None:
             self._entry_start = self._entry_start_at(position)
             if self._entry_start is None:
                 return False  # tried again with the next piece
-        self._lines_unread = False
         line = buffer.rfind(self._entry_start, position)
         comma = line - 2 if buffer[line - 1 : line] == "\r" else line - 1
         if line < 0 or not 0 < comma - position <= self.max_entry_characters:

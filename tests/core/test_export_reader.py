@@ -319,3 +319,21 @@ def test_a_layout_whose_lines_mislead_the_runs_is_read_entry_by_entry(
     parser = ExportDocumentParser()
     assert parser.feed(text) + parser.finish() == entries
     assert parser._by_lines is False
+
+
+def test_entries_that_start_no_line_cost_one_look_per_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Read step by step: without a look per entry at the line each one starts.
+    looks: list[int] = []
+    entry_start_at = ExportDocumentParser._entry_start_at
+
+    def counting(parser: ExportDocumentParser, position: int) -> str | None:
+        looks.append(position)
+        return entry_start_at(parser, position)
+
+    monkeypatch.setattr(ExportDocumentParser, "_entry_start_at", counting)
+    numbers = list(range(5000))
+    read, _ = counted_decodes(monkeypatch, json.dumps(numbers))
+    assert read == numbers
+    assert len(looks) <= len(json.dumps(numbers)) // 4096 + 2
