@@ -122,9 +122,9 @@ def import_document_rows(
 
 
 class ImportChecks:
-    """The checks every import path makes: each entry as it comes (``entry``, or ``rows`` for a
-    list of them), then, once all have been seen, the newest version of each typed config
-    against its schema (``finish``).
+    """The checks every import path makes: each entry as it comes (``entry``; ``row`` and
+    ``rows`` for one or a list of them as rows), then, once all have been seen, the newest
+    version of each typed config against its schema (``finish``).
 
     Raises ImportFormatError naming the entry. Memory: one entry per typed config, and bounded
     memos of the identifiers and timestamps seen.
