@@ -362,7 +362,9 @@ class ConfigManager:
         self._system_slots = self._table(self._system_spec, "system")
         # (model, service as the caller gave it) -> its table, so a cached get skips the registry.
         self._tables_by_model: dict[tuple[type[BaseModel], str | None], dict[str, _Slot]] = {}
-        self._watches: set[ConfigWatch] = set()
+        # Weak: a watch its consumer dropped (a cancelled task, a `break` out of `async for`)
+        # is freed instead of being fed, and copied into, for the manager's lifetime.
+        self._watches: weakref.WeakSet[ConfigWatch] = weakref.WeakSet()
         self._cursor: str | None = None
         self._started = False
         self._closing = False

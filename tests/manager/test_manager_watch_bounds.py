@@ -4,6 +4,8 @@ place of what it missed, then the later changes; an expired feed cursor resyncs 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 from test_manager_feed import FeedFailingStore
@@ -12,6 +14,7 @@ from confstore import (
     ConfigChangeEvent,
     ConfigManager,
     ConfigResyncEvent,
+    ConfigWatch,
     CursorExpiredError,
     InvalidConfigError,
     MemoryConfigStore,
@@ -115,3 +118,30 @@ def test_a_watch_buffer_must_be_a_positive_count(
     manager = ConfigManager(store)
     with pytest.raises(InvalidConfigError, match="max_buffer"):
         manager.watch(max_buffer=max_buffer)  # type: ignore[arg-type]
+
+
+async def test_a_watch_whose_consumer_was_cancelled_or_left_is_freed(sqlite_url: str) -> None:
+    async with ConfigManager(url=sqlite_url, poll_interval=60) as manager:
+
+        async def consume(watch: ConfigWatch) -> None:
+            async for _ in watch:
+                pass
+
+        cancelled_watch = manager.watch()
+        consumer = asyncio.create_task(consume(cancelled_watch))
+        await write_models(manager, "first")
+        await asyncio.sleep(0)
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        left_watch = manager.watch(tenant_id="acme")
+        await manager.refresh()
+        async for _ in left_watch:
+            break
+        refs = [weakref.ref(cancelled_watch), weakref.ref(left_watch)]
+        del consumer, cancelled_watch, left_watch
+        gc.collect()
+        assert [ref() for ref in refs] == [None, None]
+        await write_models(manager, "second")
+        await manager.refresh()
+        assert (await manager.get_system_config("acme")).llm_model == "second"
