@@ -403,3 +403,27 @@ async def test_a_missing_or_malformed_authorization_is_401(seeded: Api) -> None:
         answer = await seeded.call("GET", f"/v1/tenants/{TENANT_A}/configs", headers=headers)
         assert (answer.status, answer.body["type"]) == (401, "unauthorized")
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_number_of_thousands_of_digits_or_a_unicode_digit_in_a_query_or_etag_is_a_400(
+    seeded: Api,
+) -> None:
+    digits = "9" * 5_000
+    path = config_path(tenant=TENANT_A)
+    for query in (f"?version={digits}", f"/history?limit={digits}", f"/diff?from={digits}"):
+        answer = await seeded.call("GET", path + query, token=seeded.token("root"))
+        assert (answer.status, answer.body["type"]) == (400, "invalid_config"), answer.text
+    answer = await seeded.call("GET", f"/v1/changes?limit={digits}", token=seeded.token("root"))
+    assert (answer.status, answer.body["type"]) == (400, "invalid_config"), answer.text
+    before = await store_snapshot(seeded.store)
+    for tag in (f'"{digits}"', '"\u00b2"'):  # a digit to str.isdigit(), not to int()
+        for method, header in (("GET", "If-None-Match"), ("PUT", "If-Match")):
+            status, _, body = await raw_request(
+                seeded,
+                f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {seeded.token('root')}\r\n{header}: {tag}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 15\r\n",
+                b'{"value": {}}  ',
+            )
+            assert (status, json.loads(body)["type"]) == (400, "invalid_config"), body
+    assert await store_snapshot(seeded.store) == before

@@ -28,6 +28,7 @@ from ._http import (
     ApiError,
     RequestModel,
     json_response,
+    parse_count,
     parse_json,
     query_bool,
     query_int,
@@ -100,10 +101,11 @@ def _etag_versions(header: str) -> list[int | None]:
     versions: list[int | None] = []
     for item in header.split(","):
         tag = item.strip().removeprefix("W/")
+        version = parse_count(tag[1:-1]) if len(tag) >= 3 and tag[0] == tag[-1] == '"' else None
         if tag == "*":
             versions.append(None)
-        elif len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
-            versions.append(int(tag[1:-1]))
+        elif version is not None:
+            versions.append(version)
         else:
             raise ApiError(
                 400, "invalid_config", f"not an entity tag of this API: {tag!r:.40}", field="etag"

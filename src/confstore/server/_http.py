@@ -234,15 +234,24 @@ def validate_model(model: type[RequestModel], data: Any) -> RequestModel:
         raise ApiError(422, "invalid_config", f"{where}{first['msg']}", field=field) from None
 
 
+def parse_count(text: str) -> int | None:
+    """The number ``text`` spells in ASCII digits, or None (also for more digits than any
+    version or limit has: 2^63-1 has 19, and int() raises past 4,300)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    return int(text)
+
+
 def query_int(request: web.Request, name: str, *, minimum: int, default: int | None) -> int | None:
     text = request.query.get(name)
     if text is None or text == "":
         return default
-    if not text.isascii() or not text.isdigit() or int(text) < minimum:
+    number = parse_count(text)
+    if number is None or number < minimum:
         raise ApiError(
             400, "invalid_config", f"?{name}= must be an integer >= {minimum}", field=name
         )
-    return int(text)
+    return number
 
 
 def query_bool(request: web.Request, name: str) -> bool:
