@@ -11,6 +11,7 @@ tenant's scope; the most specific one applies, and it replaces the store-wide ru
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,20 +33,25 @@ def parse_duration(value: object, *, name: str = "older_than") -> timedelta:
 
     Units: s, m, h, d, w (no unit: seconds). Raises InvalidConfigError otherwise.
     """
+    seconds: float
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = value  # an int stays one: float() of a huge int raises OverflowError
     elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())) is not None:
-        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+        digits = match.group(1).lstrip("0")
+        # More digits than any allowed age has; int() of thousands of them raises ValueError.
+        seconds = math.inf if len(digits) > 15 else int(digits or "0")
+        seconds *= _UNIT_SECONDS[match.group(2) or "s"]
     else:
         raise InvalidConfigError(
-            f"{name} must be an age like 90d, 12h, 30m or a number of seconds, got {value!r}",
+            f"{name} must be an age like 90d, 12h, 30m or a number of seconds, got {value!r:.60}",
             field=name,
         )
     if not 0 <= seconds <= _MAX_DURATION.total_seconds():
         raise InvalidConfigError(
-            f"{name} must be between 0 and {_MAX_DURATION.days} days, got {value!r}", field=name
+            f"{name} must be between 0 and {_MAX_DURATION.days} days, got {value!r:.60}",
+            field=name,
         )
     return timedelta(seconds=seconds)
 

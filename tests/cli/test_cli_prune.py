@@ -74,6 +74,7 @@ def test_a_policy_file_applies_its_overrides(cli: Cli, tmp_path: Path) -> None:
         ["--keep-last", "0"],
         ["--older-than", "ninety days"],
         ["--deleted-older-than=-3d"],
+        ["--older-than", "9" * 5000 + "d"],
         ["--policy", "bad-policy.json"],
         ["--policy", "missing.json"],
         [],

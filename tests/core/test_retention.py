@@ -32,7 +32,14 @@ def test_ages_are_read_with_their_unit(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "d", "1y", "-3d", "1.5d", "3 fortnights", -1, True, None, []])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        *("", "d", "1y", "-3d", "1.5d", "3 fortnights", -1, True, None, []),
+        *("9" * 5000 + "d", "9" * 30 + "w", pytest.param(10**400, id="10**400")),
+        *(float("nan"), float("inf")),
+    ],
+)
 def test_bad_ages_are_invalid_config(bad: object) -> None:
     with pytest.raises(InvalidConfigError):
         parse_duration(bad)
