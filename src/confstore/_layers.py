@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel
 
 from ._diff import leaf_types
+from ._errors import InvalidConfigError
 from ._typed import jsonable
 
 Source = Literal["schema", "base", "tenant", "env"]
@@ -231,7 +232,12 @@ def same_json(left: Any, right: Any) -> bool:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        # A value to be written, compared before the store's own check would refuse it (an int
+        # too long to print, say): refused here the same way.
+        raise InvalidConfigError(f"config_value is not JSON-serialisable: {exc}") from exc
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -114,6 +114,20 @@ async def test_invalid_value_names_the_field_and_writes_nothing(manager: ConfigM
     assert await manager.store.get_config(*SYSTEM_KEY) is None
 
 
+async def test_an_int_too_long_to_print_is_invalid_and_writes_nothing(sqlite_url: str) -> None:
+    huge = 10**5000  # past Python's 4,300-digit limit for int-to-text conversion
+    async with ConfigManager(url=sqlite_url) as manager:
+        with pytest.raises(InvalidConfigError, match="not JSON-serialisable"):
+            await manager.set_system_config(SystemConfig(metadata={"n": huge}), "acme")
+        with pytest.raises(InvalidConfigError, match="not JSON-serialisable"):
+            await manager.patch(SystemConfig, "acme", {"metadata": {"n": huge}})
+        with pytest.raises(InvalidConfigError, match="not JSON-serialisable"):
+            await manager.update(
+                SystemConfig, "acme", lambda config: config.metadata.update(n=huge)
+            )
+        assert await manager.store.get_config("acme", *SYSTEM_KEY[1:]) is None
+
+
 async def test_unvalidated_field_is_caught_before_writing(manager: ConfigManager) -> None:
     config = SystemConfig.model_construct(vespa_port=0)
     with pytest.raises(InvalidConfigError) as caught:
