@@ -137,6 +137,21 @@ def validate_limit(limit: object, *, name: str = "limit") -> int:
     return _bounded_int(limit, name, 1, MAX_LIMIT)
 
 
+def parse_sequence_cursor(cursor: str | None, store: str) -> int:
+    """A change-feed cursor that is a position in a sequence: its ASCII digits (None is 0).
+
+    Anything else raises InvalidConfigError naming ``store``: other digits (``"\\u0661"``) and
+    more of them than a 64-bit position has (int() of thousands raises ValueError).
+    """
+    if cursor is None:
+        return 0
+    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19:
+        return int(cursor)
+    raise InvalidConfigError(
+        f"not a change-feed cursor of the {store} store: {short_repr(cursor)}", field="cursor"
+    )
+
+
 def _bounded_int(value: object, name: str, lowest: int, highest: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
         raise InvalidConfigError(

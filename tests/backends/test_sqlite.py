@@ -682,7 +682,7 @@ async def test_change_feed_of_one_handle_sees_writes_of_another(db_path: Path) -
     ]
 
 
-@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "", "\u0661"])
+@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "", "\u0661", "9" * 5000])
 async def test_a_cursor_this_store_did_not_issue_is_rejected(
     store: SQLiteConfigStore, cursor: str
 ) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from .._errors import CursorExpiredError, InvalidConfigError, VersionConflictError
+from .._errors import CursorExpiredError, VersionConflictError
 from .._export import ImportMode, plan_restore
 from .._models import (
     ChangeBatch,
@@ -28,7 +28,7 @@ from .._models import (
 from .._options import StoreOptions
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import StoreURL
-from .._validation import validate_version
+from .._validation import parse_sequence_cursor, validate_version
 
 # The change feed keeps at least this many of the newest changes (and at most twice as many).
 DEFAULT_FEED_MAX_CHANGES = 100_000
@@ -231,7 +231,7 @@ class MemoryConfigStore(ConfigStore):
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
         with self._data.lock:
             dropped = self._data.changes_dropped
-            start = dropped if cursor is None else _parse_cursor(cursor)
+            start = dropped if cursor is None else parse_sequence_cursor(cursor, "memory")
             if start < dropped:
                 raise CursorExpiredError(
                     f"cursor {cursor} is older than the {len(self._data.changes)} changes the "
@@ -310,13 +310,3 @@ class MemoryConfigStore(ConfigStore):
 def _detached(entry: ConfigEntry) -> ConfigEntry:
     """A copy whose value the caller may change without changing what is stored."""
     return replace(entry, config_value=copy.deepcopy(entry.config_value))
-
-
-def _parse_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if isinstance(cursor, str) and cursor.isdigit():
-        return int(cursor)
-    raise InvalidConfigError(
-        f"not a change-feed cursor of the memory store: {cursor!r}", field="cursor"
-    )

@@ -134,7 +134,7 @@ from .._options import StoreOptions
 from .._retention import KeyPrune, PruneResult, RetentionPolicy, parse_duration
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
-from .._validation import DEFAULT_MAX_VALUE_BYTES, validate_version
+from .._validation import DEFAULT_MAX_VALUE_BYTES, parse_sequence_cursor, validate_version
 from ._loop_lane import LoopBudget
 from ._sqlite_thread import SQLiteThread, ThreadGroup
 from ._sqlite_watch import DEFAULT_WATCH_INTERVAL, CommitWatcher
@@ -1543,7 +1543,7 @@ class SQLiteConfigStore(ConfigStore):
     async def wait_for_changes(self, cursor: str | None, timeout: float) -> None:
         """Return within ``watch_interval`` of a commit (by any process) that moves the feed
         past ``cursor``, or after ``timeout`` s; see ``_sqlite_watch``. ``:memory:`` sleeps."""
-        after = _parse_cursor(cursor)
+        after = parse_sequence_cursor(cursor, "sqlite")
         watcher = self._commit_watcher()
         if watcher is None:
             await super().wait_for_changes(cursor, timeout)
@@ -1568,7 +1568,7 @@ class SQLiteConfigStore(ConfigStore):
         return self._watcher
 
     async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
-        start = _parse_cursor(cursor)
+        start = parse_sequence_cursor(cursor, "sqlite")
         rows = await self._query(_fetch_rows, _SELECT_CHANGES, (start, limit + 1))
         if cursor is not None and (not rows or rows[0][0] != start + 1):
             # Sequence numbers have no gaps but the trimmed front of the feed.
@@ -2100,13 +2100,3 @@ _parse_timestamp = datetime.fromisoformat  # stored by format_timestamp: always 
 def _read_feed_position(connection: sqlite3.Connection) -> int:
     # fetchall: the statement runs to its end, so no read snapshot stays open between checks.
     return int(connection.execute(_SELECT_CURSOR).fetchall()[0][0])
-
-
-def _parse_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit():
-        return int(cursor)
-    raise InvalidConfigError(
-        f"not a change-feed cursor of the sqlite store: {cursor!r}", field="cursor"
-    )

@@ -257,7 +257,7 @@ class ChangeFeedTests(StoreTestsBase):
         assert keys == [f"k{number}" for number in range(5)]
 
     async def test_feed_rejects_a_foreign_cursor(self, config_store: ConfigStore) -> None:
-        for cursor in ("not a cursor!", "\x00", "-1", "cursor/../../etc"):
+        for cursor in ("not a cursor!", "\x00", "-1", "cursor/../../etc", "\u00b2", "9" * 5000):
             with pytest.raises(InvalidConfigError):
                 await config_store.changes_since(cursor)
 
