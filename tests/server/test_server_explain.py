@@ -132,3 +132,27 @@ async def test_schemas_lists_where_typed_configs_live_and_their_secrets(api: Api
     assert schemas["agent"]["service"] is None  # an agent's service is its name
     anonymous = await api.call("GET", "/v1/schemas")
     assert anonymous.status == 401
+
+
+async def test_a_put_stores_the_overrides_so_the_tenant_keeps_inheriting(tmp_path: Path) -> None:
+    async with open_api(tmp_path, ServerSettings(base_tenant=TENANT_B)) as api:
+        root = api.token("root")
+        await api.put(system_path(TENANT_B), {"vespa_url": "http://vespa-1"}, token=root)
+        written = await api.put(system_path(TENANT_A), {"llm_model": "claude-3"}, token=root)
+        assert written.status == 201, written.text
+        assert written.body["config_value"] == {"llm_model": "claude-3", "tenant_id": TENANT_A}
+        await api.put(system_path(TENANT_B), {"vespa_url": "http://vespa-2"}, token=root)
+        answer = await api.call("GET", system_path(TENANT_A) + "/explain", token=root)
+        bad = await api.put(system_path(TENANT_A), {"vespa_port": "eighty"}, token=root)
+        rolled_back = await api.call(
+            "POST", system_path(TENANT_A) + "/rollback", token=root, json_body={"version": 1}
+        )
+    fields = by_path(answer.body)
+    assert (fields["vespa_url"]["value"], fields["vespa_url"]["source"]) == (
+        "http://vespa-2",
+        "base",
+    )
+    assert fields["llm_model"]["source"] == "tenant"
+    assert (bad.status, bad.body["field"]) == (422, "vespa_port")
+    assert rolled_back.status == 200, rolled_back.text
+    assert rolled_back.body["config_value"] == {"llm_model": "claude-3", "tenant_id": TENANT_A}

@@ -19,8 +19,8 @@ from .._models import ConfigEntry, ConfigKey
 from .._retention import RetentionPolicy
 from .._secrets import mask_secrets
 from .._store import ConfigStore
-from .._typed import load_from_storage, spec_at, typed_config_specs
-from .._validation import validate_identifier, validate_key
+from .._typed import spec_at, typed_config_specs
+from .._validation import check_nesting_depth, validate_identifier, validate_key
 from ..cli._schemas import field_changes, secret_paths_of, validated_value
 from ._auth import IDENTITY, authorize, forbidden
 from ._http import (
@@ -245,7 +245,7 @@ async def put_config(request: web.Request) -> web.Response:
     store = request.app[STORE]
     body = await _body(request, PutConfigRequest, _put_body_limit(request))
     updated_by = resolve_updated_by(identity, _given(body, "updated_by"))
-    value = validated_value(None, key.tenant_id, key.scope.value, key.config_key, body.value)
+    value = await _value_to_store(request, key, body.value)
     expected = await _expected_version(request, store, key, body.expected_version)
     entry = await store.set_config(
         *_parts(key), value, expected_version=expected, updated_by=updated_by, comment=body.comment
@@ -326,13 +326,11 @@ async def rollback(request: web.Request) -> web.Response:
             f"version {body.version} of {key} is a deletion; nothing to roll back to",
             field="version",
         )
-    spec = spec_at(key.scope, key.config_key)
-    if spec is not None:
-        load_from_storage(spec.model, old.config_value)
+    value = await _value_to_store(request, key, old.config_value)
     expected = await _expected_version(request, store, key, body.expected_version)
     entry = await store.set_config(
         *_parts(key),
-        old.config_value,
+        value,
         expected_version=expected,
         updated_by=updated_by,
         comment=body.comment if body.comment is not None else f"rollback to version {old.version}",
@@ -342,6 +340,26 @@ async def rollback(request: web.Request) -> web.Response:
         entry_body(entry, reveals_secrets(request, identity)),
         headers={"ETag": etag(entry.version)},
     )
+
+
+async def _value_to_store(request: web.Request, key: ConfigKey, value: Any) -> Any:
+    """Where a typed config lives, the tenant's overrides as the manager and the CLI store them:
+    as given (in the schema's form), once the effective config they make with the base tenant's
+    validates, so the tenant goes on inheriting what it does not set. Elsewhere, as given."""
+    spec = spec_at(key.scope, key.config_key)
+    if spec is None or not isinstance(value, dict):
+        return validated_value(None, key.tenant_id, key.scope.value, key.config_key, value)
+    check_nesting_depth(value)
+    base = await _base_entry(request, key)
+    return request.app[LAYERING].stored_form(spec, key.tenant_id, value, base)
+
+
+async def _base_entry(request: web.Request, key: ConfigKey) -> ConfigEntry | None:
+    """The base tenant's latest config at ``key``'s place (None for the base tenant itself)."""
+    base_tenant = request.app[LAYERING].base_for(key.tenant_id)
+    if base_tenant is None:
+        return None
+    return await request.app[STORE].get_config(base_tenant, *_parts(key)[1:])
 
 
 async def explain(request: web.Request) -> web.Response:
@@ -359,12 +377,9 @@ async def explain(request: web.Request) -> web.Response:
             "have an effective value)"
         )
     layering = request.app[LAYERING]
-    store = request.app[STORE]
     base_tenant = layering.base_for(key.tenant_id)
-    own = await store.get_config(*_parts(key))
-    base = None
-    if base_tenant is not None:
-        base = await store.get_config(base_tenant, *_parts(key)[1:])
+    own = await request.app[STORE].get_config(*_parts(key))
+    base = await _base_entry(request, key)
     fields = layering.explain(spec, key.tenant_id, own, base, show_secrets=False)
     if not fields:
         raise _not_found(f"{key} (nothing stored or inherited)")
