@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import json
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import Cli
+from cli_harness import Cli, cli_environment, confstore_command
 from test_cli_transfer import everything, history_document
 
 from confstore import ExportFileReader
@@ -125,3 +127,26 @@ def test_the_import_command_pauses_the_cyclic_collector_and_restores_it(
     assert len(collector_on) > 2
     assert not any(collector_on)
     assert gc.isenabled()
+
+
+def test_ctrl_c_in_the_middle_of_an_import_exits_130_and_writes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    text = json.dumps(history_document("acme", KEYS, VERSIONS), indent=2).encode()
+    argv = [*confstore_command(), "--url", cli.url, "import", "-"]
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        cwd=cli.cwd,
+        env=cli_environment(),
+    ) as process:
+        assert process.stdin is not None
+        # Far more than a pipe holds: once written, the import has read most of it.
+        process.stdin.write(text[: len(text) * 2 // 3])
+        process.stdin.flush()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr) == (130, b"confstore: interrupted\n")
+    assert everything(cli) == {}

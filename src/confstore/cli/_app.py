@@ -66,6 +66,7 @@ exit status:
   4  not found: no such config, version or typed config name
   5  backend unavailable, timed out, or not installed
   6  invalid input: bad identifier, config value, JSON or import document
+  130  interrupted (Ctrl-C): an interrupted import writes nothing
 """
 
 
