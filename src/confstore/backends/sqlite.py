@@ -1697,6 +1697,10 @@ def _check_location(path: str) -> str | None:
     """
     if os.path.isfile(path) and not os.access(path, os.W_OK):
         return _why_read_only(path)
+    if os.path.isdir(path):
+        raise BackendUnavailableError(
+            f"cannot open SQLite database {path}: it is a directory; name a file in it"
+        )
     parent = Path(path).parent
     if os.path.normpath(path) == os.path.normpath(_DEFAULT_PATH):
         parent.mkdir(parents=True, exist_ok=True)
