@@ -1048,21 +1048,7 @@ class ConfigManager:
     async def _refuse_breaking_base(
         self, spec: TypedConfigSpec, service: str, value: dict[str, Any] | None
     ) -> None:
-        """InheritanceError when ``value`` (None: deleted) as the base tenant's config would make
-        a tenant's stored overrides at the same key fail validation."""
-        tenants = [
-            tenant for tenant in await self._store.list_tenants() if tenant != self.base_tenant
-        ]
-        limit = asyncio.Semaphore(_CHECK_CONCURRENCY)
-
-        async def stored_by(tenant: str) -> ConfigEntry | None:
-            async with limit:
-                return await self._store.get_config(tenant, spec.scope, service, spec.config_key)
-
-        entries = [entry for entry in await asyncio.gather(*map(stored_by, tenants)) if entry]
-        failures = self._layering.inheritance_failures(spec, value, entries)
-        if failures:
-            raise InheritanceError(inheritance_message(spec, service, failures), tenants=failures)
+        await refuse_breaking_base(self._store, self._layering, spec, service, value)
 
     def _start_of_update(
         self, spec: TypedConfigSpec, tenant_id: str, stored: _Stored, default: BaseModel | None
@@ -1364,6 +1350,29 @@ def _typed_locations(entries: Iterable[ConfigEntry]) -> dict[_Location, ConfigEn
         for entry in entries
         if spec_at(entry.scope, entry.config_key) is not None
     }
+
+
+async def refuse_breaking_base(
+    store: ConfigStore,
+    layering: Layering,
+    spec: TypedConfigSpec,
+    service: str,
+    value: dict[str, Any] | None,
+) -> None:
+    """InheritanceError when ``value`` (None: deleted) as the base tenant's config would make
+    a tenant's stored overrides at the same key fail validation."""
+    base_tenant = layering.base_tenant
+    tenants = [tenant for tenant in await store.list_tenants() if tenant != base_tenant]
+    limit = asyncio.Semaphore(_CHECK_CONCURRENCY)
+
+    async def stored_by(tenant: str) -> ConfigEntry | None:
+        async with limit:
+            return await store.get_config(tenant, spec.scope, service, spec.config_key)
+
+    entries = [entry for entry in await asyncio.gather(*map(stored_by, tenants)) if entry]
+    failures = layering.inheritance_failures(spec, value, entries)
+    if failures:
+        raise InheritanceError(inheritance_message(spec, service, failures), tenants=failures)
 
 
 def _storage_value(spec: TypedConfigSpec, config: BaseModel, tenant_id: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server_harness import TENANT_A, TENANT_B, Api, config_path, open_api
+from server_harness import TENANT_A, TENANT_B, Api, config_path, open_api, store_snapshot
 
 from confstore.server import ServerSettings
 from confstore.server._schemas import ExplainBody, TypedConfigList
@@ -156,3 +156,26 @@ async def test_a_put_stores_the_overrides_so_the_tenant_keeps_inheriting(tmp_pat
     assert (bad.status, bad.body["field"]) == (422, "vespa_port")
     assert rolled_back.status == 200, rolled_back.text
     assert rolled_back.body["config_value"] == {"llm_model": "claude-3", "tenant_id": TENANT_A}
+
+
+async def test_a_base_write_or_delete_that_would_break_a_tenant_is_refused(tmp_path: Path) -> None:
+    async with open_api(tmp_path, ServerSettings(base_tenant=TENANT_B)) as api:
+        root = api.token("root")
+        base_path = config_path(tenant=TENANT_B, scope="agent", service="bot", key="agent_config")
+        module = {"module_type": "react", "signature": "S"}
+        base = {"agent_name": "bot", "module_config": module}
+        first = await api.put(
+            base_path, {**base, "optimizer_config": {"optimizer_type": "copro"}}, token=root
+        )
+        assert first.status == 201, first.text
+        tenant_path = config_path(tenant=TENANT_A, scope="agent", service="bot", key="agent_config")
+        overrides = await api.put(tenant_path, {"optimizer_config": {"num_trials": 3}}, token=root)
+        assert overrides.status == 201, overrides.text
+        before = await store_snapshot(api.store)
+        breaking = await api.put(base_path, {**base, "optimizer_config": None}, token=root)
+        deleting = await api.call("DELETE", base_path, token=root)
+        assert await store_snapshot(api.store) == before
+    for answer in (breaking, deleting):
+        assert (answer.status, answer.body["type"]) == (422, "invalid_config"), answer.text
+        assert f"{TENANT_A} (" in answer.body["message"]
+        assert "optimizer_config.optimizer_type" in answer.body["message"]

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .._diff import secret_paths_for
 from .._errors import InvalidConfigError
+from .._manager import refuse_breaking_base
 from .._models import ConfigEntry, ConfigKey
 from .._retention import RetentionPolicy
 from .._secrets import mask_secrets
@@ -263,6 +264,12 @@ async def delete_config(request: web.Request) -> web.Response:
     key, identity = _key(request, Role.WRITE)
     body = await _body(request, DeleteConfigRequest, optional=True)
     purge = body.purge or query_bool(request, "purge")
+    spec = spec_at(key.scope, key.config_key)
+    if spec is not None and request.app[LAYERING].is_base(key.tenant_id):
+        # Deleting the base tenant's typed config must not break a tenant that inherits it.
+        await refuse_breaking_base(
+            request.app[STORE], request.app[LAYERING], spec, key.service, None
+        )
     deleted = await request.app[STORE].delete_config(
         *_parts(key),
         purge=purge,
@@ -350,8 +357,11 @@ async def _value_to_store(request: web.Request, key: ConfigKey, value: Any) -> A
     if spec is None or not isinstance(value, dict):
         return validated_value(None, key.tenant_id, key.scope.value, key.config_key, value)
     check_nesting_depth(value)
-    base = await _base_entry(request, key)
-    return request.app[LAYERING].stored_form(spec, key.tenant_id, value, base)
+    layering = request.app[LAYERING]
+    stored = layering.stored_form(spec, key.tenant_id, value, await _base_entry(request, key))
+    if layering.is_base(key.tenant_id):
+        await refuse_breaking_base(request.app[STORE], layering, spec, key.service, stored)
+    return stored
 
 
 async def _base_entry(request: web.Request, key: ConfigKey) -> ConfigEntry | None:
