@@ -206,6 +206,7 @@ class ConfigWatch:
     (so at least every write committed after that, once the manager follows the feed: the first
     iteration starts it; a write committed just before may be reported too). It ends when the
     manager closes or ``aclose()`` is called, and works as ``async with manager.watch() as w:``.
+    The manager holds it weakly: one its consumer dropped (a cancelled task) is simply freed.
 
     At most ``max_buffer`` events wait in memory (an anyio memory object stream): a consumer that
     falls further behind gets one ``ConfigResyncEvent`` in place of the events it missed, once it
