@@ -137,6 +137,20 @@ def test_an_import_with_one_bad_entry_is_refused_whole(
     assert [raw["config_value"] for raw in state["configs"]] == [{"password": "real"}]
 
 
+def test_a_file_starting_with_a_utf8_byte_order_mark_is_read(
+    cli: Cli, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """As Windows editors and PowerShell write them (RFC 8259 lets a parser ignore the mark)."""
+    value = tmp_path / "value.json"
+    value.write_text('{"a": 1}', encoding="utf-8-sig")
+    document = Path(write_document(tmp_path / "backup.json", [entry("imported", {"b": 2})]))
+    document.write_text(document.read_text(), encoding="utf-8-sig")
+    assert run(cli, capsys, "set", *KEY, "--file", str(value))[0] == 0
+    assert run(cli, capsys, "import", str(document))[0] == 0
+    state = cli.call(lambda store: store.list_configs("default"))
+    assert [entry.config_value for entry in state] == [{"b": 2}, {"a": 1}]
+
+
 def test_migrate_names_the_tenant_and_key_of_an_entry_it_cannot_copy(
     cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:

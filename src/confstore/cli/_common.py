@@ -73,9 +73,10 @@ def read_json_text(text: str, source: str) -> Any:
 def read_json_source(path: str) -> Any:
     """Parse JSON from a file, or from stdin when ``path`` is ``-``."""
     if path == "-":
-        return read_json_text(sys.stdin.read(), "stdin")
+        return read_json_text(sys.stdin.read().removeprefix("\ufeff"), "stdin")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is skipped, as RFC 8259 allows.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}", ExitCode.INVALID_INPUT) from exc
     return read_json_text(text, path)

@@ -115,7 +115,8 @@ def _import_source(path: str) -> Iterator[tuple[TextIO, int | None]]:
         yield sys.stdin, None
         return
     try:
-        stream = open(path, encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
+        # utf-8-sig skips a byte order mark, as read_json_source does.
+        stream = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
         size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.INVALID_INPUT) from exc
