@@ -22,7 +22,12 @@ from server_harness import (
     store_snapshot,
 )
 
-from confstore.server import ServerSettings
+from confstore import SQLiteConfigStore
+from confstore.server import ServerSettings, TokenFile
+from confstore.server._app import create_app
+from confstore.server._run import authenticator_for
+from confstore.server._run import start as start_server
+from confstore.server._watch import HUB
 
 B_SECRET = "b-secret-value-123"
 KEY_NAMES = st.sampled_from(["key", "absent", "system_config", "other-key"])
@@ -427,3 +432,37 @@ async def test_a_number_of_thousands_of_digits_or_a_unicode_digit_in_a_query_or_
             )
             assert (status, json.loads(body)["type"]) == (400, "invalid_config"), body
     assert await store_snapshot(seeded.store) == before
+
+
+async def test_watchers_that_drop_their_connection_are_let_go_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """Not only at the next keepalive (15 s): an attacker opening and dropping event streams
+    would otherwise hold that many dead watchers in memory."""
+    tokens = TokenFile(tmp_path / "tokens.json")
+    secret = tokens.create("root", "admin", ["*"])[0]
+    settings = ServerSettings()
+    app = create_app(
+        SQLiteConfigStore(str(tmp_path / "server.db")),
+        authenticator_for(tokens, settings),
+        settings,
+    )
+    runner, url = await start_server(app, "127.0.0.1", 0, settings)
+    try:
+        host, port = url.removeprefix("http://").split(":")
+        streams = []
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(
+                f"GET /v1/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\n\r\n".encode()
+            )
+            await asyncio.wait_for(reader.readuntil(b"event: ready"), 10)
+            streams.append(writer)
+        assert app[HUB].watchers == 20
+        for writer in streams:
+            writer.transport.abort()
+        async with asyncio.timeout(5):
+            while app[HUB].watchers:  # noqa: ASYNC110 (the hub offers no event for its count)
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()

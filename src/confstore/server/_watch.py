@@ -39,6 +39,10 @@ _SKIPPED_PAGES_MAX = 20
 # Changes remembered from a replay, so the live ones that overlap it are not sent twice.
 _REPLAY_MEMORY = 10_000
 _RETRY_MILLISECONDS = 2000
+# How often the hub looks for watchers whose client went away. aiohttp does not cancel a handler
+# when its client disconnects, and a stream with nothing to send would notice only at its next
+# keepalive: watchers opened and dropped would be held that long.
+_CONNECTION_CHECK_SECONDS = 1.0
 
 Identity = tuple[str, str, str, str, str, int]
 
@@ -100,6 +104,8 @@ class Subscriber:
     limit: int
     queue: asyncio.Queue[_Event | None] = field(default_factory=asyncio.Queue)
     ended: bool = False
+    # Whether its client has gone (the connection closed): then it ends.
+    disconnected: Callable[[], bool] = lambda: False
 
     def wants(self, tenant_id: str) -> bool:
         return self.tenants is None or tenant_id in self.tenants
@@ -185,11 +191,20 @@ class ChangeHub:
 
     async def _tick(self) -> None:
         """Every ``keepalive`` seconds, a comment for each idle watcher (one timer for all): it
-        keeps proxies from closing the stream and lets a revoked token's stream end."""
+        keeps proxies from closing the stream and lets a revoked token's stream end. Every
+        second in between, the watchers whose client went away are ended."""
+        loop = asyncio.get_running_loop()
+        next_keepalive = loop.time() + self._keepalive
         while True:
-            await asyncio.sleep(self._keepalive)
+            await asyncio.sleep(min(_CONNECTION_CHECK_SECONDS, next_keepalive - loop.time()))
+            keepalive = loop.time() >= next_keepalive
+            if keepalive:
+                next_keepalive = loop.time() + self._keepalive
             for subscriber in list(self._subscribers):
-                subscriber.offer(_KEEPALIVE)
+                if subscriber.disconnected():
+                    subscriber.end()
+                elif keepalive:
+                    subscriber.offer(_KEEPALIVE)
 
     async def _follow(self) -> None:
         failing = False
@@ -291,6 +306,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     resume = authenticator.cursor_seal.open(last_id) if last_id else None
     hub = request.app[HUB]
     subscriber, present = await hub.subscribe(tenants)
+    subscriber.disconnected = lambda: request.transport is None or request.transport.is_closing()
     stream = _EventStream(request, subscriber, identity)
     try:
         await stream.start(None if resume is not None else authenticator.cursor_seal.seal(present))
