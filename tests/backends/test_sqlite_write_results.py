@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Generator
-from datetime import UTC
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import pytest
@@ -86,6 +86,24 @@ async def test_the_returned_entry_equals_what_a_read_returns(store: SQLiteConfig
     assert first.created_at == first.updated_at == second.created_at == third.created_at
     assert first.updated_at < second.updated_at < third.updated_at
     assert (second.updated_by, second.comment, third.updated_by) == ("bob", "second", None)
+
+
+async def test_a_write_on_a_whole_second_keeps_six_digits_of_microseconds(
+    store: SQLiteConfigStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write formats its time without isoformat's timespec, which drops a zero fraction."""
+    whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return whole_second
+
+    monkeypatch.setattr(sqlite_backend, "datetime", Clock)
+    entry = await store.set_config(*KEY, {"n": 1})
+    assert stored_timestamps(Path(store.path), 1) == ("2026-01-02T03:04:05.000000+00:00",) * 2
+    assert entry.updated_at == entry.created_at == whole_second
+    assert_same_entry(entry, await store.get_config(*KEY))
 
 
 async def test_the_returned_value_is_a_copy_of_the_callers(store: SQLiteConfigStore) -> None:

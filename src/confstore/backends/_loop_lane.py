@@ -17,7 +17,7 @@ otherwise. ``LoopBudget`` is the one place that decides, shared by every kind of
   busy machine a run's elapsed time includes waiting for a CPU, which holds the loop wherever
   the work runs) does not pause it; a disk that stays slow does.
 
-Usage::
+Usage (or ``started = budget.start()``, None when not allowed)::
 
     if budget.allows():
         started = budget.clock()
@@ -58,6 +58,14 @@ class LoopBudget:
     def allows(self) -> bool:
         """True on the thread that made this budget, unless a slow run paused it."""
         return threading.get_ident() == self._thread_id and self.clock() >= self._paused_until
+
+    def start(self) -> float | None:
+        """``allows()`` and, when it does, the clock's reading to pass to ``spent``: one call
+        and one reading of the clock for both, on the hot path of writes; else None."""
+        if threading.get_ident() != self._thread_id:
+            return None
+        now = self.clock()
+        return now if now >= self._paused_until else None
 
     @property
     def paused(self) -> bool:

@@ -128,6 +128,7 @@ from .._models import (
     ConfigKey,
     ConfigScope,
     format_timestamp,
+    new_entry,
     utc_now,
 )
 from .._options import StoreOptions
@@ -171,7 +172,7 @@ _LOOP_WRITE_PAUSE = 1.0
 _LOOP_WRITE_OUTLIER = 10
 # A write on the loop that finds no other callback ready skips its turn of the loop, unless
 # this long (seconds) has passed since a write took one: I/O and timers are still polled.
-_LOOP_TURN_EVERY = 0.001
+_LOOP_TURN_EVERY = 0.004
 # WAL frames (pages) after which the writer checkpoints, as SQLite's wal_autocheckpoint would
 # (its default), but on the writer thread; and a first guess of the frames one write adds.
 _CHECKPOINT_FRAMES = 1000
@@ -599,14 +600,16 @@ class _SetVersion(_OneStatement):
     def __call__(self, connection: sqlite3.Connection) -> ConfigEntry:
         moment = datetime.now(UTC)
         parameters = self.parameters
-        # format_timestamp of a UTC moment, as a read parses it back
-        parameters[5] = now = moment.isoformat(timespec="microseconds")
+        # format_timestamp of a UTC moment, as a read parses it back: isoformat() without
+        # timespec (whose keyword costs most of the call) omits microseconds only when they are 0.
+        now = moment.isoformat() if moment.microsecond else format_timestamp(moment)
+        parameters[5] = now
         row = connection.execute(_APPEND_VERSION_RETURNING, parameters).fetchone()
         if row is None:
             raise _version_conflict(connection, self.key, parameters[9])
         version, created_at = row
         key = self.key
-        return ConfigEntry(
+        return new_entry(
             key.tenant_id,
             key.scope,
             key.service,
@@ -618,6 +621,7 @@ class _SetVersion(_OneStatement):
             moment,
             parameters[6],
             parameters[7],
+            False,
         )
 
 
@@ -732,20 +736,6 @@ class _GroupCommitWriter:
         self._ready: Sized | None = None
         self._turn_due = 0.0
 
-    def _turn_needed(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether a write on the loop must first give the loop a turn: when another callback
-        is ready to run (a writer that may join it, a task it would starve), or
-        ``_LOOP_TURN_EVERY`` seconds have passed since the last turn (so I/O and timers are
-        polled), or the loop's ready queue cannot be seen."""
-        ready = self._ready
-        if ready is None or ready:
-            return True
-        now = loop.time()
-        if now >= self._turn_due:
-            self._turn_due = now + _LOOP_TURN_EVERY
-            return True
-        return False
-
     async def write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """What ``work(connection)`` returns, run inside a write transaction, or its error: the
         one entry point of every write. A one-statement write (``_OneStatement``) that finds
@@ -753,11 +743,16 @@ class _GroupCommitWriter:
         for the writer thread's next group commit.
 
         A write on the loop first gives the loop's other tasks one turn when any is ready to
-        run (``_turn_needed``), holding the writer meanwhile, so writes that arrive in that
-        turn queue behind it and commit together, and a loop of writes never starves the
-        others; with nothing ready it takes a turn only every ``_LOOP_TURN_EVERY`` seconds, so
-        I/O and timers are still polled. A cancellation during that turn writes nothing; once
-        the write runs on the loop it cannot be cancelled midway: it commits or fails whole.
+        run (or the loop's ready queue cannot be seen), holding the writer meanwhile, so writes
+        that arrive in that turn queue behind it and commit together, and a loop of writes
+        never starves the others; with nothing ready it takes a turn only when
+        ``_LOOP_TURN_EVERY`` seconds have passed since the last one, so I/O and timers are
+        still polled. A cancellation during that turn writes nothing; once the write runs on
+        the loop it cannot be cancelled midway: it commits or fails whole.
+
+        This is the hot path of a lone writer, and runs with CPU caches made cold by the last
+        fsync, where every call costs several times its price in a tight loop: the checks
+        take one reading of the clock and call nothing they need not.
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
@@ -766,28 +761,34 @@ class _GroupCommitWriter:
             self._inline
             and isinstance(work, _OneStatement)
             and not (self._in_flight or self._scheduled or self._pending or self._holders)
-            and self._budget.allows()
         ):
+            return await self._submit(work)
+        budget = self._budget
+        started = budget.start()
+        if started is None:
             return await self._submit(work)
         self._in_flight = True
         try:
-            if self._turn_needed(loop):
+            ready = self._ready
+            if ready is None or ready or started >= self._turn_due:
                 await _one_turn()
+                # The write's time on the loop starts after the turn: not the others' time.
+                started = budget.clock()
+                self._turn_due = started + _LOOP_TURN_EVERY
             connection = self._thread.borrow()
             if connection is not None:
-                outcome = self._commit_here(connection, work)
+                outcome = self._commit_here(connection, work, started)
                 if outcome is not _BUSY:
                     return cast(_T, outcome)
         finally:
             self._release()
         return await self._submit(work)
 
-    def _commit_here(self, connection: sqlite3.Connection, work: WriteWork) -> Any:
-        """Run ``work`` alone in a transaction on the loop's thread, on the borrowed connection:
-        its result, its error raised, or _BUSY when another connection holds the write lock.
-        Alone, a write that fails rolls the transaction back: nothing else is in it."""
-        budget = self._budget
-        started = budget.clock()
+    def _commit_here(self, connection: sqlite3.Connection, work: WriteWork, started: float) -> Any:
+        """Run ``work`` alone in a transaction on the loop's thread, on the borrowed connection
+        (the write's time on the loop counted from ``started``): its result, its error raised,
+        or _BUSY when another connection holds the write lock. Alone, a write that fails rolls
+        the transaction back: nothing else is in it."""
         try:
             self._busy.set(connection, False)
             result = _transaction(connection, work)
@@ -797,7 +798,7 @@ class _GroupCommitWriter:
             raise self._translated(exc) from exc
         finally:
             self._thread.give_back()
-            budget.spent(started)
+            self._budget.spent(started)
         self._writes_since_checkpoint += 1
         return result
 
@@ -888,7 +889,10 @@ class _GroupCommitWriter:
         (a lone writer's next write too, so it loses no turn), instead of the first of them
         going alone and the rest waiting for it. A checkpoint that is due goes first.
         """
-        if self._checkpoint_due():
+        if (
+            self._checkpoint_forced
+            or self._writes_since_checkpoint * self._frames_per_write >= _CHECKPOINT_FRAMES
+        ) and self._start_checkpoint():
             return
         while self._holders:
             turn = self._holders.popleft()
@@ -922,12 +926,10 @@ class _GroupCommitWriter:
         self._in_flight = True
         self._send(batch, asyncio.get_running_loop().time() + self._timeout, 0.002)
 
-    def _checkpoint_due(self) -> bool:
-        """Start a checkpoint on the thread if inline writes have filled the WAL that far (the
-        writer is held until it ends); True if one started."""
+    def _start_checkpoint(self) -> bool:
+        """Start a checkpoint on the thread, for ``_next`` when inline writes have filled the
+        WAL that far (the writer is held until it ends); True if one started."""
         writes = self._writes_since_checkpoint
-        if not (self._checkpoint_forced or writes * self._frames_per_write >= _CHECKPOINT_FRAMES):
-            return False
         # Frames per write are learnt from counted writes only (not from an import's).
         context = 0 if self._checkpoint_forced else writes
         try:
