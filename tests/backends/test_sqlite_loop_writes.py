@@ -20,6 +20,7 @@ from _lock_holder import start_lock_holder
 
 from confstore import BackendUnavailableError, ConfigScope, InvalidConfigError, open_store
 from confstore.backends import sqlite as sqlite_backend
+from confstore.backends._loop_lane import LoopBudget
 from confstore.backends._sqlite_thread import SQLiteThread
 from confstore.backends.sqlite import SQLiteConfigStore
 
@@ -185,7 +186,9 @@ async def test_a_slow_inline_write_sends_writes_to_the_thread_for_a_while(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_BUDGET", 0.01)
-    monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_PAUSE", 0.3)
+    # One stall pauses loop writes for the first pause only, not the longest.
+    monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_FIRST_PAUSE", 0.3)
+    monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_PAUSE", 60.0)
     async with SQLiteConfigStore(tmp_path / "slow.db") as store:
         log = await trace_writer(store)
         loop_thread = threading.get_ident()
@@ -200,6 +203,33 @@ async def test_a_slow_inline_write_sends_writes_to_the_thread_for_a_while(
         log.clear()
         await store.set_config(*KEY, {"n": 2})
         assert log.threads_of("COMMIT") == [loop_thread]  # the pause is over
+
+
+def test_pauses_that_follow_each_other_double_up_to_the_longest() -> None:
+    now = [100.0]
+    budget = LoopBudget(0.005, 1.0, outlier=10, first_pause=0.1, clock=lambda: now[0])
+
+    def stall(seconds: float) -> float:
+        """A run of ``seconds`` (over 10 times the budget); how long it paused the budget."""
+        started = budget.start()
+        assert started is not None
+        now[0] += seconds
+        budget.spent(started)
+        paused = 0.0
+        while budget.start() is None:
+            now[0] += 0.001
+            paused += 0.001
+        return round(paused, 3)
+
+    assert stall(0.06) == 0.1  # one stall: a short pause
+    assert [stall(0.06) for _ in range(5)] == [0.2, 0.4, 0.8, 1.0, 1.0]  # a disk that stays slow
+    now[0] += 1.5  # then a while without a stall
+    assert stall(0.06) == 0.1
+    started = budget.start()
+    assert started is not None
+    now[0] += 0.002  # a run within the budget pauses nothing
+    budget.spent(started)
+    assert budget.start() == now[0]
 
 
 async def test_loop_writes_false_sends_every_write_to_the_thread(tmp_path: Path) -> None:
@@ -338,6 +368,9 @@ async def test_writes_that_stay_over_the_budget_go_to_the_thread_but_one_does_no
 ) -> None:
     # Wide enough that the first write of a new file (the WAL created) stays far below it.
     monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_BUDGET", 0.04)
+    # A first pause as long as the test, so it sees the average's decision alone.
+    monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_FIRST_PAUSE", 60.0)
+    monkeypatch.setattr(sqlite_backend, "_LOOP_WRITE_PAUSE", 60.0)
     async with SQLiteConfigStore(tmp_path / "slow.db") as store:
         log = await trace_writer(store)
         loop_thread = threading.get_ident()

@@ -15,7 +15,11 @@ otherwise. ``LoopBudget`` is the one place that decides, shared by every kind of
   ``pause`` seconds after runs took longer than ``budget`` on average (a moving average over
   about the last 8), or one took ``outlier`` times as long. One slow run among fast ones (on a
   busy machine a run's elapsed time includes waiting for a CPU, which holds the loop wherever
-  the work runs) does not pause it; a disk that stays slow does.
+  the work runs) does not pause it; a disk that stays slow does;
+- with ``first_pause``, the first of such pauses is that short, and each that follows the end
+  of the previous one within ``pause`` seconds twice as long as the previous, up to ``pause``:
+  one stall of a shared disk (other processes' I/O) sends work to the thread only briefly,
+  while a disk that stays slow still holds the loop about once per ``pause`` in the end.
 
 Usage (or ``started = budget.start()``, None when not allowed)::
 
@@ -37,7 +41,17 @@ from collections.abc import Callable
 class LoopBudget:
     """Whether work may run on the loop's thread now (see the module)."""
 
-    __slots__ = ("_average", "_paused_until", "_thread_id", "budget", "clock", "outlier", "pause")
+    __slots__ = (
+        "_average",
+        "_next_pause",
+        "_paused_until",
+        "_thread_id",
+        "budget",
+        "clock",
+        "first_pause",
+        "outlier",
+        "pause",
+    )
 
     def __init__(
         self,
@@ -45,6 +59,7 @@ class LoopBudget:
         pause: float,
         *,
         outlier: float | None = None,
+        first_pause: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._thread_id = threading.get_ident()
@@ -53,6 +68,8 @@ class LoopBudget:
         self.budget = budget
         self.pause = pause
         self.outlier = outlier
+        self.first_pause = pause if first_pause is None else first_pause
+        self._next_pause = self.first_pause
         self.clock = clock
 
     def allows(self) -> bool:
@@ -74,7 +91,7 @@ class LoopBudget:
 
     def spent(self, started: float) -> None:
         """A run that began at ``started`` (a reading of ``clock``) has ended; over budget, the
-        next ``pause`` seconds go to the thread."""
+        next ``pause`` seconds (see ``first_pause``) go to the thread."""
         ended = self.clock()
         elapsed = ended - started
         if self.outlier is None:
@@ -83,5 +100,8 @@ class LoopBudget:
             self._average += (elapsed - self._average) / 8
             over = self._average > self.budget or elapsed > self.outlier * self.budget
         if over:
-            self._paused_until = ended + self.pause
+            if ended - self._paused_until > self.pause:  # the last pause is long over
+                self._next_pause = self.first_pause
+            self._paused_until = ended + self._next_pause
+            self._next_pause = min(2 * self._next_pause, self.pause)
             self._average = 0.0

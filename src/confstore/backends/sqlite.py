@@ -164,8 +164,10 @@ _LOOP_READ_PAUSE = 1.0
 _PRUNE_PAGE = 500
 # Writes committed on the loop's thread that take longer than this on average (seconds: a slow
 # or busy disk, networked storage), or one that takes _LOOP_WRITE_OUTLIER times as long, send
-# writes to the writer thread for the next _LOOP_WRITE_PAUSE seconds.
+# writes to the writer thread for the next _LOOP_WRITE_FIRST_PAUSE seconds; each time it
+# happens again right after such a pause, for twice as long, up to _LOOP_WRITE_PAUSE seconds.
 _LOOP_WRITE_BUDGET = 0.005
+_LOOP_WRITE_FIRST_PAUSE = 0.1
 _LOOP_WRITE_PAUSE = 1.0
 # Not lower: on a busy machine the process itself can wait tens of ms for a CPU, which the
 # elapsed time of a write includes (and which holds the loop whether the write runs there or not).
@@ -704,7 +706,9 @@ class _GroupCommitWriter:
     The loop is then held for the write's transaction, its fsync included: the time its caller
     waits anyway. It never waits for a lock there (busy timeout 0: a write that finds another
     process writing goes to the thread, which waits as before), and writes that take longer
-    than ``_LOOP_WRITE_BUDGET`` (see LoopBudget) go to the thread for ``_LOOP_WRITE_PAUSE`` s.
+    than ``_LOOP_WRITE_BUDGET`` (see LoopBudget) go to the thread for
+    ``_LOOP_WRITE_FIRST_PAUSE`` s, twice as long each time it happens again right after, up to
+    ``_LOOP_WRITE_PAUSE`` s.
     With writes on the loop the connection does not checkpoint by itself at commit (that would write and fsync
     the database file on the loop): the writer runs the checkpoints on its thread, after about
     the WAL frames SQLite's own automatic checkpoint would wait for.
@@ -725,7 +729,10 @@ class _GroupCommitWriter:
         self._busy = _BusyWait(timeout)
         self._inline = inline
         self._budget = LoopBudget(
-            _LOOP_WRITE_BUDGET, _LOOP_WRITE_PAUSE, outlier=_LOOP_WRITE_OUTLIER
+            _LOOP_WRITE_BUDGET,
+            _LOOP_WRITE_PAUSE,
+            outlier=_LOOP_WRITE_OUTLIER,
+            first_pause=_LOOP_WRITE_FIRST_PAUSE,
         )
         self._writes_since_checkpoint = 0
         self._frames_per_write = _FRAMES_PER_WRITE
