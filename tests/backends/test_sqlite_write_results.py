@@ -9,8 +9,9 @@ loop to the same outcome as on the thread: the same error, nothing written.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -261,3 +262,61 @@ async def test_a_lone_writer_still_lets_timers_fire(
                 n += 1
         finally:
             ticking.cancel()
+
+
+async def test_a_lone_writer_still_lets_ready_io_be_handled(
+    tmp_path: Path, generous_budget: None, turns: CountingTurn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A descriptor becomes readable while nothing is ready to run: the writer's check every
+    _LOOP_TURN_EVERY sees it and takes the turn in which the loop handles it."""
+    monkeypatch.setattr(sqlite_backend, "_CHECKPOINT_FRAMES", 10**9)
+    monkeypatch.setattr(sqlite_backend, "_FEED_TRIM_EVERY", 10**9)
+    loop = asyncio.get_running_loop()
+    receiving, sending = socket.socketpair()
+    received: list[bytes] = []
+    loop.add_reader(receiving.fileno(), lambda: received.append(receiving.recv(16)))
+    try:
+        async with SQLiteConfigStore(tmp_path / "io.db") as store:
+            for n in range(20):  # nothing waits: the checks take no turn
+                await store.set_config(*KEY, {"n": n})
+            turns_before = turns.turns
+            assert turns_before <= 1  # the first write of the loop may find a callback ready
+            sending.send(b"ping")
+            started = loop.time()
+            n = 0
+            while not received:  # without a turn now and then, this loop never ends
+                assert loop.time() - started < 10.0, "a readable descriptor was never handled"
+                await store.set_config(*KEY, {"n": n})
+                n += 1
+    finally:
+        loop.remove_reader(receiving.fileno())
+        receiving.close()
+        sending.close()
+    assert received == [b"ping"]
+    assert turns.turns > turns_before
+
+
+async def test_a_lone_writer_asks_the_loop_instead_of_taking_a_turn(
+    tmp_path: Path, generous_budget: None, turns: CountingTurn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the check due before every write and nothing waiting, no write takes a turn."""
+    monkeypatch.setattr(sqlite_backend, "_LOOP_TURN_EVERY", 0.0)
+    checks = 0
+    check = sqlite_backend.waiting_check
+
+    def counting_check(loop: asyncio.AbstractEventLoop) -> Callable[[], bool]:
+        waiting = check(loop)
+
+        def counted() -> bool:
+            nonlocal checks
+            checks += 1
+            return waiting()
+
+        return counted
+
+    monkeypatch.setattr(sqlite_backend, "waiting_check", counting_check)
+    async with SQLiteConfigStore(tmp_path / "asks.db") as store:
+        for n in range(20):
+            assert (await store.set_config(*KEY, {"n": n})).version == n + 1
+    assert checks >= 19
+    assert turns.turns <= 1  # the first write of the loop may find a callback ready

@@ -33,6 +33,8 @@ Usage (or ``started = budget.start()``, None when not allowed)::
 
 from __future__ import annotations
 
+import asyncio
+import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -105,3 +107,33 @@ class LoopBudget:
             self._paused_until = ended + self._next_pause
             self._next_pause = min(2 * self._next_pause, self.pause)
             self._average = 0.0
+
+
+def waiting_check(loop: asyncio.AbstractEventLoop) -> Callable[[], bool]:
+    """A check of whether ``loop`` has I/O ready or a timer due, that runs nothing: for work that
+    holds the loop's thread, to tell when it must give the loop a turn.
+
+    It asks the loop's selector for ready descriptors with a timeout of 0 (selectors are
+    level-triggered, so that consumes nothing: the loop's next turn sees the same) and looks at
+    the loop's earliest timer: asyncio's own selector loops' ``_selector`` and ``_scheduled``.
+    A turn of the loop costs several times as much right after an fsync (50-75 us on this
+    project's VM, against 10-20 for the check). For a loop without them (uvloop, Windows'
+    proactor) the check always answers True.
+    """
+    selector = getattr(loop, "_selector", None)
+    scheduled = getattr(loop, "_scheduled", None)
+    if not isinstance(selector, selectors.BaseSelector) or not isinstance(scheduled, list):
+        return _always
+    select = selector.select
+    clock = loop.time
+
+    def waiting() -> bool:
+        if scheduled and scheduled[0].when() <= clock():
+            return True
+        return bool(select(0))
+
+    return waiting
+
+
+def _always() -> bool:
+    return True

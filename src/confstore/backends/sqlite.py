@@ -136,7 +136,7 @@ from .._retention import KeyPrune, PruneResult, RetentionPolicy, parse_duration
 from .._store import ConfigStore, IsolatedArea, StoreCapabilities
 from .._url import DEFAULT_STORE_URL, StoreURL
 from .._validation import DEFAULT_MAX_VALUE_BYTES, parse_sequence_cursor, validate_version
-from ._loop_lane import LoopBudget
+from ._loop_lane import LoopBudget, waiting_check
 from ._sqlite_thread import SQLiteThread, ThreadGroup
 from ._sqlite_watch import DEFAULT_WATCH_INTERVAL, CommitWatcher
 
@@ -739,9 +739,11 @@ class _GroupCommitWriter:
         # After a transaction of unknown size (an import): checkpoint before the next write.
         self._checkpoint_forced = False
         # The loop's queue of callbacks ready to run (asyncio's own loops; None for others,
-        # whose writes then always take their turn), and when a write must next take one.
+        # whose writes then always take their turn), when a write must next ask whether the
+        # loop has I/O or timers waiting, and how it asks.
         self._ready: Sized | None = None
         self._turn_due = 0.0
+        self._loop_waiting: Callable[[], bool] | None = None
 
     async def write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """What ``work(connection)`` returns, run inside a write transaction, or its error: the
@@ -752,10 +754,11 @@ class _GroupCommitWriter:
         A write on the loop first gives the loop's other tasks one turn when any is ready to
         run (or the loop's ready queue cannot be seen), holding the writer meanwhile, so writes
         that arrive in that turn queue behind it and commit together, and a loop of writes
-        never starves the others; with nothing ready it takes a turn only when
-        ``_LOOP_TURN_EVERY`` seconds have passed since the last one, so I/O and timers are
-        still polled. A cancellation during that turn writes nothing; once the write runs on
-        the loop it cannot be cancelled midway: it commits or fails whole.
+        never starves the others. With nothing ready, once ``_LOOP_TURN_EVERY`` seconds have
+        passed since the last turn or check, it asks the loop whether I/O or a timer is waiting
+        (``waiting_check``), and takes its turn if so: a loop of writes never holds them up for
+        longer than that and one write. A cancellation during that turn writes nothing; once
+        the write runs on the loop it cannot be cancelled midway: it commits or fails whole.
 
         This is the hot path of a lone writer, and runs with CPU caches made cold by the last
         fsync, where every call costs several times its price in a tight loop: the checks
@@ -777,7 +780,7 @@ class _GroupCommitWriter:
         self._in_flight = True
         try:
             ready = self._ready
-            if ready is None or ready or started >= self._turn_due:
+            if ready is None or ready or (started >= self._turn_due and self._waiting(started)):
                 await _one_turn()
                 # The write's time on the loop starts after the turn: not the others' time.
                 started = budget.clock()
@@ -790,6 +793,12 @@ class _GroupCommitWriter:
         finally:
             self._release()
         return await self._submit(work)
+
+    def _waiting(self, now: float) -> bool:
+        """Whether the loop has I/O or a timer waiting; the next such question is due
+        ``_LOOP_TURN_EVERY`` seconds after ``now``."""
+        self._turn_due = now + _LOOP_TURN_EVERY
+        return self._loop_waiting is None or self._loop_waiting()
 
     def _commit_here(self, connection: sqlite3.Connection, work: WriteWork, started: float) -> Any:
         """Run ``work`` alone in a transaction on the loop's thread, on the borrowed connection
@@ -863,6 +872,7 @@ class _GroupCommitWriter:
         self._loop = loop
         ready = getattr(loop, "_ready", None)
         self._ready = ready if isinstance(ready, deque) else None
+        self._loop_waiting = waiting_check(loop)
         self._pending.clear()
         self._holders.clear()
         self._idle_waiters.clear()
