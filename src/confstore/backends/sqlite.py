@@ -173,8 +173,9 @@ _LOOP_WRITE_PAUSE = 1.0
 # elapsed time of a write includes (and which holds the loop whether the write runs there or not).
 _LOOP_WRITE_OUTLIER = 10
 # A write on the loop that finds no other callback ready skips its turn of the loop, unless
-# this long (seconds) has passed since a write took one: I/O and timers are still polled.
-_LOOP_TURN_EVERY = 0.004
+# this long (seconds) has passed since a write took one or asked the loop whether I/O or a
+# timer waits (waiting_check), and one does: I/O and timers are still polled.
+_LOOP_TURN_EVERY = 0.001
 # WAL frames (pages) after which the writer checkpoints, as SQLite's wal_autocheckpoint would
 # (its default), but on the writer thread; and a first guess of the frames one write adds.
 _CHECKPOINT_FRAMES = 1000
