@@ -230,8 +230,11 @@ class ConfigStore(abc.ABC):
             value,
             value_json,
             expected_version=expected_version,
-            updated_by=validate_optional_text("updated_by", updated_by),
-            comment=validate_optional_text("comment", comment),
+            # Most writes give neither: no call for them (this is every store's write path).
+            updated_by=None
+            if updated_by is None
+            else validate_optional_text("updated_by", updated_by),
+            comment=None if comment is None else validate_optional_text("comment", comment),
         )
 
     async def get_config(
