@@ -12,7 +12,7 @@ import asyncio
 import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -92,19 +92,38 @@ async def test_the_returned_entry_equals_what_a_read_returns(store: SQLiteConfig
 async def test_a_write_on_a_whole_second_keeps_six_digits_of_microseconds(
     store: SQLiteConfigStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The write formats its time without isoformat's timespec, which drops a zero fraction."""
     whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
-            return whole_second
-
-    monkeypatch.setattr(sqlite_backend, "datetime", Clock)
+    monkeypatch.setattr(sqlite_backend, "time_ns", lambda: int(whole_second.timestamp()) * 10**9)
     entry = await store.set_config(*KEY, {"n": 1})
     assert stored_timestamps(Path(store.path), 1) == ("2026-01-02T03:04:05.000000+00:00",) * 2
     assert entry.updated_at == entry.created_at == whole_second
     assert_same_entry(entry, await store.get_config(*KEY))
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [
+        # a second and the next, across a minute, an hour, a day and a year, in one run: the
+        # second's text is made again whenever the second changes
+        [1_767_225_599_999_999_999, 1_767_225_600_000_000_000, 1_767_225_600_000_001_999],
+        [0, 999, 1_000, 999_999_000, 1_000_000_000, 86_399_999_999_000],
+        [1_700_000_000_123_456_789] * 3 + [1_699_999_999_000_000_000],  # the clock going back
+    ],
+    ids=["new-year", "epoch", "backwards"],
+)
+def test_the_write_time_is_the_clock_floored_to_microseconds_and_its_text(
+    nanoseconds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readings = iter(nanoseconds)
+    monkeypatch.setattr(sqlite_backend, "time_ns", lambda: next(readings))
+    for reading in nanoseconds:
+        moment, text = sqlite_backend._write_time()
+        expected = datetime.fromtimestamp(reading // 1000 // 10**6, UTC).replace(
+            microsecond=reading // 1000 % 10**6
+        )
+        assert moment == expected
+        assert moment.tzinfo is UTC
+        assert text == format_timestamp(expected)
 
 
 async def test_the_returned_value_is_a_copy_of_the_callers(store: SQLiteConfigStore) -> None:

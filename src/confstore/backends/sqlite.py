@@ -94,6 +94,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from time import time_ns
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, TypeVar, cast
 from urllib.parse import quote
@@ -586,10 +587,11 @@ class _SetVersion(_OneStatement):
     ) -> None:
         self.key = key
         self.value = value
-        # _APPEND_VERSION's parameters; ?6 (now) is set when the write runs.
+        # _APPEND_VERSION's parameters; ?6 (now) is set when the write runs. The scope is a
+        # StrEnum, a str that sqlite3 binds as its text (``.value`` is two Python calls).
         self.parameters: list[Any] = [
             key.tenant_id,
-            key.scope.value,
+            key.scope,
             key.service,
             key.config_key,
             value_json,
@@ -601,11 +603,8 @@ class _SetVersion(_OneStatement):
         ]
 
     def __call__(self, connection: sqlite3.Connection) -> ConfigEntry:
-        moment = datetime.now(UTC)
+        moment, now = _write_time()
         parameters = self.parameters
-        # format_timestamp of a UTC moment, as a read parses it back: isoformat() without
-        # timespec (whose keyword costs most of the call) omits microseconds only when they are 0.
-        now = moment.isoformat() if moment.microsecond else format_timestamp(moment)
         parameters[5] = now
         row = connection.execute(_APPEND_VERSION_RETURNING, parameters).fetchone()
         if row is None:
@@ -626,6 +625,28 @@ class _SetVersion(_OneStatement):
             parameters[7],
             False,
         )
+
+
+# The second _write_time last saw, and its text up to the microseconds.
+_second_text: tuple[int, str] = (-1, "")
+
+
+def _write_time() -> tuple[datetime, str]:
+    """Now, in UTC, and its text as ``format_timestamp`` writes it (and a read parses back).
+
+    The text is built from the microseconds and the second's text, made once a second, and
+    the moment parsed from it: ``datetime.isoformat`` costs most of ``datetime.now`` and
+    formatting (2.1 us together in a tight loop), parsing a twentieth of that (0.9 us in all).
+    Safe on any thread: the second and its text are read and replaced as one tuple.
+    """
+    global _second_text
+    second, microsecond = divmod(time_ns() // 1000, 1_000_000)
+    known = _second_text
+    if known[0] != second:
+        whole = format_timestamp(datetime.fromtimestamp(second, UTC))
+        _second_text = known = (second, whole[: whole.index(".") + 1])
+    text = f"{known[1]}{microsecond:06d}+00:00"
+    return _parse_timestamp(text), text
 
 
 def _run_one(work: WriteWork, connection: sqlite3.Connection) -> Any:
@@ -788,9 +809,10 @@ class _GroupCommitWriter:
                 self._turn_due = started + _LOOP_TURN_EVERY
             connection = self._thread.borrow()
             if connection is not None:
-                outcome = self._commit_here(connection, work, started)
+                # Annotated, not cast(): that is a call, and this is the hot path.
+                outcome: _T = self._commit_here(connection, work, started)
                 if outcome is not _BUSY:
-                    return cast(_T, outcome)
+                    return outcome
         finally:
             self._release()
         return await self._submit(work)
