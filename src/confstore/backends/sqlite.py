@@ -680,10 +680,6 @@ def _one_turn() -> Generator[None, None, None]:
     yield
 
 
-# _commit_here's outcome when another connection holds the write lock.
-_BUSY: Final = object()
-
-
 class _BusyWait:
     """The writer connection's busy timeout, changed only when the side using it changes: the
     writer thread waits up to ``timeout`` for another process's lock, the loop's thread never
@@ -809,12 +805,25 @@ class _GroupCommitWriter:
                 self._turn_due = started + _LOOP_TURN_EVERY
             connection = self._thread.borrow()
             if connection is not None:
-                # Annotated, not cast(): that is a call, and this is the hot path.
-                outcome: _T = self._commit_here(connection, work, started)
-                if outcome is not _BUSY:
+                # Alone in its transaction on the borrowed connection: a write that fails rolls
+                # it back, nothing else is in it. Another process's write lock sends it to the
+                # thread, which waits for the lock.
+                try:
+                    if self._busy.waiting:  # (set() checks it too: this saves its call)
+                        self._busy.set(connection, False)
+                    outcome: _T = _transaction(connection, work)
+                except (sqlite3.Error, OSError) as exc:
+                    if not _is_busy(exc):
+                        raise self._translated(exc) from exc
+                else:
+                    self._writes_since_checkpoint += 1
                     return outcome
+                finally:
+                    self._thread.give_back()
+                    budget.spent(started)
         finally:
-            self._release()
+            self._in_flight = False  # _release(), without its call
+            self._next()
         return await self._submit(work)
 
     def _waiting(self, now: float) -> bool:
@@ -822,24 +831,6 @@ class _GroupCommitWriter:
         ``_LOOP_TURN_EVERY`` seconds after ``now``."""
         self._turn_due = now + _LOOP_TURN_EVERY
         return self._loop_waiting is None or self._loop_waiting()
-
-    def _commit_here(self, connection: sqlite3.Connection, work: WriteWork, started: float) -> Any:
-        """Run ``work`` alone in a transaction on the loop's thread, on the borrowed connection
-        (the write's time on the loop counted from ``started``): its result, its error raised,
-        or _BUSY when another connection holds the write lock. Alone, a write that fails rolls
-        the transaction back: nothing else is in it."""
-        try:
-            self._busy.set(connection, False)
-            result = _transaction(connection, work)
-        except (sqlite3.Error, OSError) as exc:
-            if _is_busy(exc):
-                return _BUSY
-            raise self._translated(exc) from exc
-        finally:
-            self._thread.give_back()
-            self._budget.spent(started)
-        self._writes_since_checkpoint += 1
-        return result
 
     def _submit(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
         """Queue ``work(connection)`` for the writer thread's next group commit; the future gets
