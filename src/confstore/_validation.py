@@ -137,6 +137,14 @@ def validate_limit(limit: object, *, name: str = "limit") -> int:
     return _bounded_int(limit, name, 1, MAX_LIMIT)
 
 
+def parse_count(text: str) -> int | None:
+    """The number ``text`` spells in ASCII digits, or None (also for more digits than any
+    version, position or limit has: 2^63-1 has 19, and int() raises past 4,300)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    return int(text)
+
+
 def parse_sequence_cursor(cursor: str | None, store: str) -> int:
     """A change-feed cursor that is a position in a sequence: its ASCII digits (None is 0).
 
@@ -145,8 +153,9 @@ def parse_sequence_cursor(cursor: str | None, store: str) -> int:
     """
     if cursor is None:
         return 0
-    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19:
-        return int(cursor)
+    position = parse_count(cursor) if isinstance(cursor, str) else None
+    if position is not None:
+        return position
     raise InvalidConfigError(
         f"not a change-feed cursor of the {store} store: {short_repr(cursor)}", field="cursor"
     )

@@ -21,7 +21,7 @@ from .._retention import RetentionPolicy
 from .._secrets import mask_secrets
 from .._store import ConfigStore
 from .._typed import spec_at, typed_config_specs
-from .._validation import check_nesting_depth, validate_identifier, validate_key
+from .._validation import check_nesting_depth, parse_count, validate_identifier, validate_key
 from ..cli._schemas import field_changes, secret_paths_of, validated_value
 from ._auth import IDENTITY, authorize, forbidden
 from ._http import (
@@ -29,7 +29,6 @@ from ._http import (
     ApiError,
     RequestModel,
     json_response,
-    parse_count,
     parse_json,
     query_bool,
     query_int,

@@ -24,6 +24,7 @@ from .._errors import (
     UnsupportedOperationError,
     VersionConflictError,
 )
+from .._validation import parse_count
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Set once a handler has begun a streamed answer: a later failure can only cut it short.
@@ -232,14 +233,6 @@ def validate_model(model: type[RequestModel], data: Any) -> RequestModel:
         field = ".".join(str(part) for part in first["loc"]) or None
         where = f"{field}: " if field else ""
         raise ApiError(422, "invalid_config", f"{where}{first['msg']}", field=field) from None
-
-
-def parse_count(text: str) -> int | None:
-    """The number ``text`` spells in ASCII digits, or None (also for more digits than any
-    version or limit has: 2^63-1 has 19, and int() raises past 4,300)."""
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        return None
-    return int(text)
 
 
 def query_int(request: web.Request, name: str, *, minimum: int, default: int | None) -> int | None:
