@@ -113,12 +113,19 @@ _HTTP_KINDS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     431: "request_header_fields_too_large",
+    500: "internal_error",
+    504: "gateway_timeout",
 }
+
+
+def api_error_kind(status: int) -> str:
+    """The ``type`` of an error answer of ``status`` that has no more specific one."""
+    return _HTTP_KINDS.get(status, "http_error")
 
 
 def api_error_for_http(exc: web.HTTPException) -> ApiError:
     """aiohttp's own answers (no route, wrong method, a body over the limit) as JSON problems."""
-    kind = _HTTP_KINDS.get(exc.status, "http_error")
+    kind = api_error_kind(exc.status)
     message = exc.reason if exc.status != 404 else "no such resource"
     error = ApiError(exc.status, kind, message)
     allow = exc.headers.get("Allow")

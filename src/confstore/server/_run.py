@@ -18,6 +18,7 @@ from .._errors import InvalidConfigError
 from .._store import ConfigStore
 from ._app import create_app
 from ._auth import Authenticator, FailureThrottle
+from ._http import ApiError, api_error_kind, problem, security_headers
 from ._settings import ServerSettings
 from ._tokens import TokenFile
 
@@ -48,6 +49,46 @@ def server_tls(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | 
     return context
 
 
+class _ApiRequestHandler(web.RequestHandler):
+    """A connection whose own answers (a request aiohttp cannot parse: a bad request line, a
+    header over the limit, a malformed header) are the API's JSON problems, not plain text."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp's answer is dropped: its call logs the error and raises if an answer has begun.
+        super().handle_error(request, status, exc, message)
+        if status >= 500 or not message:
+            message = "internal error (see the server log)" if status >= 500 else "bad request"
+        response = problem(ApiError(status, api_error_kind(status), message))
+        security_headers(response)
+        response.force_close()
+        return response
+
+
+class _ApiServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _ApiRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _ApiRunner(web.AppRunner):
+    """An AppRunner whose connections are _ApiRequestHandler: aiohttp offers no public way to
+    choose the handler class, so the server it makes is rebuilt as an _ApiServer."""
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        return _ApiServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            **made._kwargs,
+        )
+
+
 def authenticator_for(token_file: TokenFile, settings: ServerSettings) -> Authenticator:
     throttle = FailureThrottle(
         burst=settings.auth_burst, refill_seconds=settings.auth_refill_seconds
@@ -63,7 +104,7 @@ async def start(
     ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, str]:
     """Start ``app`` on host:port; return its runner and base URL (with the port really bound)."""
-    runner = web.AppRunner(
+    runner = _ApiRunner(
         app,
         access_log=None,
         shutdown_timeout=settings.shutdown_timeout,

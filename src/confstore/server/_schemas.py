@@ -255,7 +255,8 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(
-        description="unauthorized, forbidden, not_found, method_not_allowed, invalid_identifier, "
+        description="bad_request, unauthorized, forbidden, not_found, method_not_allowed, "
+        "invalid_identifier, "
         "invalid_config, invalid_cursor, malformed_json, unsupported_media_type, "
         "payload_too_large, request_timeout, version_conflict, import_format, import_conflict, "
         "cursor_expired, too_many_requests, backend_unavailable, backend_timeout, backend_error, "
