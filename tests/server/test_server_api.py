@@ -379,6 +379,49 @@ async def test_bad_requests_get_json_errors_and_write_nothing(
     assert await store_snapshot(api.store) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "field"),
+    [
+        ("PUT", "", {"value": {"n": 2}, "expected_version": "1"}, "expected_version"),
+        ("PUT", "", {"value": {"n": 2}, "expected_version": 1.0}, "expected_version"),
+        ("PUT", "", {"value": {"n": 2}, "expected_version": True}, "expected_version"),
+        ("PUT", "", {"value": {"n": 2}, "comment": 5}, "comment"),
+        ("DELETE", "", {"purge": 1}, "purge"),
+        ("DELETE", "", {"purge": "true"}, "purge"),
+        ("POST", "/rollback", {"version": "1"}, "version"),
+        ("POST", "/rollback", {"version": True}, "version"),
+        ("POST", "/rollback", {"version": 1, "expected_version": "1"}, "expected_version"),
+    ],
+)
+async def test_numbers_and_flags_of_another_json_type_are_refused_naming_the_field(
+    api: Api, method: str, suffix: str, body: dict[str, Any], field: str
+) -> None:
+    """A version as a string, float or boolean, a flag as a number or string: refused, not
+    coerced (pydantic's lax mode would take "1" and 1.0 as 1, and 1 as true)."""
+    await api.put(config_path(), {"n": 1}, token=api.token("root"))
+    before = await store_snapshot(api.store)
+    answer = await api.call(method, config_path() + suffix, token=api.token("root"), json_body=body)
+    assert (answer.status, answer.body["type"]) == (422, "invalid_config"), answer.text
+    assert answer.body["field"] == field
+    assert await store_snapshot(api.store) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"keep_last": "2"}, {"keep_last": 2.0}, {"dry_run": 1}, {"older_than": True}],
+)
+async def test_a_prune_policy_of_lax_types_is_refused(api: Api, body: dict[str, Any]) -> None:
+    for n in range(3):
+        await api.put(config_path(), {"n": n}, token=api.token("root"))
+    before = await store_snapshot(api.store)
+    answer = await api.call(
+        "POST", f"/v1/prune?tenant={TENANT_A}", token=api.token("root"), json_body=body
+    )
+    assert (answer.status, answer.body["type"]) == (422, "invalid_config"), answer.text
+    assert answer.body["field"].split(".")[0] == next(iter(body))
+    assert await store_snapshot(api.store) == before
+
+
 class OutageStore(MemoryConfigStore):
     """A store whose backend is down: every read raises BackendUnavailableError."""
 

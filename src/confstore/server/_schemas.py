@@ -14,7 +14,9 @@ from ._tokens import Role
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a version sent as "1", 1.0 or true, or a flag sent as 1 or "yes", is refused
+    # (naming the field) rather than guessed at; JSON integers stay acceptable for seconds.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PutConfigRequest(_Request):
