@@ -77,6 +77,18 @@ class Cli:
 
         assert main(["--url", self.url, *args]) == 0
 
+    def importing_stdin(self, *options: str) -> subprocess.Popen[bytes]:
+        """``confstore [options] --url <url> import -`` started on pipes: it waits for stdin
+        (so it is still running whenever a test signals it); stdout goes nowhere."""
+        return subprocess.Popen(
+            [*confstore_command(), *options, "--url", self.url, "import", "-"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            cwd=self.cwd,
+            env=cli_environment(),
+        )
+
     def in_pty(self, *args: str, url: str | None = None, **env: str) -> tuple[int, str]:
         """Run ``confstore`` on a pseudo-terminal (stdin, stdout and stderr): exit code, output."""
         argv = [*confstore_command(), "--url", url or self.url, *args]

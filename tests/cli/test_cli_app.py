@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,27 @@ def test_errors_are_one_line_without_a_traceback(cli: Cli, argv: list[str]) -> N
     assert result.exit_code not in (0, 1)
     assert result.stderr.startswith("confstore: error: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.9])
+@pytest.mark.parametrize(
+    ("options", "report"),
+    [
+        ([], b"confstore: interrupted\n"),
+        (
+            ["--json"],
+            b'{"error": {"type": "KeyboardInterrupt", "message": "interrupted", "exit_code": 130}}\n',
+        ),
+    ],
+    ids=["text", "json"],
+)
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(
+    cli: Cli, delay: float, options: list[str], report: bytes
+) -> None:
+    """From the first moments (while ``import confstore`` runs, about half a second) to the
+    command's wait for stdin: the same report, never a traceback."""
+    with cli.importing_stdin(*options) as process:
+        time.sleep(delay)  # not a wait for something: the moment the signal is sent
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr) == (130, report)

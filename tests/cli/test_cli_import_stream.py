@@ -5,12 +5,11 @@ from __future__ import annotations
 import gc
 import json
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import Cli, cli_environment, confstore_command
+from cli_harness import Cli
 from test_cli_transfer import everything, history_document
 
 from confstore import ExportFileReader
@@ -133,15 +132,7 @@ def test_ctrl_c_in_the_middle_of_an_import_exits_130_and_writes_nothing(
     cli: Cli, tmp_path: Path
 ) -> None:
     text = json.dumps(history_document("acme", KEYS, VERSIONS), indent=2).encode()
-    argv = [*confstore_command(), "--url", cli.url, "import", "-"]
-    with subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        cwd=cli.cwd,
-        env=cli_environment(),
-    ) as process:
+    with cli.importing_stdin() as process:
         assert process.stdin is not None
         # Far more than a pipe holds: once written, the import has read most of it.
         process.stdin.write(text[: len(text) * 2 // 3])

@@ -1,4 +1,4 @@
-"""The ``confstore`` command-line tool (console script ``confstore = confstore.cli:main``)."""
+"""The ``confstore`` command-line tool (the console script runs ``main``: see _confstore_cli)."""
 
 from ._app import main as main
 
