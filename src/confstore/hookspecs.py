@@ -19,6 +19,8 @@ Hooks only register; they never do I/O. confstore's own backends register throug
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -74,6 +76,26 @@ class SchemaRegistrar(Protocol):
         ``name`` is how the CLI and ``spec_for`` refer to it (default: the class name without a
         ``Config`` suffix, in snake case). A name or model registered twice raises ValueError.
         """
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for a plugin package's ``__init__.py`` that imports the module
+    of each exported name (relative to ``package``) when the name is first used::
+
+        __getattr__ = lazy_exports(__name__, {"MyStore": "._store"})
+
+    Importing the plugin's entry point imports its package first, and confstore imports every
+    installed plugin's entry point when a process opens its first store, of any kind: with the
+    store exported so, that costs nothing of the store's own imports (its driver, for one).
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module, package), name)
+
+    return __getattr__
 
 
 @hookspec

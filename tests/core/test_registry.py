@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -249,3 +250,94 @@ def test_plugins_that_clash_or_cannot_load_get_clear_errors(tmp_path: Path) -> N
     report = json.loads(cli.stderr)["error"]
     assert report["type"] == "AmbiguousBackendError"
     assert "confstore-alpha and confstore-beta" in report["message"]
+
+
+# What each first-party plugin's store needs; none of it is needed to open a SQLite store.
+PLUGIN_STORE_MODULES = [
+    "confstore_vespa._store",
+    "confstore_elasticsearch._store",
+    "confstore_postgres._store",
+    "confstore_etcd._store",
+    "confstore_remote._store",
+    "confstore.docstore",
+    "asyncpg",
+]
+FRESH_SQLITE_PROCESS = """
+import asyncio, json, sys
+import confstore
+
+async def main(path):
+    async with confstore.open_store(f"sqlite:///{path}") as store:
+        await store.set_config("acme", "system", "svc", "key", {"n": 1})
+        assert (await store.get_config("acme", "system", "svc", "key")).config_value == {"n": 1}
+    async with confstore.ConfigManager(url=f"sqlite:///{path}") as manager:
+        await manager.get_system_config("acme")
+
+asyncio.run(main(sys.argv[1]))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_fresh_process_using_sqlite_imports_no_plugin_store_or_driver(tmp_path: Path) -> None:
+    """Plugins are discovered (their small ``_plugin`` modules), but a store's module and its
+    drivers are imported only when a URL of its scheme is opened."""
+    installed = [name for name in PLUGIN_STORE_MODULES if importlib.util.find_spec(name)]
+    assert installed, "no first-party plugin is installed: nothing to check"
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_SQLITE_PROCESS, str(tmp_path / "fresh.db")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    imported = set(json.loads(result.stdout))
+    assert "confstore.backends.sqlite" in imported
+    assert [name for name in installed if name in imported] == []
+
+
+PLUGIN_URLS = {
+    "vespa+http://localhost:8080": "VespaConfigStore",
+    "vespa+https://vespa.internal:443": "VespaConfigStore",
+    "elasticsearch+http://localhost:9200": "ElasticsearchConfigStore",
+    "elasticsearch+https://user:pass@search:9200": "ElasticsearchConfigStore",
+    "opensearch+http://search:9200": "ElasticsearchConfigStore",
+    "opensearch+https://search:9200": "ElasticsearchConfigStore",
+    "postgresql://app@db/configs": "PostgresConfigStore",
+    "postgres://app:@db/configs": "PostgresConfigStore",
+    "etcd+http://h1:2379,h2:2379": "EtcdConfigStore",
+    "etcd+https://h1:2379": "EtcdConfigStore",
+    "confstore+http://127.0.0.1:8080?token=t": "RemoteConfigStore",
+    "confstore+https://configs.internal?token=t": "RemoteConfigStore",
+}
+
+
+def test_every_plugin_url_opens_in_a_fresh_process_with_its_store_imported_on_demand() -> None:
+    if "vespa+http" not in backend_registry.schemes():
+        pytest.skip("the first-party plugins are not installed here")
+    code = (
+        "import json, sys, confstore\n"
+        "print(json.dumps({url: type(confstore.open_store(url)).__name__ for url in sys.argv[1:]}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *PLUGIN_URLS], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == PLUGIN_URLS
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "confstore_vespa",
+        "confstore_elasticsearch",
+        "confstore_postgres",
+        "confstore_etcd",
+        "confstore_remote",
+    ],
+)
+def test_a_plugin_package_exports_its_names_lazily(package: str) -> None:
+    module = pytest.importorskip(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
+        module.NoSuchName  # noqa: B018

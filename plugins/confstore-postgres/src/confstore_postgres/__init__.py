@@ -6,9 +6,24 @@ an empty password as ``user:@host``); see ``PostgresConfigStore``. ``confstore_p
 starts a throwaway server for tests (``pip install confstore-postgres[server]``).
 """
 
-from ._settings import PostgresSettings as PostgresSettings
-from ._store import PostgresConfigStore as PostgresConfigStore
+from typing import TYPE_CHECKING
+
+from confstore.hookspecs import lazy_exports
+
+if TYPE_CHECKING:
+    from ._settings import PostgresSettings as PostgresSettings
+    from ._store import PostgresConfigStore as PostgresConfigStore
 
 __version__ = "0.1.0"
 
 __all__ = ["PostgresConfigStore", "PostgresSettings", "__version__"]
+
+# Imported on first use: the entry point (``._plugin``) imports this package whenever a store
+# of any kind is first opened in a process, and must not import this store and its drivers.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "PostgresSettings": "._settings",
+        "PostgresConfigStore": "._store",
+    },
+)
