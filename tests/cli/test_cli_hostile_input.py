@@ -74,6 +74,8 @@ def test_an_undecodable_byte_in_a_comment_is_invalid_input(cli: Cli) -> None:
         ("set", *KEY, '{"auth": {"user": "u", "token": "**********"}}'),
         ("set", *KEY, '{"a": 2}', "--by", "mallory\udcff"),
         ("delete", *KEY, "--comment", "\udcff"),
+        ("set", *KEY, '{"a": 2, "a": 3}'),
+        ("set", *KEY, '{"a": {"b": 1, "c": 2, "b": 3}}'),
     ],
     ids=lambda args: " ".join(args)[:40],
 )

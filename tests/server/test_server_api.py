@@ -407,6 +407,42 @@ async def test_numbers_and_flags_of_another_json_type_are_refused_naming_the_fie
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", config_path(), b'{"value": {"n": 2}, "value": {"n": 3}}'),
+        ("PUT", config_path(), b'{"value": {"n": 2, "limits": {"max": 1, "max": 9}}}'),
+        ("POST", config_path() + "/rollback", b'{"version": 1, "version": 2}'),
+        (
+            "POST",
+            f"/v1/tenants/{TENANT_A}/import?mode=append",
+            b'{"format": "confstore-export", "format_version": 1, "configs": [{"scope": '
+            b'"system", "service": "svc", "config_key": "key", "config_value": {"n": 2}, '
+            b'"config_value": {"n": 3}, "version": 2, "created_at": "2026-01-01T00:00:00Z", '
+            b'"updated_at": "2026-01-01T00:00:00Z"}]}',
+        ),
+    ],
+    ids=["put-top-level", "put-in-the-value", "rollback", "import"],
+)
+async def test_a_key_twice_in_one_json_object_is_malformed_and_writes_nothing(
+    api: Api, method: str, path: str, body: bytes
+) -> None:
+    """Python's parser keeps the last of two equal keys, other readers the first: such a body
+    means different things to a proxy or validator in front of the server and to the server."""
+    await api.put(config_path(), {"n": 1}, token=api.token("root"))
+    before = await store_snapshot(api.store)
+    answer = await api.call(
+        method,
+        path,
+        token=api.token("root"),
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert (answer.status, answer.body["type"]) == (400, "malformed_json"), answer.text
+    assert "appears twice" in answer.body["message"]
+    assert await store_snapshot(api.store) == before
+
+
+@pytest.mark.parametrize(
     "body",
     [{"keep_last": "2"}, {"keep_last": 2.0}, {"dry_run": 1}, {"older_than": True}],
 )

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._json_text import unique_keys
 from .._registry import open_store
 from .._store import ConfigStore
 from .._url import default_store_url
@@ -56,11 +57,12 @@ def open_cli_store(args: argparse.Namespace) -> ConfigStore:
     return open_store(store_url(args))
 
 
-def read_json_text(text: str, source: str) -> Any:
+def read_json_text(text: str, source: str, *, unique: bool = False) -> Any:
     """Parse JSON given by the user; CliError (invalid input) for anything Python's parser refuses,
-    including nesting too deep for it and integers too long to convert."""
+    including nesting too deep for it and integers too long to convert, and with ``unique`` an
+    object naming a key twice (else the last one counts, as in an import document)."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique_keys if unique else None)
     except RecursionError:
         raise CliError(
             f"{source} nests too deep (values may nest {MAX_NESTING_DEPTH} levels)",
@@ -70,13 +72,13 @@ def read_json_text(text: str, source: str) -> Any:
         raise CliError(f"{source} is not valid JSON: {exc}", ExitCode.INVALID_INPUT) from exc
 
 
-def read_json_source(path: str) -> Any:
-    """Parse JSON from a file, or from stdin when ``path`` is ``-``."""
+def read_json_source(path: str, *, unique: bool = False) -> Any:
+    """Parse JSON from a file, or from stdin when ``path`` is ``-`` (``unique``: as above)."""
     if path == "-":
-        return read_json_text(sys.stdin.read().removeprefix("\ufeff"), "stdin")
+        return read_json_text(sys.stdin.read().removeprefix("\ufeff"), "stdin", unique=unique)
     try:
         # utf-8-sig: a byte order mark (Windows editors write one) is skipped, as RFC 8259 allows.
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}", ExitCode.INVALID_INPUT) from exc
-    return read_json_text(text, path)
+    return read_json_text(text, path, unique=unique)

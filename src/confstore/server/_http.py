@@ -24,6 +24,7 @@ from .._errors import (
     UnsupportedOperationError,
     VersionConflictError,
 )
+from .._json_text import unique_keys
 from .._validation import parse_count
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -202,9 +203,12 @@ def require_json(request: web.Request) -> None:
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN or Infinity; 400 malformed_json otherwise."""
+    """Strict JSON: UTF-8, no NaN or Infinity, no key twice in an object; 400 malformed_json
+    otherwise."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=unique_keys
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
 
