@@ -32,6 +32,7 @@ from ._http import (
     parse_json,
     query_bool,
     query_int,
+    query_param,
     read_body,
     read_model,
     require_json,
@@ -204,8 +205,8 @@ async def list_tenants(request: web.Request) -> web.Response:
 async def list_configs(request: web.Request) -> web.Response:
     tenant_id = request.match_info["tenant"]
     identity = authorize(request, role=Role.READ, tenant_id=tenant_id)
-    scope = request.query.get("scope") or None
-    service = request.query.get("service") or None
+    scope = query_param(request, "scope") or None
+    service = query_param(request, "service") or None
     entries = await request.app[STORE].list_configs(tenant_id, scope, service)
     reveal = reveals_secrets(request, identity)
     return json_response({"configs": [entry_body(entry, reveal) for entry in entries]})
@@ -437,7 +438,7 @@ async def import_(request: web.Request) -> web.Response:
     tenant_id = request.match_info["tenant"]
     authorize(request, role=Role.ADMIN, tenant_id=tenant_id)
     validate_identifier("tenant_id", tenant_id)
-    mode = request.query.get("mode", "restore")
+    mode = query_param(request, "mode") or "restore"
     if mode not in ("restore", "append"):
         raise ApiError(400, "invalid_config", "?mode= must be restore or append", field="mode")
     body = await read_body(
@@ -481,7 +482,7 @@ async def stats(request: web.Request) -> web.Response:
 
 async def prune(request: web.Request) -> web.Response:
     """Retention: admin only, for one tenant (?tenant=) or, with a token for every tenant, all."""
-    tenant_id = request.query.get("tenant")
+    tenant_id = query_param(request, "tenant")
     authorize(request, role=Role.ADMIN, tenant_id=tenant_id, all_tenants=tenant_id is None)
     if tenant_id is not None:
         validate_identifier("tenant_id", tenant_id)

@@ -246,8 +246,22 @@ def validate_model(model: type[RequestModel], data: Any) -> RequestModel:
         raise ApiError(422, "invalid_config", f"{where}{first['msg']}", field=field) from None
 
 
+def query_param(request: web.Request, name: str) -> str | None:
+    """The query parameter ``name`` (None when absent); 400 when it is given more than once,
+    since readers differ on which one counts (a proxy in front may check the other)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise ApiError(
+            400,
+            "invalid_config",
+            f"?{name}= is given {len(values)} times; give it once",
+            field=name,
+        )
+    return values[0] if values else None
+
+
 def query_int(request: web.Request, name: str, *, minimum: int, default: int | None) -> int | None:
-    text = request.query.get(name)
+    text = query_param(request, name)
     if text is None or text == "":
         return default
     number = parse_count(text)
@@ -259,7 +273,7 @@ def query_int(request: web.Request, name: str, *, minimum: int, default: int | N
 
 
 def query_bool(request: web.Request, name: str) -> bool:
-    text = request.query.get(name, "").lower()
+    text = (query_param(request, name) or "").lower()
     if text in ("", "0", "false", "no"):
         return False
     if text in ("1", "true", "yes"):

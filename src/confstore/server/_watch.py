@@ -27,7 +27,14 @@ from .._store import ConfigStore
 from .._validation import validate_identifier
 from ._auth import AUTHENTICATOR, authorize, forbidden
 from ._cursors import CursorSeal
-from ._http import STREAMING, json_response, query_int, security_headers, write_within
+from ._http import (
+    STREAMING,
+    json_response,
+    query_int,
+    query_param,
+    security_headers,
+    write_within,
+)
 from ._settings import SETTINGS, STORE
 from ._tokens import AccessToken, Role
 
@@ -269,7 +276,7 @@ async def changes(request: web.Request) -> web.Response:
     identity = authorize(request, role=Role.READ)
     tenants = _visible_tenants(request, identity)
     seal = request.app[AUTHENTICATOR].cursor_seal
-    given = request.query.get("cursor")
+    given = query_param(request, "cursor")
     cursor = seal.open(given) if given else None
     limit = query_int(request, "limit", minimum=1, default=1000)
     assert limit is not None
@@ -302,7 +309,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     identity = authorize(request, role=Role.READ)
     tenants = _visible_tenants(request, identity)
     authenticator = request.app[AUTHENTICATOR]
-    last_id = request.headers.get("Last-Event-ID") or request.query.get("cursor")
+    last_id = request.headers.get("Last-Event-ID") or query_param(request, "cursor")
     resume = authenticator.cursor_seal.open(last_id) if last_id else None
     hub = request.app[HUB]
     subscriber, present = await hub.subscribe(tenants)
