@@ -162,6 +162,21 @@ def test_demo_uses_the_default_store_in_the_working_directory(cli: Cli) -> None:
     assert (cli.cwd / "data" / "config" / "config.db").exists()
 
 
+@pytest.mark.parametrize("url", ["memory://", "sqlite://:memory:"])
+def test_demo_on_a_store_that_forgets_between_steps_is_a_usage_error(cli: Cli, url: str) -> None:
+    """Each step opens the store anew: on a private in-memory store step 2 found nothing."""
+    result = cli("demo", url=url)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1
+    assert "memory://demo" in result.stderr
+
+
+def test_demo_runs_on_a_named_memory_store(cli: Cli) -> None:
+    result = cli("demo", url="memory://demo")
+    assert result.exit_code == 0, result.stderr
+    assert "6. export the tenant" in result.stdout
+
+
 class _TrimmingStore(SQLiteConfigStore):
     """A real SQLite store whose feed is trimmed under the watch's cursor on its second poll."""
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from .._url import StoreURL
-from ._common import CliError, ExitCode, store_url
+from ._common import CliError, ExitCode, open_cli_store, store_url
 from ._output import Console
 
 TENANT = "demo"
@@ -35,6 +35,12 @@ Runner = Callable[[list[str], Console], Awaitable[int]]
 
 
 async def demo(args: argparse.Namespace, console: Console, *, run: Runner) -> int:
+    if not open_cli_store(args).capabilities.persistent:
+        raise CliError(
+            f"the demo's steps each open the store anew, and {store_url(args)} starts empty "
+            "every time: use a file (sqlite:///demo.db) or a named memory store (memory://demo)",
+            ExitCode.USAGE,
+        )
     global_options = [*(["--url", args.url] if args.url else []), *_flags(args)]
     steps: list[dict[str, Any]] = []
     if not console.json_mode:
