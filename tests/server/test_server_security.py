@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -286,10 +287,18 @@ def assert_json_problem(head: bytes, body: bytes, status: int, kind: str) -> Non
     ],
     ids=["header-line-over-8k", "request-line-over-8k", "too-many-headers", "not-http"],
 )
-async def test_a_request_aiohttp_cannot_parse_gets_a_json_problem(seeded: Api, head: str) -> None:
+async def test_a_request_aiohttp_cannot_parse_gets_a_json_problem(
+    seeded: Api, head: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """...and leaves no warning or traceback in the server's log: any client could fill it."""
+    caplog.set_level(logging.DEBUG)
     status, answer_head, body = await raw_request(seeded, head)
     assert status == 400
     assert_json_problem(answer_head, body, 400, "bad_request")
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.INFO
+    ] == []
+    assert any("unparsable request" in record.getMessage() for record in caplog.records)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import ssl
 import sys
@@ -21,6 +22,8 @@ from ._auth import Authenticator, FailureThrottle
 from ._http import ApiError, api_error_kind, problem, security_headers
 from ._settings import ServerSettings
 from ._tokens import TokenFile
+
+logger = logging.getLogger("confstore.server")
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -60,11 +63,17 @@ class _ApiRequestHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        # aiohttp's answer is dropped: its call logs the error and raises if an answer has begun.
-        super().handle_error(request, status, exc, message)
-        if status >= 500 or not message:
-            message = "internal error (see the server log)" if status >= 500 else "bad request"
-        response = problem(ApiError(status, api_error_kind(status), message))
+        if status >= 500:
+            # aiohttp's answer is dropped: its call logs the traceback, raises if one has begun.
+            super().handle_error(request, status, exc, message)
+            message = "internal error (see the server log)"
+        else:
+            # The client's mistake, not the server's: one debug line, not a traceback per request
+            # (anyone who can connect could fill the log with them).
+            logger.debug("confstore: unparsable request from %s: %s", request.remote, message)
+            if request.writer.output_size > 0:
+                raise ConnectionError("an answer has begun: no error answer can follow")
+        response = problem(ApiError(status, api_error_kind(status), message or "bad request"))
         security_headers(response)
         response.force_close()
         return response
