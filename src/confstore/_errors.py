@@ -113,7 +113,8 @@ class NoSuchBackendError(ConfigStoreError, LookupError):
 
     ``package`` names the distribution to install when the scheme's plugin is registered but its
     store cannot be imported (``reason`` says why); otherwise the message lists the registered
-    schemes, those of the same family (``similar``: ``vespa+http`` for ``vespa``) first.
+    schemes, those of the same family (``similar``: ``vespa+http`` for ``vespa``) first, and
+    ``reason`` (plugins that could not be loaded, say) follows.
     """
 
     def __init__(
@@ -139,6 +140,8 @@ class NoSuchBackendError(ConfigStoreError, LookupError):
             message = (
                 f"no confstore backend for scheme {scheme!r}; {guess}registered schemes: {listed}"
             )
+            if reason:
+                message += f" ({reason})"
         super().__init__(message)
 
 

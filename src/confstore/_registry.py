@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,8 @@ from ._store import ConfigStore
 from ._url import StoreURL, default_store_url
 from .hookspecs import BackendRegistrar, StoreFactory
 
+logger = logging.getLogger("confstore")
+
 
 @functools.cache
 def plugin_manager() -> pluggy.PluginManager:
@@ -25,9 +29,40 @@ def plugin_manager() -> pluggy.PluginManager:
     manager.add_hookspecs(hookspecs)
     manager.register(backends, name="confstore.backends")
     manager.register(_typed, name="confstore.schemas")
-    manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+    _load_entry_points(manager)
     manager.check_pending()
     return manager
+
+
+# The distribution of each plugin loaded from an entry point (by id), and the entry points that
+# could not be loaded, with why: each of those costs only its own schemes.
+_plugin_distributions: dict[int, str] = {}
+_unloadable_plugins: dict[str, str] = {}
+
+
+def _load_entry_points(manager: pluggy.PluginManager) -> None:
+    """Load the ``confstore`` entry points as pluggy's ``load_setuptools_entrypoints`` does, but
+    each on its own: a plugin whose module cannot be imported (a dependency missing, a bug) is
+    logged and skipped, and named when a scheme is not found, instead of making every store,
+    SQLite included, fail to open."""
+    for distribution in importlib.metadata.distributions():
+        for entry in distribution.entry_points:
+            if entry.group != hookspecs.ENTRY_POINT_GROUP or manager.has_plugin(entry.name):
+                continue
+            try:
+                plugin = entry.load()
+                manager.register(plugin, name=entry.name)
+            except Exception as exc:  # whatever importing a third party's module raises
+                _unloadable_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "confstore: the plugin %r (distribution %s) cannot be loaded and is "
+                    "skipped: %s",
+                    entry.name,
+                    distribution.metadata["Name"],
+                    _unloadable_plugins[entry.name],
+                )
+                continue
+            _plugin_distributions[id(plugin)] = distribution.metadata["Name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +129,15 @@ class BackendRegistry:
         known = self.schemes()
         family = scheme.split("+", 1)[0]
         similar = [name for name in known if name.split("+", 1)[0] == family]
+        unloadable = "; ".join(
+            f"plugin {name!r} could not be loaded: {why}"
+            for name, why in sorted(_unloadable_plugins.items())
+        )
         if not similar and family in KNOWN_PLUGINS:
-            raise NoSuchBackendError(scheme, package=KNOWN_PLUGINS[family])
-        raise NoSuchBackendError(scheme, known=known, similar=similar)
+            raise NoSuchBackendError(
+                scheme, package=KNOWN_PLUGINS[family], reason=unloadable or None
+            )
+        raise NoSuchBackendError(scheme, known=known, similar=similar, reason=unloadable or None)
 
     def factory(self, scheme: str) -> StoreFactory:
         """The factory for ``scheme``; see ``backend`` for the errors."""
@@ -117,12 +158,10 @@ def _discover_backends(
 ) -> tuple[dict[str, RegisteredBackend], dict[str, list[str]]]:
     """Every scheme the plugins' ``confstore_register_backends`` hooks register, and the schemes
     registered more than once (with who registered them)."""
-    distributions = {
-        id(plugin): dist.project_name for plugin, dist in manager.list_plugin_distinfo()
-    }
     claims: dict[str, list[RegisteredBackend]] = {}
     for hook in manager.hook.confstore_register_backends.get_hookimpls():
-        register = _registrar(claims, distributions.get(id(hook.plugin)), hook.plugin_name)
+        distribution = _plugin_distributions.get(id(hook.plugin))
+        register = _registrar(claims, distribution, hook.plugin_name)
         hook.function(**{name: register for name in hook.argnames})
     served = {scheme: found[0] for scheme, found in claims.items() if len(found) == 1}
     conflicts = {

@@ -341,3 +341,58 @@ def test_a_plugin_package_exports_its_names_lazily(package: str) -> None:
         assert getattr(module, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
         module.NoSuchName  # noqa: B018
+
+
+BROKEN_CHECKS = """
+import confstore
+for url in ("sqlite://:memory:", "memory://", "alpha://x"):
+    print("opened", type(confstore.open_store(url)).__name__)
+try:
+    confstore.open_store("beta://x")
+except confstore.NoSuchBackendError as error:
+    print("missing", error)
+"""
+
+
+def test_a_plugin_that_cannot_be_imported_costs_only_its_own_schemes(tmp_path: Path) -> None:
+    """One installed plugin whose module raises on import (a dependency missing) used to make
+    every open_store, SQLite's too, raise that ImportError."""
+    fake_distribution(
+        tmp_path,
+        "confstore-alpha",
+        PLUGIN.format(
+            driver="os",
+            schemes=("alpha",),
+            factory="lambda url, **options: MemoryConfigStore()",
+            package="confstore-alpha",
+        ),
+    )
+    fake_distribution(
+        tmp_path,
+        "confstore-beta",
+        "\n    import no_such_dependency_of_beta"
+        + PLUGIN.format(
+            driver="os", schemes=("beta",), factory="open_store", package="confstore-beta"
+        ),
+    )
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_CHECKS], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        "opened SQLiteConfigStore",
+        "opened MemoryConfigStore",
+        "opened MemoryConfigStore",
+    ]
+    assert lines[3].startswith("missing no confstore backend for scheme 'beta'")
+    assert "plugin 'confstore_beta_plugin' could not be loaded" in lines[3]
+    assert "No module named 'no_such_dependency_of_beta'" in lines[3]
+    assert "cannot be loaded and is skipped" in result.stderr
+    command = [sys.executable, "-m", "confstore.cli", "--url", "memory://", "tenants"]
+    cli = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert cli.returncode == 0, cli.stderr
+    warning = cli.stderr.splitlines()[0]  # one line, then the command's own "(nothing to show)"
+    assert "(distribution confstore-beta) cannot be loaded and is skipped" in warning
+    assert "Traceback" not in cli.stderr
