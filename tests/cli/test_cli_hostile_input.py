@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,39 @@ def test_watch_escapes_what_a_store_reports() -> None:
     assert "\x1b" not in shown.getvalue()
     assert "\\x1b]0;owned\\x07" in shown.getvalue()
     assert "k\\r" in shown.getvalue()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("set", *KEY, "--file", "/dev/zero"),
+        ("set", *KEY, "-"),
+        ("prune", "--policy", "-", "--dry-run"),
+    ],
+    ids=["set --file /dev/zero", "set - (endless stdin)", "prune --policy - (endless stdin)"],
+)
+def test_an_endless_input_is_refused_without_filling_memory(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    """Read whole, /dev/zero (or `yes |`) grew the command until memory ran out."""
+    cli.seed("set", *KEY, '{"a": 1}')
+    with open("/dev/zero", "rb") as endless:
+        done = subprocess.run(
+            [*confstore_command(), "--url", cli.url, *args],
+            stdin=endless,
+            capture_output=True,
+            text=True,
+            env=cli_environment(),
+            timeout=60,
+            check=False,
+            preexec_fn=_at_most_2_gib,  # should this regress, the machine is not the one to pay
+        )
+    assert (done.returncode, done.stdout) == (6, "")
+    assert done.stderr.startswith("confstore: error: ")
+    assert "is longer than 67108864 characters" in done.stderr
+    entries = cli.call(lambda store: store.get_config_history("default", *KEY))
+    assert [entry.config_value for entry in entries] == [{"a": 1}]
+
+
+def _at_most_2_gib() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))

@@ -114,11 +114,11 @@ async def get(args: argparse.Namespace, console: Console) -> int:
 def value_from_arguments(args: argparse.Namespace) -> Any:
     """The value to write; a key twice in one object is refused, not resolved by a guess."""
     if args.file is not None:
-        return read_json_source(args.file, unique=True)
+        return read_json_source(args.file, small=True)
     if args.value is None:
         raise CliError("give the value inline, as '-' for stdin, or with --file", ExitCode.USAGE)
     if args.value == "-":
-        return read_json_source("-", unique=True)
+        return read_json_source("-", small=True)
     return read_json_text(args.value, "the value", unique=True)
 
 

@@ -9,8 +9,7 @@ import argparse
 import enum
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .._json_text import unique_keys
 from .._registry import open_store
@@ -72,13 +71,40 @@ def read_json_text(text: str, source: str, *, unique: bool = False) -> Any:
         raise CliError(f"{source} is not valid JSON: {exc}", ExitCode.INVALID_INPUT) from exc
 
 
-def read_json_source(path: str, *, unique: bool = False) -> Any:
-    """Parse JSON from a file, or from stdin when ``path`` is ``-`` (``unique``: as above)."""
+def read_json_source(path: str, *, small: bool = False) -> Any:
+    """Parse JSON from a file, or from stdin when ``path`` is ``-``.
+
+    ``small``: a config value or a retention policy, so a key twice in one object is refused
+    and at most MAX_JSON_INPUT characters are read (an endless input, ``/dev/zero`` or
+    ``yes |``, is refused instead of filling memory). Otherwise an import document: any size,
+    and the last of two equal keys counts, as the import itself reads it.
+    """
+    limit = MAX_JSON_INPUT if small else -1
     if path == "-":
-        return read_json_text(sys.stdin.read().removeprefix("\ufeff"), "stdin", unique=unique)
+        text = _read_at_most(sys.stdin, limit, "stdin").removeprefix("\ufeff")
+        return read_json_text(text, "stdin", unique=small)
     try:
         # utf-8-sig: a byte order mark (Windows editors write one) is skipped, as RFC 8259 allows.
-        text = Path(path).read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig") as file:
+            text = _read_at_most(file, limit, path)
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}", ExitCode.INVALID_INPUT) from exc
-    return read_json_text(text, path, unique=unique)
+    return read_json_text(text, path, unique=small)
+
+
+# Far more than any config value (1 MiB serialised by default) or retention policy, even indented.
+MAX_JSON_INPUT = 64 * 1024 * 1024
+
+
+def _read_at_most(file: TextIO, limit: int, source: str) -> str:
+    """All of ``file``, or (``limit`` >= 0) CliError if it holds more than ``limit`` characters."""
+    if limit < 0:
+        return file.read()
+    text = file.read(limit + 1)
+    if len(text) > limit:
+        raise CliError(
+            f"{source} is longer than {limit} characters: more than any config value or "
+            "retention policy",
+            ExitCode.INVALID_INPUT,
+        )
+    return text

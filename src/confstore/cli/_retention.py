@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def prune(args: argparse.Namespace, console: Console) -> int:
     policy = None
     if args.policy is not None:
-        policy = RetentionPolicy.from_dict(read_json_source(args.policy, unique=True))
+        policy = RetentionPolicy.from_dict(read_json_source(args.policy, small=True))
     async with open_cli_store(args) as store:
         result = await store.prune(
             keep_last=args.keep_last,
