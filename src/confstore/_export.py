@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from itertools import count, islice
 from operator import itemgetter
@@ -246,20 +247,48 @@ class ImportChecks:
 
 
 class ParsedEntries:
-    """Raw entries that confstore's own reader just parsed from JSON text, a list at a time.
+    """Raw entries that confstore's own reader parses from JSON text, a list at a time.
 
-    An async iterable of the entries, like any other source of ``import_entries``; the import
-    checks also read it a list at a time and skip the value's JSON round trip (see
-    ``parsed_value_text``), so only values that came out of the ``json`` module belong here.
+    ``read_chunk()`` blocks: it reads and parses the next piece and returns the entries it
+    completed (maybe none), or None after the last. An async iterable of the entries, like any
+    other source of ``import_entries``, which runs ``read_chunk`` on a worker thread. A store
+    may instead call it on a thread of its own (``CheckedRows``): SQLite's writer thread reads,
+    checks and writes each piece in one job. The import checks skip the value's JSON round trip
+    (see ``parsed_value_text``), so only values that came out of the ``json`` module belong here.
     """
 
-    def __init__(self, chunks: AsyncIterable[list[Any]]) -> None:
-        self.chunks = chunks
+    def __init__(self, read_chunk: Callable[[], list[Any] | None]) -> None:
+        self.read_chunk = read_chunk
+
+    async def chunks(self) -> AsyncIterator[list[Any]]:
+        while (chunk := await asyncio.to_thread(self.read_chunk)) is not None:
+            if chunk:
+                yield chunk
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        async for chunk in self.chunks:
+        async for chunk in self.chunks():
             for raw in chunk:
                 yield raw
+
+
+class CheckedRows:
+    """``ImportChecks`` applied to ``ParsedEntries`` by blocking calls: each call reads the next
+    piece and returns its entries' rows (maybe none), or None after the last, once the final
+    checks (``ImportChecks.finish``) passed. For a store that writes on a thread of its own."""
+
+    def __init__(self, tenant_id: str, entries: ParsedEntries, max_value_bytes: int) -> None:
+        self._read_chunk = entries.read_chunk
+        self._checks = ImportChecks(tenant_id, max_value_bytes)
+        self._position = 0
+
+    def __call__(self) -> list[EntryRow] | None:
+        chunk = self._read_chunk()
+        if chunk is None:
+            self._checks.finish()
+            return None
+        rows = self._checks.rows(chunk, self._position, parsed=True)
+        self._position += len(chunk)
+        return rows
 
 
 async def checked_row_chunks(
@@ -279,7 +308,7 @@ async def _raw_chunks(
 ) -> AsyncIterator[tuple[list[Any], bool]]:
     """Lists of raw entries, each with whether its values were parsed from JSON text."""
     if isinstance(raw_entries, ParsedEntries):
-        async for chunk in raw_entries.chunks:
+        async for chunk in raw_entries.chunks():
             yield chunk, True
     elif isinstance(raw_entries, AsyncIterable):
         async for chunk in chunked(raw_entries, ROW_CHUNK):

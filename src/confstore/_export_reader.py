@@ -355,7 +355,11 @@ class ExportFileReader:
     ``await reader.read_header()`` reads until the ``configs`` list starts and returns the
     members seen before it; ``reader.entries()`` then gives the entries as raw mappings. After
     the last entry, ``reader.parser.header`` holds every top-level member. ``on_progress`` is
-    called with the characters read so far after each piece.
+    called with the characters read so far after each piece, on the thread that read it.
+
+    Each piece is read and parsed by one blocking call (``read_chunk``), which runs on a worker
+    thread: for the async iteration, a thread of its own; for a store that writes on a thread
+    of its own (SQLite), that thread, which then reads, checks and writes a piece in one job.
     """
 
     def __init__(
@@ -374,26 +378,31 @@ class ExportFileReader:
 
     async def read_header(self) -> dict[str, Any]:
         while not (self.parser.in_configs or self._ended):
-            await self._read_more()
+            await asyncio.to_thread(self._read_piece)
         return dict(self.parser.header)
 
     def entries(self) -> ParsedEntries:
         """The entries, an async iterable that ``import_entries`` also reads a list at a time."""
-        return ParsedEntries(self.chunks())
+        return ParsedEntries(self.read_chunk)
 
     async def chunks(self) -> AsyncIterator[list[Any]]:
         """The entries, a list at a time: those completed by each piece read."""
-        while True:
-            ready, self._ready = self._ready, []
-            if ready:
-                yield ready
-            if self._ended:
-                return
-            await self._read_more()
+        async for chunk in self.entries().chunks():
+            yield chunk
 
-    async def _read_more(self) -> None:
+    def read_chunk(self) -> list[Any] | None:
+        """Blocking: read and parse the next piece; the entries it completed (maybe none), or
+        None once every entry has been returned. Raises ImportFormatError."""
+        if not self._ended:
+            self._read_piece()
+        elif not self._ready:
+            return None
+        ready, self._ready = self._ready, []
+        return ready
+
+    def _read_piece(self) -> None:
         try:
-            text = await asyncio.to_thread(self.file.read, CHUNK_CHARACTERS)
+            text = self.file.read(CHUNK_CHARACTERS)
         except (OSError, UnicodeDecodeError) as exc:
             raise ImportFormatError(f"cannot read the import document: {exc}") from exc
         self.characters_read += len(text)

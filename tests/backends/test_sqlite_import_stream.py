@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from confstore import ImportConflictError, ImportFormatError, open_store
+from confstore import (
+    ExportFileReader,
+    ImportConflictError,
+    ImportFormatError,
+    _export_reader,
+    open_store,
+)
 from confstore._export import ROW_CHUNK
 from confstore.backends import sqlite as sqlite_backend
 from confstore.backends.sqlite import SQLiteConfigStore
@@ -40,6 +49,19 @@ async def stream(
         yield item
     if fail_at_end:
         raise ConnectionError("the source went away")
+
+
+def file_reader(entries: Iterable[dict[str, Any]], on_progress: Any = None) -> ExportFileReader:
+    """A reader of the entries as an export file (one entry per line)."""
+    lines = ",\n".join(json.dumps(item) for item in entries)
+    text = '{"format": "confstore-export", "format_version": 1, "configs": [\n' + lines + "\n]}"
+    return ExportFileReader(io.StringIO(text), on_progress=on_progress)
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are read 8 KiB at a time, so a few thousand entries take dozens of pieces."""
+    monkeypatch.setattr(_export_reader, "CHUNK_CHARACTERS", 8192)
 
 
 @pytest.fixture
@@ -130,6 +152,58 @@ async def test_append_refuses_a_version_given_twice_and_writes_nothing(
     with pytest.raises(ImportFormatError, match="appears twice"):
         await store.import_entries("acme", stream(entries), mode="append")
     assert await total_versions(store) == 1
+
+
+@pytest.mark.usefixtures("small_pieces")
+async def test_a_file_is_read_checked_and_written_a_piece_at_a_time_on_one_thread_off_the_loop(
+    store: SQLiteConfigStore,
+) -> None:
+    readers: list[int] = []
+    reader = file_reader(
+        (entry(v) for v in range(1, MANY + 1)),
+        on_progress=lambda _: readers.append(threading.get_ident()),
+    )
+    await reader.read_header()
+    readers.clear()
+    assert await store.import_entries("acme", reader.entries()) == MANY
+    assert len(readers) > 50
+    assert len(set(readers)) == 1
+    assert threading.get_ident() not in readers
+    history = await store.get_config_history("acme", "system", "svc", "key", limit=MANY)
+    assert [item.version for item in history] == list(range(MANY, 0, -1))
+
+
+@pytest.mark.usefixtures("small_pieces")
+async def test_a_bad_entry_in_a_late_piece_of_a_file_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    entries = [entry(v) for v in range(1, MANY + 1)]
+    entries[MANY - 2]["version"] = 0
+    with pytest.raises(ImportFormatError, match=rf"configs\[{MANY - 2}\]"):
+        await store.import_entries("acme", file_reader(entries).entries())
+    assert await total_versions(store) == 1
+
+
+@pytest.mark.usefixtures("small_pieces")
+async def test_writes_during_a_file_import_wait_for_it_and_then_commit(
+    store: SQLiteConfigStore,
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+    reader = file_reader(
+        (entry(v) for v in range(1, MANY + 1)),
+        on_progress=lambda _: loop.call_soon_threadsafe(started.set),
+    )
+
+    async def write_meanwhile() -> int:
+        await started.wait()
+        return (await store.set_config("acme", "system", "svc", "key", {"late": 1})).version
+
+    written, version = await asyncio.gather(
+        store.import_entries("acme", reader.entries()), write_meanwhile()
+    )
+    assert written == MANY
+    assert version == MANY + 1
 
 
 async def test_writes_during_an_import_wait_for_it_and_then_commit(

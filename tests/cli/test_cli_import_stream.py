@@ -114,13 +114,13 @@ def test_the_import_command_pauses_the_cyclic_collector_and_restores_it(
     """Run in this process, so the collector's state can be seen as each piece is read."""
     write_document(tmp_path / "doc.json", history_document("acme", 10, 300))
     collector_on: list[bool] = []
-    read_more = ExportFileReader._read_more
+    read_piece = ExportFileReader._read_piece
 
-    async def reading(reader: ExportFileReader) -> None:
+    def reading(reader: ExportFileReader) -> None:
         collector_on.append(gc.isenabled())
-        await read_more(reader)
+        read_piece(reader)
 
-    monkeypatch.setattr(ExportFileReader, "_read_more", reading)
+    monkeypatch.setattr(ExportFileReader, "_read_piece", reading)
     path = str(tmp_path / "doc.json")
     assert main(["--url", f"sqlite:///{tmp_path / 'store.db'}", "import", path]) == 0
     assert len(collector_on) > 2

@@ -76,9 +76,7 @@ async def import_(args: argparse.Namespace, console: Console) -> int:
         reader = ExportFileReader(source, on_progress=progress.update)
         header = await reader.read_header()
         tenant_id = args.tenant or _document_tenant(header) or "default"
-        entries = ParsedEntries(
-            _chunks_for(reader, tenant_id, header if args.tenant is None else None)
-        )
+        entries = _entries_for(reader, tenant_id, header if args.tenant is None else None)
         async with open_cli_store(args) as store:
             written = await store.import_entries(tenant_id, entries, mode=args.mode)
         progress.finish()
@@ -124,18 +122,23 @@ def _import_source(path: str) -> Iterator[tuple[TextIO, int | None]]:
         yield stream, size
 
 
-async def _chunks_for(
+def _entries_for(
     reader: ExportFileReader, tenant_id: str, header: Mapping[str, Any] | None
-) -> AsyncIterator[list[Any]]:
-    """The reader's entries, a list at a time; with the ``header`` the tenant came from, the
-    document may not name another tenant after its configs (the import would have gone to the
-    wrong one)."""
-    async for chunk in reader.chunks():
-        yield chunk
-    if header is not None and _document_tenant(reader.parser.header) not in (None, tenant_id):
-        raise ImportFormatError(
-            "the document's tenant_id comes after its configs; give the tenant with --tenant"
-        )
+) -> ParsedEntries:
+    """The reader's entries; with the ``header`` the tenant came from, the document may not
+    name another tenant after its configs (the import would have gone to the wrong one)."""
+    if header is None:
+        return reader.entries()
+
+    def read_chunk() -> list[Any] | None:
+        chunk = reader.read_chunk()
+        if chunk is None and _document_tenant(reader.parser.header) not in (None, tenant_id):
+            raise ImportFormatError(
+                "the document's tenant_id comes after its configs; give the tenant with --tenant"
+            )
+        return chunk
+
+    return ParsedEntries(read_chunk)
 
 
 class ImportProgress:
