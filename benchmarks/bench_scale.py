@@ -220,23 +220,25 @@ _IMPORT_PHASE_PROBE = textwrap.dedent(
     """
     import asyncio, gc, sys, time
     from confstore import ExportFileReader
-    from confstore._export import checked_row_chunks
+    from confstore._export import CheckedRows
 
     gc.disable()  # as confstore import does
 
-    async def main(path, phase):
+    def main(path, phase):
+        # The calls the import makes on the store's writer thread, a piece at a time.
         with open(path, encoding="utf-8", newline="") as stream:
             reader = ExportFileReader(stream)
-            await reader.read_header()
+            asyncio.run(reader.read_header())
             if phase == "parse":
-                async for _ in reader.chunks():
+                while reader.read_chunk() is not None:
                     pass
             else:
-                async for _ in checked_row_chunks("imported", reader.entries(), 1 << 20):
+                rows = CheckedRows("imported", reader.entries(), 1 << 20)
+                while rows() is not None:
                     pass
 
     started = time.perf_counter()
-    asyncio.run(main(*sys.argv[1:3]))
+    main(*sys.argv[1:3])
     print(time.perf_counter() - started)
     """
 )
@@ -334,8 +336,8 @@ def _import_results(folder: Path, versions: int) -> list[Result]:
             note=f"reading, checking and writing the file in one transaction: {seconds:.2f} s, of "
             f"which reading and parsing {parsing:.2f} s and checking {checking:.2f} s (each "
             f"measured alone in a fresh process, writing nothing); the rest, "
-            f"{seconds - parsing - checking:.2f} s, is SQLite (its own thread, which overlaps "
-            f"them only with a second CPU free) and the commit; "
+            f"{seconds - parsing - checking:.2f} s, is SQLite, the commit and the checkpoint "
+            f"(the store's writer thread reads, checks and writes each piece in turn); "
             f"baseline here is the fixed target of 50,000 versions/s, not a measurement; this "
             f"machine's floor for the same work is {floor:.2f} s (next row)",
         ),
