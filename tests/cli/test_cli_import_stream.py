@@ -13,7 +13,7 @@ from cli_harness import Cli
 from test_cli_transfer import everything, history_document
 
 from confstore import ExportFileReader
-from confstore.cli import main
+from confstore.cli import _transfer, main
 
 # Larger than one piece the reader takes from a file, so entries straddle pieces.
 KEYS, VERSIONS = 40, 150
@@ -126,6 +126,37 @@ def test_the_import_command_pauses_the_cyclic_collector_and_restores_it(
     assert len(collector_on) > 2
     assert not any(collector_on)
     assert gc.isenabled()
+
+
+def test_the_import_command_keeps_freed_memory_while_it_reads_and_restores_malloc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc's trim and mmap thresholds are raised while pieces are read, then set back."""
+    write_document(tmp_path / "doc.json", history_document("acme", 10, 300))
+    settings: dict[int, int] = {}
+    seen_while_reading: list[dict[int, int]] = []
+
+    def mallopt(parameter: int, value: int) -> int:
+        settings[parameter] = value
+        return 1
+
+    read_piece = ExportFileReader._read_piece
+
+    def reading(reader: ExportFileReader) -> None:
+        seen_while_reading.append(dict(settings))
+        read_piece(reader)
+
+    monkeypatch.setattr(_transfer, "_glibc_mallopt", lambda: mallopt)
+    monkeypatch.setattr(ExportFileReader, "_read_piece", reading)
+    path = str(tmp_path / "doc.json")
+    assert main(["--url", f"sqlite:///{tmp_path / 'store.db'}", "import", path]) == 0
+    raised = {_transfer._M_TRIM_THRESHOLD: 1 << 30, _transfer._M_MMAP_THRESHOLD: 1 << 30}
+    assert len(seen_while_reading) > 2
+    assert all(seen == raised for seen in seen_while_reading)
+    assert settings == {
+        _transfer._M_TRIM_THRESHOLD: 128 * 1024,
+        _transfer._M_MMAP_THRESHOLD: 128 * 1024,
+    }
 
 
 def test_ctrl_c_in_the_middle_of_an_import_exits_130_and_writes_nothing(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from .._errors import ImportFormatError
 from .._export import ImportMode, ParsedEntries, parse_import_document, plan_restore
@@ -71,7 +72,7 @@ async def import_(args: argparse.Namespace, console: Console) -> int:
             planned, skipped = await plan_import(store, tenant_id, document, args.mode)
         _show_plan(console, tenant_id, planned, skipped)
         return ExitCode.OK
-    with _import_source(args.file) as (source, size), _collector_paused():
+    with _import_source(args.file) as (source, size), _collector_paused(), _freed_memory_kept():
         progress = ImportProgress(console, size)
         reader = ExportFileReader(source, on_progress=progress.update)
         header = await reader.read_header()
@@ -104,6 +105,48 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+# glibc's mallopt parameters and their defaults.
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3
+_MALLOC_DEFAULT_THRESHOLD: Final = 128 * 1024
+_KEEP_FREED: Final = 1 << 30
+
+
+@contextmanager
+def _freed_memory_kept() -> Iterator[None]:
+    """glibc's malloc keeps the memory a file import frees, for the next piece to reuse.
+
+    Each piece of an import allocates and frees a few blocks of a megabyte or more (the text
+    read, the run of entries decoded, its rows). By default glibc gives such blocks back to the
+    system when they are freed (munmap, or trimming the top of its heap) and asks for them again
+    for the next piece, and each page it gets back costs a page fault: about 42,000 for a
+    100,000-version import here, most of a tenth of a second of system time. With the trim and
+    mmap thresholds raised, freed blocks stay in the heap and are reused (5,800 faults); peak
+    memory is what the import holds at once, as before. The defaults come back afterwards (the
+    command owns its process). Elsewhere than glibc on Linux this does nothing.
+    """
+    mallopt = _glibc_mallopt()
+    if mallopt is None or not mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED):
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, _KEEP_FREED)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, _MALLOC_DEFAULT_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _MALLOC_DEFAULT_THRESHOLD)
+
+
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        mallopt: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    return mallopt
 
 
 @contextmanager
