@@ -150,13 +150,28 @@ def test_the_import_command_keeps_freed_memory_while_it_reads_and_restores_mallo
     monkeypatch.setattr(ExportFileReader, "_read_piece", reading)
     path = str(tmp_path / "doc.json")
     assert main(["--url", f"sqlite:///{tmp_path / 'store.db'}", "import", path]) == 0
-    raised = {_transfer._M_TRIM_THRESHOLD: 1 << 30, _transfer._M_MMAP_THRESHOLD: 1 << 30}
+    raised = {_transfer._M_TRIM_THRESHOLD: 1 << 30, _transfer._M_MMAP_THRESHOLD: 32 << 20}
     assert len(seen_while_reading) > 2
     assert all(seen == raised for seen in seen_while_reading)
     assert settings == {
         _transfer._M_TRIM_THRESHOLD: 128 * 1024,
         _transfer._M_MMAP_THRESHOLD: 128 * 1024,
     }
+
+
+def test_a_malloc_that_refuses_the_mmap_threshold_is_left_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def refusing(parameter: int, value: int) -> int:
+        calls.append((parameter, value))
+        return 0
+
+    monkeypatch.setattr(_transfer, "_glibc_mallopt", lambda: refusing)
+    with _transfer._freed_memory_kept():
+        pass
+    assert calls == [(_transfer._M_MMAP_THRESHOLD, 32 << 20)]
 
 
 def test_ctrl_c_in_the_middle_of_an_import_exits_130_and_writes_nothing(
