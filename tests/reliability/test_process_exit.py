@@ -7,19 +7,15 @@ Unclosed stores warn with ResourceWarning (shown here with ``-W always::Resource
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from confstore_elasticsearch.emulator import ElasticsearchEmulator
+from script_process import run_script_file
 
 from confstore import open_store
-
-# Generous for a busy machine: a script that hangs would run forever.
-EXIT_TIMEOUT = 30.0
 
 WRITE_WITH_STORE = """
     store = open_store(URL)
@@ -108,25 +104,7 @@ async def run_script(
         env["CONFSTORE_URL"] = store_url_variable
     path = tmp_path / "script.py"
     path.write_text(script_text(body, url))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-W",
-        "always::ResourceWarning",
-        str(path),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(EXIT_TIMEOUT):
-            stdout, stderr = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"the script did not exit within {EXIT_TIMEOUT}s")
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_script_file(path, cwd=tmp_path, env=env)
 
 
 async def stored_llm_model(url: str) -> object:

@@ -63,6 +63,8 @@ _Job = tuple["_Reply | None", "Callback | None", Any, Callable[..., Any], tuple[
 
 # How long the interpreter waits at exit for abandoned threads to finish queued work and close.
 EXIT_WAIT_SECONDS: Final = 2.0
+# How often close() checks whether a stopped thread has returned (it is microseconds away).
+_END_POLL_SECONDS: Final = 0.001
 _SIGNAL: Final = (1).to_bytes(8, "little")  # an eventfd adds the 8-byte value; a pipe gets bytes
 
 
@@ -302,10 +304,11 @@ class SQLiteThread:
         self._replies = None
 
     async def close(self) -> None:
-        """``stop()`` and wait for it."""
+        """``stop()`` and wait until the thread has ended."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stop(future)
         await future
+        await wait_until_ended(self._thread)
 
     def borrow(self) -> sqlite3.Connection | None:
         """The thread's connection, lent to the calling thread until ``give_back()``: only while
@@ -371,11 +374,19 @@ class ThreadGroup:
         _open_groups.add(self)
 
     async def close(self) -> None:
-        """Close every connection after the work queued on it, and end the threads."""
+        """Close every connection after the work queued on it, and end the threads, one after
+        the other (the last connection to close checkpoints the WAL: two closing at once could
+        each find the other still open and both leave it). A cancelled close still has every
+        thread stop, without waiting for them."""
         self._finalizer.detach()
         _open_groups.discard(self)
-        for thread in self.threads:
-            await thread.close()
+        for index, thread in enumerate(self.threads):
+            try:
+                await thread.close()
+            except BaseException:
+                for later in self.threads[index + 1 :]:
+                    later.stop()
+                raise
 
     def abandon(self) -> None:
         """The owner went away open: warn, then close the connections without waiting."""
@@ -397,6 +408,15 @@ class ThreadGroup:
 
 
 _open_groups: set[ThreadGroup] = set()
+
+
+async def wait_until_ended(thread: threading.Thread) -> None:
+    """Wait, without blocking the loop, for ``thread`` to end: for a thread that has been told
+    to stop and has nothing left but to return (or to close a connection)."""
+    # Polled: nothing can signal an event after the thread's last line has run, and join()
+    # would block the loop.
+    while thread.is_alive():  # noqa: ASYNC110
+        await asyncio.sleep(_END_POLL_SECONDS)
 
 
 def _close_abandoned_groups() -> None:

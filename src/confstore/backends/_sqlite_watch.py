@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Callable
 from typing import Final
 
+from ._sqlite_thread import wait_until_ended
 from ._wal_events import WalEvents
 
 # How often a waited-on store checks for commits: the propagation delay's upper bound.
@@ -247,6 +248,12 @@ class CommitWatcher:
         self._finalizer.detach()
         self._state.stop()
         _running.discard(self)
+
+    async def close(self) -> None:
+        """``stop()``, then wait (without blocking the loop) until the thread has closed its
+        connection and ended."""
+        self.stop()
+        await wait_until_ended(self._thread)
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

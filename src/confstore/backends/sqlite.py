@@ -1192,6 +1192,8 @@ class SQLiteConfigStore(ConfigStore):
         self._watch_connect: Callable[[], sqlite3.Connection] | None = None
         self._watcher: CommitWatcher | None = None
         self._lifecycle = asyncio.Lock()
+        # A close that was cancelled and still runs (see close).
+        self._shutdown: asyncio.Future[None] | None = None
         self._driver_errors = _DriverErrors(self.path, self.timeout)
 
     @classmethod
@@ -1285,6 +1287,7 @@ class SQLiteConfigStore(ConfigStore):
 
     async def initialize(self) -> None:
         async with self._lifecycle:
+            await self._wait_for_shutdown()
             if self._threads is not None:
                 return
             opened: list[SQLiteThread] = []
@@ -1300,21 +1303,53 @@ class SQLiteConfigStore(ConfigStore):
             self._threads = ThreadGroup(self, repr(self), opened)
 
     async def close(self) -> None:
+        """End the store's threads and close its connections; when this returns, none runs.
+
+        Shielded: a cancelled close still finishes (in the background), and the next close or
+        initialize waits for that.
+        """
         async with self._lifecycle:
-            threads, self._threads = self._threads, None
-            writer, self._writer = self._writer, None
-            # Its connection closes with the reader thread's, after the reads queued there.
-            self._loop_reader = self._reader = None
-            self._read_only_reason = None
-            self._watch_connect = None
-            watcher, self._watcher = self._watcher, None
-            if watcher is not None:
-                watcher.stop()
-            if writer is not None:
-                await writer.drain()
-            if threads is not None:
-                with self._driver_errors:
-                    await threads.close()
+            if self._shutdown is None:
+                self._shutdown = asyncio.ensure_future(self._shut_down(*self._detach()))
+            await self._wait_for_shutdown()
+
+    async def _wait_for_shutdown(self) -> None:
+        """Wait for the close under way, if any (the lifecycle lock is held)."""
+        shutdown = self._shutdown
+        if shutdown is None:
+            return
+        try:
+            await asyncio.shield(shutdown)
+        finally:
+            if shutdown.done():
+                self._shutdown = None
+
+    def _detach(self) -> tuple[ThreadGroup | None, _GroupCommitWriter | None, CommitWatcher | None]:
+        """Take the threads, the writer and the watcher from the store: it is closed from now on."""
+        threads, self._threads = self._threads, None
+        writer, self._writer = self._writer, None
+        # Its connection closes with the reader thread's, after the reads queued there.
+        self._loop_reader = self._reader = None
+        self._read_only_reason = None
+        self._watch_connect = None
+        watcher, self._watcher = self._watcher, None
+        return threads, writer, watcher
+
+    async def _shut_down(
+        self,
+        threads: ThreadGroup | None,
+        writer: _GroupCommitWriter | None,
+        watcher: CommitWatcher | None,
+    ) -> None:
+        # The watcher's connection closes first, so that the store's own are the file's last:
+        # the last to close checkpoints the WAL and removes it.
+        if watcher is not None:
+            await watcher.close()
+        if writer is not None:
+            await writer.drain()
+        if threads is not None:
+            with self._driver_errors:
+                await threads.close()
 
     async def _open(self, opened: list[SQLiteThread]) -> None:
         """Start the threads and open their connections: a writer unless the file is read-only,
