@@ -11,7 +11,11 @@ from cli_harness import Cli
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(url=f"sqlite:///{tmp_path / 'store.db'}", cwd=tmp_path)
+    """The CLI on an empty SQLite store that exists (commands that only read refuse a file
+    that does not: see test_cli_missing_sqlite_file.py)."""
+    cli = Cli(url=f"sqlite:///{tmp_path / 'store.db'}", cwd=tmp_path)
+    cli.call(lambda store: store.health_check())
+    return cli
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,8 @@ def test_watch_goes_on_from_the_present_when_its_cursor_expired(
     def open_trimming_store(url: StoreURL, /, **options: Any) -> ConfigStore:
         return _TrimmingStore(tmp_path / "trimmed.db", feed_max_changes=2)
 
+    # An empty file is an empty SQLite database: watch only reads, so it needs one to exist.
+    (tmp_path / "trimmed.db").touch()
     register_backend("cli-trimming", open_trimming_store)
     try:
         assert main(["--url", "cli-trimming://", "watch", "--interval", "0.01"]) == 0

@@ -102,7 +102,7 @@ def _diff_line(console: Console, change: dict[str, Any]) -> str:
 
 
 async def get(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         entry = await store.get_config(*key_arguments(args), version=args.version)
     if entry is None:
         at_version = f" version {args.version}" if args.version is not None else ""
@@ -165,7 +165,7 @@ def report_delete(console: Console, args: argparse.Namespace, deleted: bool) -> 
 
 
 async def list_(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         entries = await store.list_configs(args.tenant, args.scope, args.service)
     if console.json_mode:
         console.json([console.entry_dict(entry) for entry in entries])
@@ -181,7 +181,7 @@ async def list_(args: argparse.Namespace, console: Console) -> int:
 
 
 async def tenants(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         names = await store.list_tenants(include_deleted=args.all)
     if console.json_mode:
         console.json(names)
@@ -191,7 +191,7 @@ async def tenants(args: argparse.Namespace, console: Console) -> int:
 
 
 async def history(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         entries = await store.get_config_history(*key_arguments(args), limit=args.limit)
     if not entries:
         raise not_found(key_label(args))
@@ -214,7 +214,7 @@ async def _version_or_latest(
 
 
 async def diff(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         new = await _version_or_latest(store, args, args.to_version)
         from_version = args.from_version if args.from_version is not None else new.version - 1
         if from_version < 1:
@@ -236,7 +236,7 @@ async def rollback(args: argparse.Namespace, console: Console) -> int:
 
 
 async def stats(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         counts = await store.get_stats()
     if console.json_mode:
         console.json(counts)

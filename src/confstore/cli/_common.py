@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import os
 import sys
 from typing import Any, TextIO
 
+from .._errors import BackendUnavailableError
 from .._json_text import unique_keys
 from .._registry import open_store
 from .._store import ConfigStore
@@ -51,9 +53,28 @@ def store_url(args: argparse.Namespace) -> str:
     return default_store_url() if args.url is None else str(args.url)
 
 
-def open_cli_store(args: argparse.Namespace) -> ConfigStore:
-    """The store named by --url (no I/O yet: use ``async with``)."""
-    return open_store(store_url(args))
+def open_cli_store(args: argparse.Namespace, *, only_reads: bool = False) -> ConfigStore:
+    """The store named by --url (no I/O yet: use ``async with``). ``only_reads``: the command
+    writes nothing, so a SQLite file that does not exist is an error, not created empty."""
+    url = store_url(args)
+    return open_existing_store(url) if only_reads else open_store(url)
+
+
+def open_existing_store(url: str) -> ConfigStore:
+    """The store at ``url`` for a command that only reads it. A SQLite file that does not
+    exist (a mistyped path) raises BackendUnavailableError naming it: opening it would create
+    an empty database and report nothing found, or copy nothing."""
+    from ..backends.sqlite import SQLiteConfigStore  # loaded by open_store already
+
+    store = open_store(url)
+    if not isinstance(store, SQLiteConfigStore) or store.in_memory:
+        return store
+    if not os.path.exists(store.path):
+        raise BackendUnavailableError(
+            f"no SQLite database at {os.path.abspath(store.path)} (this command only reads, "
+            "so it creates none: check --url, --from or $CONFSTORE_URL)"
+        )
+    return store
 
 
 def read_json_text(text: str, source: str, *, unique: bool = False) -> Any:

@@ -32,9 +32,11 @@ def add_base_tenant(parser: argparse.ArgumentParser) -> None:
 
 
 @asynccontextmanager
-async def _manager(args: argparse.Namespace) -> AsyncIterator[ConfigManager]:
+async def _manager(
+    args: argparse.Namespace, *, only_reads: bool = False
+) -> AsyncIterator[ConfigManager]:
     async with (
-        open_cli_store(args) as store,
+        open_cli_store(args, only_reads=only_reads) as store,
         ConfigManager(store, base_tenant=args.base_tenant) as manager,
     ):
         yield manager
@@ -52,7 +54,7 @@ async def explain(args: argparse.Namespace, console: Console) -> int:
     spec = spec_at(args.scope, args.config_key)
     if spec is None:
         raise not_found(f"a typed config at {args.scope}/.../{args.config_key}")
-    async with _manager(args) as manager:
+    async with _manager(args, only_reads=True) as manager:
         records = await manager.explain(
             spec.model, args.tenant, args.service, show_secrets=console.show_secrets
         )
@@ -80,7 +82,7 @@ def _origin(record: ExplainedField) -> str | None:
 
 
 async def check(args: argparse.Namespace, console: Console) -> int:
-    async with _manager(args) as manager:
+    async with _manager(args, only_reads=True) as manager:
         problems = await manager.check(args.tenant)
     rows = [
         {

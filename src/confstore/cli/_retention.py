@@ -43,7 +43,7 @@ async def prune(args: argparse.Namespace, console: Console) -> int:
     policy = None
     if args.policy is not None:
         policy = RetentionPolicy.from_dict(read_json_source(args.policy, small=True))
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=args.dry_run) as store:
         result = await store.prune(
             keep_last=args.keep_last,
             older_than=args.older_than,

@@ -20,12 +20,12 @@ from .._models import ConfigEntry
 from .._registry import open_store
 from .._store import ConfigStore
 from .._url import StoreURL
-from ._common import CliError, ExitCode, open_cli_store, read_json_source
+from ._common import CliError, ExitCode, open_cli_store, open_existing_store, read_json_source
 from ._output import Console, ProgressBar, printable
 
 
 async def export(args: argparse.Namespace, console: Console) -> int:
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         with _export_stream(args.output, console.out) as stream:
             count = await store.write_export(args.tenant, stream, include_history=args.history)
     if not args.output:
@@ -68,7 +68,7 @@ async def import_(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         document = read_json_source(args.file)
         tenant_id = args.tenant or _document_tenant(document) or "default"
-        async with open_cli_store(args) as store:
+        async with open_cli_store(args, only_reads=True) as store:
             planned, skipped = await plan_import(store, tenant_id, document, args.mode)
         _show_plan(console, tenant_id, planned, skipped)
         return ExitCode.OK
@@ -266,7 +266,7 @@ def _show_plan(console: Console, tenant_id: str, planned: list[ConfigEntry], ski
 
 
 async def migrate(args: argparse.Namespace, console: Console) -> int:
-    async with open_store(args.source) as source, open_store(args.target) as target:
+    async with open_existing_store(args.source) as source, open_store(args.target) as target:
         tenants = await source.list_tenants(include_deleted=True)
         total = int((await source.get_stats()).get("total_versions", 0))
         progress = ProgressBar(console.err, total, "versions") if console.err.isatty() else None

@@ -21,7 +21,7 @@ async def watch(args: argparse.Namespace, console: Console) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with open_cli_store(args) as store:
+    async with open_cli_store(args, only_reads=True) as store:
         cursor = await store.current_cursor()
         console.note(f"watching {StoreURL.parse(store_url(args))} for changes (Ctrl-C to stop)")
         outage = False
