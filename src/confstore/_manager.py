@@ -1137,12 +1137,15 @@ class ConfigManager:
                     return
 
     async def _restart_feed(self) -> None:
-        """The store no longer knows our cursor: start from its present and forget the cache."""
-        logger.warning("confstore: change feed cursor expired; the cache starts over")
+        """The store no longer knows our cursor: start from its present and forget the cache.
+
+        Logged once done (not before the await), so that whoever reads the warning can trust
+        the cache has started over: reads from then on go to the store."""
         self._cursor = await self._store.current_cursor()
         self._forget_cache()
         for watch in list(self._watches):
             watch.resync("cursor_expired")
+        logger.warning("confstore: change feed cursor expired; the cache started over")
 
     async def _apply(self, changes: tuple[ConfigChange, ...]) -> None:
         """Re-read what the changes touched, then update the cache and deliver events at once."""

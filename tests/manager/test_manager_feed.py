@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from confstore import (
     MemoryConfigStore,
     SystemConfig,
 )
+from confstore.backends.sqlite import SQLiteConfigStore
 
 WAIT = 3.0
 
@@ -160,3 +163,51 @@ async def test_a_failing_concurrent_read_again_raises_its_own_error_not_a_group(
         store.fail_reads = False
         await manager.refresh()
         assert (await manager.get_system_config("c")).llm_model == "new"
+
+
+class ExpiringSQLiteStore(SQLiteConfigStore):
+    """A real SQLite store whose next change-feed request, once ``expire`` is set, reports the
+    cursor expired (as retention would, after trimming changes the manager had not read)."""
+
+    expire = False
+
+    async def _changes_since(self, cursor: str | None, limit: int) -> ChangeBatch:
+        if self.expire:
+            self.expire = False
+            raise CursorExpiredError("cursor older than the retained feed")
+        return await super()._changes_since(cursor, limit)
+
+
+async def test_the_cursor_expired_warning_is_logged_once_the_cache_has_started_over(
+    tmp_path: Path,
+) -> None:
+    """A reader acting on the warning at once (as an operator or a test would) reads the store,
+    not the stale cache: the resync it announces has happened."""
+    announced = asyncio.Event()
+
+    class Announcement(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "cursor expired" in record.getMessage():
+                announced.set()
+
+    handler = Announcement()
+    logging.getLogger("confstore.manager").addHandler(handler)
+    path = tmp_path / "config.db"
+    try:
+        async with (
+            SQLiteConfigStore(path) as writer,
+            ExpiringSQLiteStore(path) as followed,
+            ConfigManager(followed, poll_interval=60) as manager,
+        ):
+            await writer.set_config("t", "system", "system", "system_config", {"llm_model": "one"})
+            await manager.refresh()
+            assert (await manager.get_system_config("t")).llm_model == "one"
+            followed.expire = True
+            await writer.set_config("t", "system", "system", "system_config", {"llm_model": "two"})
+            refresh = asyncio.create_task(manager.refresh())
+            async with asyncio.timeout(WAIT):
+                await announced.wait()
+            assert (await manager.get_system_config("t")).llm_model == "two"
+            await refresh
+    finally:
+        logging.getLogger("confstore.manager").removeHandler(handler)

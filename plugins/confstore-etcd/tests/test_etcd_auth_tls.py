@@ -152,9 +152,11 @@ async def test_bad_credentials_and_foreign_prefixes_are_clear_errors(
 ) -> None:
     cert, _ = certificate
     store: ConfigStore = open_store(_url(secured, cert, user, **options))
-    with pytest.raises(BackendError, match=message):
-        await store.initialize()
-    await store.close()
+    try:
+        with pytest.raises(BackendError, match=message):
+            await store.initialize()
+    finally:
+        await store.close()
 
 
 async def test_without_credentials_the_error_says_auth_is_on(
@@ -162,13 +164,17 @@ async def test_without_credentials_the_error_says_auth_is_on(
 ) -> None:
     cert, _ = certificate
     store = open_store(secured.store_url(prefix="team/", ca_file=str(cert)))
-    with pytest.raises(BackendError, match="authentication enabled"):
-        await store.initialize()
-    await store.close()
+    try:
+        with pytest.raises(BackendError, match="authentication enabled"):
+            await store.initialize()
+    finally:
+        await store.close()
 
 
 async def test_a_certificate_nobody_vouched_for_is_refused(secured: EtcdCluster) -> None:
     store = open_store(secured.store_url(prefix="team/", timeout="2"))
-    with pytest.raises(BackendError, match="certificate is not trusted"):
-        await store.initialize()
-    await store.close()
+    try:
+        with pytest.raises(BackendError, match="certificate is not trusted"):
+            await store.initialize()
+    finally:
+        await store.close()
