@@ -209,15 +209,72 @@ def encode_value(
     secret holding the mask ``***`` (see ``refuse_masked_secrets``).
     """
     text = _canonical_text(value, max_bytes)
-    decoded = _parse_canonical(text, 0)[0]
-    if decoded != value:
-        raise InvalidConfigError(
-            "config_value does not survive a JSON round trip unchanged "
-            "(use lists, not tuples or sets, and str keys at every level)"
-        )
+    decoded = _plain_copy(value) if len(text) <= _COPY_WITHOUT_DECODING else None
+    if decoded is None:
+        decoded = _parse_canonical(text, 0)[0]
+        if decoded != value:
+            raise InvalidConfigError(
+                "config_value does not survive a JSON round trip unchanged "
+                "(use lists, not tuples or sets, and str keys at every level)"
+            )
     if SECRET_MASK in text:
         refuse_masked_secrets(decoded)
     return decoded, text
+
+
+# Values whose text is at most this long are copied by _plain_copy (cheaper than decoding
+# the text for a small value; the C decoder is the faster of the two for larger ones).
+_COPY_WITHOUT_DECODING = 2048
+_PLAIN_ATOMS = frozenset((str, int, float, bool, type(None)))
+
+
+class _NotPlain(Exception):
+    """A value holds something other than _plain_copy's types."""
+
+
+def _plain_copy(value: object) -> dict[str, Any] | None:
+    """A copy of ``value`` when it holds only dicts with str keys, lists, str, int, float, bool
+    and None, of exactly those types (no subclasses): the types whose canonical JSON text
+    (already made, so finite, encodable and at most MAX_NESTING_DEPTH deep) decodes back to an
+    equal value. None when it holds anything else: decode the text and compare instead."""
+    if type(value) is not dict:
+        return None
+    try:
+        return _plain_dict(value)
+    except _NotPlain:
+        return None
+
+
+def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:
+    copy = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            raise _NotPlain
+        kind = type(item)
+        if kind in _PLAIN_ATOMS:
+            copy[key] = item
+        elif kind is dict:
+            copy[key] = _plain_dict(item)
+        elif kind is list:
+            copy[key] = _plain_list(item)
+        else:
+            raise _NotPlain
+    return copy
+
+
+def _plain_list(value: list[Any]) -> list[Any]:
+    copy = []
+    for item in value:
+        kind = type(item)
+        if kind in _PLAIN_ATOMS:
+            copy.append(item)
+        elif kind is dict:
+            copy.append(_plain_dict(item))
+        elif kind is list:
+            copy.append(_plain_list(item))
+        else:
+            raise _NotPlain
+    return copy
 
 
 def parsed_value_text(value: object, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> str:
@@ -254,8 +311,9 @@ def _canonical_text(value: object, max_bytes: int) -> str:
         raise InvalidConfigError(
             f"config_value is {size} bytes serialised; the limit is {max_bytes}"
         )
-    # Each level needs a bracket, so a value with few brackets is never walked.
-    if text.count("{") + text.count("[") > MAX_NESTING_DEPTH:
+    # Each level needs a bracket and its closing one, so a value with few brackets (or a text
+    # too short to hold that many) is never walked.
+    if len(text) > 2 * MAX_NESTING_DEPTH and text.count("{") + text.count("[") > MAX_NESTING_DEPTH:
         check_nesting_depth(value)
     return text
 

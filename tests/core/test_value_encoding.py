@@ -1,15 +1,18 @@
 """encode_value against the standard json module: the same canonical text, the same errors.
 
 encode_value runs a C encoder it builds once instead of ``json.dumps``'s per-call one, and
-parses with the decoder's scanner instead of ``json.loads``; these tests hold it to what the
-standard functions say about the same value.
+parses with the decoder's scanner instead of ``json.loads`` (or, for a small value of the JSON
+types exactly, copies it without parsing); these tests hold it to what the standard functions
+say about the same value.
 """
 
 from __future__ import annotations
 
+import collections
+import enum
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -118,4 +121,95 @@ def test_a_value_deeper_than_the_interpreter_allows_is_too_deep_not_circular() -
     for _ in range(5000):
         inner["a"] = inner = {}
     with pytest.raises(InvalidConfigError, match=f"deeper than {MAX_NESTING_DEPTH} levels"):
+        encode_value(value)
+
+
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),  # -0.0 included
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(), children, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+def same_types(left: object, right: object) -> bool:
+    """Equal, and of the same type at every level (1 == 1.0 == True would not do)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        assert isinstance(right, dict)
+        return list(left) == list(right) and all(same_types(left[key], right[key]) for key in left)
+    if isinstance(left, list):
+        assert isinstance(right, list)
+        return len(left) == len(right) and all(map(same_types, left, right))
+    if isinstance(left, float):
+        return math.copysign(1.0, left) == math.copysign(1.0, cast(float, right)) and left == right
+    return left == right
+
+
+def containers(value: object) -> list[int]:
+    """The ids of the dicts and lists in ``value``."""
+    if isinstance(value, dict):
+        return [id(value)] + [found for item in value.values() for found in containers(item)]
+    if isinstance(value, list):
+        return [id(value)] + [found for item in value for found in containers(item)]
+    return []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(), json_values, max_size=8))
+def test_the_copy_is_what_decoding_the_text_gives_type_for_type(value: dict[str, Any]) -> None:
+    # Small values are copied without decoding their text, larger ones by decoding it: both
+    # must give exactly what a reader of the stored text gets, sharing nothing with the input.
+    copy, text = encode_value(value)
+    assert same_types(copy, json.loads(text))
+    assert not set(containers(copy)) & set(containers(value))
+
+
+def test_a_large_value_is_copied_type_for_type_too() -> None:
+    value = {f"key{n}": {"list": [n, n + 0.5, -0.0, None, True, "x" * 20]} for n in range(200)}
+    copy, text = encode_value(value)
+    assert len(text) > 8192
+    assert same_types(copy, json.loads(text))
+    assert not set(containers(copy)) & set(containers(value))
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+class Name(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"level": Level.HIGH}, {"level": 2}),
+        ({"name": Name("n")}, {"name": "n"}),
+        ({"nested": collections.OrderedDict(a=[Level.HIGH])}, {"nested": {"a": [2]}}),
+    ],
+)
+def test_subclasses_of_json_types_are_stored_and_copied_as_their_json(
+    value: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    copy, text = encode_value(value)
+    assert json.loads(text) == expected
+    assert same_types(copy, expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"x": (1, 2)}, {"x": {1: "int key"}}, {"x": [{True: 1}]}, {"x": [1.0, {"y": {None: 0}}]}],
+)
+def test_values_that_change_in_a_round_trip_are_refused(value: dict[str, Any]) -> None:
+    with pytest.raises(InvalidConfigError, match="round trip"):
         encode_value(value)
