@@ -225,7 +225,7 @@ class ConfigStore(abc.ABC):
         value, value_json = encode_value(config_value, self.max_value_bytes)
         if expected_version is not None:
             validate_version(expected_version, name="expected_version", allow_zero=True)
-        return await self._set_config(
+        written = self._set_config(
             key,
             value,
             value_json,
@@ -236,6 +236,11 @@ class ConfigStore(abc.ABC):
             else validate_optional_text("updated_by", updated_by),
             comment=None if comment is None else validate_optional_text("comment", comment),
         )
+        # A write that completed at once (SQLite's lone writes on the loop) is its entry: no
+        # coroutine to create and await for it.
+        if isinstance(written, ConfigEntry):
+            return written
+        return await written
 
     async def get_config(
         self,
@@ -566,7 +571,7 @@ class ConfigStore(abc.ABC):
         """A cursor at the present end of the change feed: changes_since(it) reports only later writes."""
 
     @abc.abstractmethod
-    async def _set_config(
+    def _set_config(
         self,
         key: ConfigKey,
         value: dict[str, Any],
@@ -575,12 +580,14 @@ class ConfigStore(abc.ABC):
         expected_version: int | None,
         updated_by: str | None,
         comment: str | None,
-    ) -> ConfigEntry:
+    ) -> ConfigEntry | Awaitable[ConfigEntry]:
         """Append the next version of ``key`` (value already validated, ``value_json`` its JSON).
 
         The version must be unique even with concurrent writers on other handles and hosts:
         latest + 1, and ``created_at`` taken from version 1 (now for a new key). Honour
         ``expected_version`` atomically with the write, raising VersionConflictError(expected, actual).
+        An ``async def`` (an awaitable of the entry) is the usual form; a store whose write can
+        complete without waiting may return the entry itself, already committed.
         """
 
     @abc.abstractmethod

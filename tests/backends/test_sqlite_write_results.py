@@ -89,6 +89,39 @@ async def test_the_returned_entry_equals_what_a_read_returns(store: SQLiteConfig
     assert (second.updated_by, second.comment, third.updated_by) == ("bob", "second", None)
 
 
+async def test_writes_alternating_between_keys_return_each_keys_created_at(
+    store: SQLiteConfigStore,
+) -> None:
+    # A write parses its key's created_at once and keeps the last one: each key keeps its own.
+    keys = [("t", SYSTEM, "svc", f"k{n}") for n in range(3)]
+    created = {key: (await store.set_config(*key, {"n": 0})).created_at for key in keys}
+    assert len(set(created.values())) == 3
+    for round_number in range(1, 4):
+        for key in keys + keys[::-1]:
+            entry = await store.set_config(*key, {"n": round_number})
+            assert entry.created_at == created[key]
+            assert entry.updated_at > entry.created_at
+            assert_same_entry(entry, await store.get_config(*key, version=entry.version))
+
+
+async def test_a_lone_write_on_the_loop_completes_without_suspending(
+    db_path: Path, generous_budget: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its set_config coroutine runs to its end at the first step: no await inside, no turn.
+    monkeypatch.setattr(sqlite_backend, "_LOOP_TURN_EVERY", 3600.0)
+    async with SQLiteConfigStore(db_path) as store:
+        await store.set_config(*KEY, {"n": 0})  # the first write of the loop takes a turn
+        jobs_before = jobs_of_writer_thread(store)
+        coroutine = store.set_config(*KEY, {"n": 1})
+        with pytest.raises(StopIteration) as finished:
+            coroutine.send(None)
+        entry = finished.value.value
+        assert isinstance(entry, ConfigEntry)
+        assert entry.version == 2
+        assert jobs_of_writer_thread(store) == jobs_before
+        assert_same_entry(entry, await store.get_config(*KEY))
+
+
 async def test_a_write_on_a_whole_second_keeps_six_digits_of_microseconds(
     store: SQLiteConfigStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

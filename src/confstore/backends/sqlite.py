@@ -565,7 +565,8 @@ def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connect
 class _OneStatement:
     """A write that changes the database with one SQL statement, atomic by itself, so it needs no
     savepoint (two statements fewer on the hot path of set_config). Subclasses are callable
-    like any WriteWork."""
+    like any WriteWork, and return something other than None (None says "not run" on the
+    loop's side: ``_GroupCommitWriter.run_here``)."""
 
     __slots__ = ()
 
@@ -614,6 +615,17 @@ class _SetVersion(_OneStatement):
         if row is None:
             raise _version_conflict(connection, self.key, parameters[9])
         version, created_at = row
+        # The key's creation time, parsed once: a new key was created now; a key written again
+        # has the creation time of its last write (a one-entry cache, any thread).
+        global _last_created
+        known = _last_created
+        if created_at == known[0]:
+            created = known[1]
+        elif created_at == now:
+            created = moment
+        else:
+            created = _parse_timestamp(created_at)
+            _last_created = (created_at, created)
         key = self.key
         return new_entry(
             key.tenant_id,
@@ -622,8 +634,7 @@ class _SetVersion(_OneStatement):
             key.config_key,
             self.value,
             version,
-            # A new key was created now: no need to parse back what was just formatted.
-            moment if created_at == now else _parse_timestamp(created_at),
+            created,
             moment,
             parameters[6],
             parameters[7],
@@ -633,6 +644,8 @@ class _SetVersion(_OneStatement):
 
 # The second _write_time last saw, and its text up to the microseconds.
 _second_text: tuple[int, str] = (-1, "")
+# The last created_at text a write read back that was not its own time, and its moment.
+_last_created: tuple[str, datetime] = ("", datetime.min)
 
 
 def _write_time() -> tuple[datetime, str]:
@@ -649,7 +662,8 @@ def _write_time() -> tuple[datetime, str]:
     if known[0] != second:
         whole = format_timestamp(datetime.fromtimestamp(second, UTC))
         _second_text = known = (second, whole[: whole.index(".") + 1])
-    text = f"{known[1]}{microsecond:06d}+00:00"
+    # (str() of 1,000,000 more and its last six digits: the same as ``:06d``, less machinery.)
+    text = f"{known[1]}{str(1_000_000 + microsecond)[1:]}+00:00"
     return _parse_timestamp(text), text
 
 
@@ -700,6 +714,12 @@ class _BusyWait:
         if wait != self.waiting:
             connection.execute(f"PRAGMA busy_timeout={self.milliseconds if wait else 0}")
             self.waiting = wait
+
+
+def _writes_for_checkpoint(frames_per_write: int) -> int:
+    """How many writes of ``frames_per_write`` WAL frames fill _CHECKPOINT_FRAMES."""
+    frames_per_write = min(_CHECKPOINT_FRAMES, max(1, frames_per_write))
+    return -(-_CHECKPOINT_FRAMES // frames_per_write)
 
 
 def _checkpoint(connection: sqlite3.Connection) -> int:
@@ -757,7 +777,9 @@ class _GroupCommitWriter:
             first_pause=_LOOP_WRITE_FIRST_PAUSE,
         )
         self._writes_since_checkpoint = 0
-        self._frames_per_write = _FRAMES_PER_WRITE
+        # The writes after which a checkpoint is due: _CHECKPOINT_FRAMES at the frames per write
+        # the last checkpoint measured.
+        self._checkpoint_after = _writes_for_checkpoint(_FRAMES_PER_WRITE)
         # After a transaction of unknown size (an import): checkpoint before the next write.
         self._checkpoint_forced = False
         # The loop's queue of callbacks ready to run (asyncio's own loops; None for others,
@@ -807,34 +829,77 @@ class _GroupCommitWriter:
                 # The write's time on the loop starts after the turn: not the others' time.
                 started = budget.clock()
                 self._turn_due = started + _LOOP_TURN_EVERY
-            connection = self._thread.borrow()
-            if connection is not None:
-                # Alone in its transaction on the borrowed connection: a write that fails rolls
-                # it back, nothing else is in it. Another process's write lock sends it to the
-                # thread, which waits for the lock.
-                try:
-                    if self._busy.waiting:  # (set() checks it too: this saves its call)
-                        self._busy.set(connection, False)
-                    outcome: _T = _transaction(connection, work)
-                except (sqlite3.Error, OSError) as exc:
-                    if not _is_busy(exc):
-                        raise self._translated(exc) from exc
-                else:
-                    self._writes_since_checkpoint += 1
-                    return outcome
-                finally:
-                    self._thread.give_back()
-                    budget.spent(started)
+            outcome: _T | None = self._commit_here(work, started)
         finally:
             self._in_flight = False  # _release(), without its call
             self._next()
+        if outcome is not None:
+            return outcome
         return await self._submit(work)
 
+    def run_here(self, work: _OneStatement) -> Any:
+        """What ``work(connection)`` returns, committed right now on the loop's thread, when
+        ``write(work)`` would do that without waiting for anything (the writer idle, the loop
+        budget not paused, no turn of the loop due: a lone writer's write); else None, and
+        nothing written: then ``await write(work)``. For a ``_OneStatement`` whose result is
+        never None. No coroutine, no await: the hot path of a lone writer, straight through.
+
+        (When another process holds the write lock, the write tries here, fails at once, and
+        ``write()`` tries again before it queues for the thread, which waits for the lock.)
+        """
+        if (
+            self._in_flight
+            or self._scheduled
+            or self._pending
+            or self._holders
+            or not self._inline
+            or asyncio.get_running_loop() is not self._loop
+        ):
+            return None
+        started = self._budget.start()
+        if started is None:
+            return None
+        ready = self._ready
+        if ready is None or ready or (started >= self._turn_due and self._waiting(started)):
+            return None  # write() gives the loop its turn first
+        outcome = self._commit_here(work, started)
+        if self._writes_since_checkpoint >= self._checkpoint_after or self._checkpoint_forced:
+            self._next()
+        return outcome
+
+    def _commit_here(self, work: Callable[[sqlite3.Connection], _T], started: float) -> _T | None:
+        """``work`` in a transaction of its own on the writer's connection, borrowed from its
+        thread, run on the calling (the loop's) thread; None when it cannot run here (the thread
+        is busy, another process holds the write lock) and nothing was written. ``started``:
+        the budget's clock reading when the write began."""
+        connection = self._thread.borrow()
+        if connection is None:
+            return None
+        # Alone in its transaction on the borrowed connection: a write that fails rolls it
+        # back, nothing else is in it. Another process's write lock sends it to the thread,
+        # which waits for the lock.
+        try:
+            if self._busy.waiting:  # (set() checks it too: this saves its call)
+                self._busy.set(connection, False)
+            outcome = _transaction(connection, work)
+        except (sqlite3.Error, OSError) as exc:
+            if not _is_busy(exc):
+                raise self._translated(exc) from exc
+            return None
+        finally:
+            self._thread.give_back()
+            self._budget.spent(started)
+        self._writes_since_checkpoint += 1
+        return outcome
+
     def _waiting(self, now: float) -> bool:
-        """Whether the loop has I/O or a timer waiting; the next such question is due
-        ``_LOOP_TURN_EVERY`` seconds after ``now``."""
+        """Whether the loop has I/O or a timer waiting. When nothing waits, the next such
+        question is due ``_LOOP_TURN_EVERY`` seconds after ``now``; when something does, the
+        turn that follows sets it."""
+        if self._loop_waiting is None or self._loop_waiting():
+            return True
         self._turn_due = now + _LOOP_TURN_EVERY
-        return self._loop_waiting is None or self._loop_waiting()
+        return False
 
     def _submit(self, work: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
         """Queue ``work(connection)`` for the writer thread's next group commit; the future gets
@@ -925,8 +990,7 @@ class _GroupCommitWriter:
         going alone and the rest waiting for it. A checkpoint that is due goes first.
         """
         if (
-            self._checkpoint_forced
-            or self._writes_since_checkpoint * self._frames_per_write >= _CHECKPOINT_FRAMES
+            self._checkpoint_forced or self._writes_since_checkpoint >= self._checkpoint_after
         ) and self._start_checkpoint():
             return
         while self._holders:
@@ -981,7 +1045,7 @@ class _GroupCommitWriter:
     ) -> None:
         # A checkpoint that failed (the file busy, say) is retried after as many writes again.
         if frames and writes:
-            self._frames_per_write = min(_CHECKPOINT_FRAMES, max(1, frames // writes))
+            self._checkpoint_after = _writes_for_checkpoint(frames // writes)
         self._in_flight = False
         self._next()
 
@@ -1411,7 +1475,7 @@ class SQLiteConfigStore(ConfigStore):
         await thread.open(partial(connect, self.timeout))
         return thread
 
-    def _set_config(  # a plain def returning the write's coroutine: one frame less per write
+    def _set_config(
         self,
         key: ConfigKey,
         value: dict[str, Any],
@@ -1420,10 +1484,18 @@ class SQLiteConfigStore(ConfigStore):
         expected_version: int | None,
         updated_by: str | None,
         comment: str | None,
-    ) -> Coroutine[Any, Any, ConfigEntry]:
-        return self._write(
-            _SetVersion(key, value, value_json, updated_by, comment, expected_version)
-        )
+    ) -> ConfigEntry | Coroutine[Any, Any, ConfigEntry]:
+        """The entry, when the write was committed at once on the loop's thread (a lone
+        writer: ``_GroupCommitWriter.run_here``), else the write's coroutine to await. A write
+        after which the change feed is due a trim takes the coroutine."""
+        work = _SetVersion(key, value, value_json, updated_by, comment, expected_version)
+        writer = self._writer
+        if writer is not None and self._writes_since_trim < _FEED_TRIM_EVERY - 1:
+            entry: ConfigEntry | None = writer.run_here(work)
+            if entry is not None:
+                self._writes_since_trim += 1
+                return entry
+        return self._write(work)
 
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
         if self._loop_reader is not None:
