@@ -209,43 +209,49 @@ def encode_value(
     secret holding the mask ``***`` (see ``refuse_masked_secrets``).
     """
     text = _canonical_text(value, max_bytes)
-    decoded = _plain_copy(value) if len(text) <= _COPY_WITHOUT_DECODING else None
-    if decoded is None:
-        decoded = _parse_canonical(text, 0)[0]
-        if decoded != value:
-            raise InvalidConfigError(
-                "config_value does not survive a JSON round trip unchanged "
-                "(use lists, not tuples or sets, and str keys at every level)"
-            )
+    try:
+        decoded = (
+            _plain_dict(value)
+            if len(text) <= _COPY_WITHOUT_DECODING
+            else _decoded_copy(text, value)
+        )
+    except _NotPlain:
+        decoded = _decoded_copy(text, value)
     if SECRET_MASK in text:
         refuse_masked_secrets(decoded)
     return decoded, text
 
 
-# Values whose text is at most this long are copied by _plain_copy (cheaper than decoding
+def _decoded_copy(text: str, value: object) -> dict[str, Any]:
+    """``value``'s copy decoded from its canonical ``text``; InvalidConfigError if that differs
+    from ``value``."""
+    decoded: dict[str, Any] = _parse_canonical(text, 0)[0]
+    if decoded != value:
+        raise InvalidConfigError(
+            "config_value does not survive a JSON round trip unchanged "
+            "(use lists, not tuples or sets, and str keys at every level)"
+        )
+    return decoded
+
+
+# Values whose text is at most this long are copied by _plain_dict (cheaper than decoding
 # the text for a small value; the C decoder is the faster of the two for larger ones).
 _COPY_WITHOUT_DECODING = 2048
 _PLAIN_ATOMS = frozenset((str, int, float, bool, type(None)))
 
 
 class _NotPlain(Exception):
-    """A value holds something other than _plain_copy's types."""
+    """A value holds something other than _plain_dict's types."""
 
 
-def _plain_copy(value: object) -> dict[str, Any] | None:
-    """A copy of ``value`` when it holds only dicts with str keys, lists, str, int, float, bool
-    and None, of exactly those types (no subclasses): the types whose canonical JSON text
-    (already made, so finite, encodable and at most MAX_NESTING_DEPTH deep) decodes back to an
-    equal value. None when it holds anything else: decode the text and compare instead."""
+def _plain_dict(value: object) -> dict[str, Any]:
+    """A copy of ``value`` when it is a dict holding only dicts with str keys, lists, str, int,
+    float, bool and None, of exactly those types (no subclasses): the types whose canonical
+    JSON text (already made, so finite, encodable and at most MAX_NESTING_DEPTH deep) decodes
+    back to an equal value. _NotPlain when it holds anything else: decode the text and compare
+    instead."""
     if type(value) is not dict:
-        return None
-    try:
-        return _plain_dict(value)
-    except _NotPlain:
-        return None
-
-
-def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:
+        raise _NotPlain
     copy = {}
     for key, item in value.items():
         if type(key) is not str:
