@@ -316,6 +316,20 @@ async def test_checkpoints_run_on_the_writer_thread_not_at_an_inline_commit(
         assert threading.get_ident() in log.threads_of("COMMIT")
 
 
+@pytest.mark.parametrize("frames_per_write", [1, 2, 6, 7, 333, 999, 1000])
+def test_a_checkpoint_is_due_after_the_writes_that_fill_its_frames(frames_per_write: int) -> None:
+    # The first count of writes whose frames reach _CHECKPOINT_FRAMES (as SQLite's own automatic
+    # checkpoint waits for that many frames).
+    writes = sqlite_backend._writes_for_checkpoint(frames_per_write)
+    frames = sqlite_backend._CHECKPOINT_FRAMES
+    assert writes * frames_per_write >= frames > (writes - 1) * frames_per_write
+
+
+@pytest.mark.parametrize(("frames_per_write", "writes"), [(0, 1000), (-3, 1000), (5000, 1)])
+def test_frames_per_write_out_of_range_are_clamped(frames_per_write: int, writes: int) -> None:
+    assert sqlite_backend._writes_for_checkpoint(frames_per_write) == writes
+
+
 ACKNOWLEDGE_THEN_DIE = """
 import asyncio, os, signal, sys
 from confstore.backends import sqlite as sqlite_backend
