@@ -13,11 +13,13 @@ from typing import Any, Final, Literal, TypeVar
 from ._diff import secret_paths_for
 from ._errors import ConfigStoreError, ImportConflictError, ImportFormatError
 from ._models import ConfigEntry, ConfigKey, ConfigScope, format_timestamp, utc_now
-from ._secrets import refuse_masked_secrets
+from ._secrets import SECRET_MASK, refuse_masked_secrets
 from ._typed import TypedConfigSpec, load_stored, typed_config_specs
 from ._validation import (
+    MAX_NESTING_DEPTH,
     MAX_TEXT_LENGTH,
     MAX_VERSION,
+    _canonical_chunks,
     encode_json,
     encode_value,
     parsed_value_text,
@@ -156,8 +158,11 @@ class ImportChecks:
 
     def rows(self, raws: list[Any], first_position: int, *, parsed: bool) -> list[EntryRow]:
         """``row`` for each of ``raws`` (at ``first_position`` on)."""
-        row = self.row
-        return [row(raw, position, parsed) for position, raw in enumerate(raws, first_position)]
+        quick_row, entry, timestamps = self._quick_row, self.entry, self._timestamps
+        return [
+            quick_row(raw, parsed) or entry_row(entry(raw, position), timestamps)
+            for position, raw in enumerate(raws, first_position)
+        ]
 
     def row(self, raw: Any, position: int, parsed: bool = False) -> EntryRow:
         """``entry`` as a row.
@@ -188,21 +193,26 @@ class ImportChecks:
             and type(version) is int
             and 0 < version <= MAX_VERSION
             and type(value) is dict
+            and type(created) is str
+            and type(updated) is str
             and (deleted is None or deleted is False or (deleted is True and not value))
             and (updated_by is None or _plain_text(updated_by))
             and (comment is None or _plain_text(comment))
-            and self._known_name(scope, service, config_key)
+            and (
+                (scope, service, config_key) in self._valid_names
+                or self._known_name(scope, service, config_key)
+            )
         ):
             return None
-        canonical = self._timestamps.canonical
-        created_at, updated_at = canonical(created), canonical(updated)
+        timestamps = self._timestamps
+        created_at = created if created in timestamps.seen else timestamps.canonical(created)
+        updated_at = updated if updated in timestamps.seen else timestamps.canonical(updated)
         if created_at is None or updated_at is None or updated_at < created_at:
             return None
         try:
-            if parsed:
-                text = parsed_value_text(value, self.max_value_bytes)
-            else:
-                text = encode_value(value, self.max_value_bytes)[1]
+            text = (
+                self._value_text(value) if parsed else encode_value(value, self.max_value_bytes)[1]
+            )
         except ConfigStoreError:
             return None
         return (
@@ -218,6 +228,25 @@ class ImportChecks:
             comment,
             1 if deleted else 0,
         )
+
+    def _value_text(self, value: dict[str, Any]) -> str:
+        """``parsed_value_text(value, self.max_value_bytes)``, its checks ordered cheapest first
+        for a value that passes them: ASCII text within the size limit, with too few brackets to
+        nest too deep and no ``*`` (a memchr, where looking for the mask ``***`` is a full scan).
+        Anything else is encoded again by ``parsed_value_text``, which accepts it or says why not.
+        """
+        try:
+            text = "".join(_canonical_chunks(value, 0))
+        except (RecursionError, TypeError, ValueError):
+            return parsed_value_text(value, self.max_value_bytes)
+        if (
+            text.isascii()
+            and len(text) <= self.max_value_bytes
+            and ("*" not in text or SECRET_MASK not in text)
+            and text.count("{") + text.count("[") <= MAX_NESTING_DEPTH
+        ):
+            return text
+        return parsed_value_text(value, self.max_value_bytes)
 
     def _known_name(self, scope: str, service: str, config_key: str) -> bool:
         """True if (scope, service, config_key) are valid and name no typed config."""
@@ -360,6 +389,8 @@ class TimestampMemo:
         self._formatted: dict[datetime, str] = {}
         self._canonical: dict[str, str | None] = {}
         self._valid_minutes: dict[str, bool] = {}
+        # Texts ``canonical`` accepted as written, recently: each is its own canonical form.
+        self.seen: set[str] = set()
 
     def format(self, moment: datetime) -> str:
         text = self._formatted.get(moment)
@@ -380,7 +411,12 @@ class TimestampMemo:
                 valid = _remember(
                     self._valid_minutes, minute, _canonical_timestamp(f"{minute}+00:00") is not None
                 )
-            return text if valid else None
+            if not valid:
+                return None
+            if len(self.seen) >= _MEMO_LIMIT:
+                self.seen.clear()
+            self.seen.add(text)
+            return text
         if text in self._canonical:
             return self._canonical[text]
         return _remember(self._canonical, text, _canonical_timestamp(text))

@@ -40,6 +40,8 @@ MEMBERS: dict[str, list[str | None]] = {
         '{"api_key":"***"}',
         '{"nested":{"password":"**********"}}',
         '{"note":"***"}',
+        '{"note":"*","password":"a*b"}',
+        '{"token":"x***"}',
         '{"a":' + "9" * 400 + "}",
         '{"a":"' + "x" * 2000 + '"}',
         '{"llm_model":"m","temperature":0.5}',
@@ -62,6 +64,7 @@ MEMBERS: dict[str, list[str | None]] = {
         '"9999-12-31T23:59:59-01:00"',
         '"not a time"',
         "5",
+        "[]",
         None,
     ],
     "updated_at": [
@@ -73,6 +76,7 @@ MEMBERS: dict[str, list[str | None]] = {
         '"2026-01-01T00:00:00"',
         '"2026-01-01"',
         "null",
+        '{"t": 1}',
         None,
     ],
     "updated_by": ['"ops"', '"\\u00e9quipe"', '"\\ud800"', '"a\\u0000b"', "3", "null", None],
@@ -97,8 +101,8 @@ def outcome(check: Any) -> tuple[str, Any]:
         return "error", str(exc)
 
 
-def full_check(raw: Any, position: int = 4) -> tuple[str, Any]:
-    checks = ImportChecks(TENANT, 1 << 20)
+def full_check(raw: Any, position: int = 4, max_bytes: int = 1 << 20) -> tuple[str, Any]:
+    checks = ImportChecks(TENANT, max_bytes)
 
     def check() -> Any:
         row = entry_row(checks.entry(raw, position), TimestampMemo())
@@ -108,8 +112,10 @@ def full_check(raw: Any, position: int = 4) -> tuple[str, Any]:
     return outcome(check)
 
 
-def quick_check(raw: Any, parsed: bool, position: int = 4) -> tuple[str, Any]:
-    checks = ImportChecks(TENANT, 1 << 20)
+def quick_check(
+    raw: Any, parsed: bool, position: int = 4, max_bytes: int = 1 << 20
+) -> tuple[str, Any]:
+    checks = ImportChecks(TENANT, max_bytes)
 
     def check() -> Any:
         [row] = checks.rows([raw], position, parsed=parsed)
@@ -151,6 +157,52 @@ def test_a_value_not_parsed_from_json_still_gets_the_round_trip(value: dict[Any,
     kind, message = quick_check(raw, parsed=False)
     assert kind == "error"
     assert (kind, message) == full_check(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [(name, text) for name, options in MEMBERS.items() for text in options if text],
+)
+def test_each_member_of_an_otherwise_good_entry_gets_the_full_checks_verdict(
+    name: str, text: str
+) -> None:
+    raw = good_entry(**{name: json.loads(text)})
+    expected = full_check(raw)
+    assert quick_check(raw, parsed=True) == expected
+    assert quick_check(raw, parsed=False) == expected
+
+
+@pytest.mark.parametrize("value_text", ['{"a":"xxxxxxxxxxx"}', '{"a":"\u00e9xxxxxxxxx"}'])
+@pytest.mark.parametrize("max_bytes", [17, 18, 19, 20])
+def test_the_size_limit_is_the_same_on_the_quick_path(value_text: str, max_bytes: int) -> None:
+    raw = good_entry(config_value=json.loads(value_text))
+    expected = full_check(raw, max_bytes=max_bytes)
+    assert quick_check(raw, parsed=True, max_bytes=max_bytes) == expected
+    assert quick_check(raw, parsed=False, max_bytes=max_bytes) == expected
+
+
+# Entries sharing their created_at and often their minute, as versions of one key do.
+SIBLING_TEXTS = [
+    json.dumps(
+        good_entry(
+            version=version,
+            created_at="2026-01-01T00:00:00.000000+00:00",
+            updated_at=f"2026-01-01T00:0{version % 2}:0{version}.00000{version}+00:00",
+        )
+    )
+    for version in range(1, 5)
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.sampled_from(SIBLING_TEXTS) | entry_texts, min_size=2, max_size=6))
+def test_one_check_of_many_entries_matches_the_full_check_of_each(texts: list[str]) -> None:
+    raws = [json.loads(text) for text in texts]
+    full, memo = ImportChecks(TENANT, 1 << 20), TimestampMemo()
+    expected = outcome(
+        lambda: [entry_row(full.entry(raw, at), memo) for at, raw in enumerate(raws)]
+    )
+    assert outcome(lambda: ImportChecks(TENANT, 1 << 20).rows(raws, 0, parsed=True)) == expected
 
 
 def test_rows_name_the_position_of_a_bad_entry_in_a_list() -> None:
