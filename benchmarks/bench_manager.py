@@ -1,7 +1,8 @@
 """ConfigManager's cached typed read against the floor: an awaited lookup in a plain dict.
 
 The floor is what any async config read costs at least (a coroutine call and a dict lookup), so
-the ratio says how much the manager adds on a cache hit. Target: no more than 5x the floor.
+the ratio says how much the manager adds on a cache hit. Target: no more than 2x the floor (it
+was 5x; the SQLite performance work holds the manager to 2x, which it keeps).
 
 The layered row reads an inheriting tenant (base values, the tenant's overrides, an environment
 override) against today's cached typed read (``inherit=False``, the value stored complete).
@@ -16,7 +17,7 @@ from confstore import ConfigManager, MemoryConfigStore, RoutingConfig, SystemCon
 
 from ._harness import Result, median_seconds
 
-TARGET = 0.2  # ratio = floor / cached read, so 0.2 means "at most 5x the floor"
+TARGET = 0.5  # ratio = floor / cached read, so 0.5 means "at most 2x the floor"
 LAYERED_TARGET = 0.5  # at most 2x today's cached typed read
 NANOSECONDS = 1e9
 
