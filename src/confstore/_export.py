@@ -13,13 +13,11 @@ from typing import Any, Final, Literal, TypeVar
 from ._diff import secret_paths_for
 from ._errors import ConfigStoreError, ImportConflictError, ImportFormatError
 from ._models import ConfigEntry, ConfigKey, ConfigScope, format_timestamp, utc_now
-from ._secrets import SECRET_MASK, refuse_masked_secrets
+from ._secrets import refuse_masked_secrets
 from ._typed import TypedConfigSpec, load_stored, typed_config_specs
 from ._validation import (
-    MAX_NESTING_DEPTH,
     MAX_TEXT_LENGTH,
     MAX_VERSION,
-    _canonical_chunks,
     encode_json,
     encode_value,
     parsed_value_text,
@@ -210,9 +208,10 @@ class ImportChecks:
         if created_at is None or updated_at is None or updated_at < created_at:
             return None
         try:
-            text = (
-                self._value_text(value) if parsed else encode_value(value, self.max_value_bytes)[1]
-            )
+            if parsed:
+                text = parsed_value_text(value, self.max_value_bytes)
+            else:
+                text = encode_value(value, self.max_value_bytes)[1]
         except ConfigStoreError:
             return None
         return (
@@ -228,25 +227,6 @@ class ImportChecks:
             comment,
             1 if deleted else 0,
         )
-
-    def _value_text(self, value: dict[str, Any]) -> str:
-        """``parsed_value_text(value, self.max_value_bytes)``, its checks ordered cheapest first
-        for a value that passes them: ASCII text within the size limit, with too few brackets to
-        nest too deep and no ``*`` (a memchr, where looking for the mask ``***`` is a full scan).
-        Anything else is encoded again by ``parsed_value_text``, which accepts it or says why not.
-        """
-        try:
-            text = "".join(_canonical_chunks(value, 0))
-        except (RecursionError, TypeError, ValueError):
-            return parsed_value_text(value, self.max_value_bytes)
-        if (
-            text.isascii()
-            and len(text) <= self.max_value_bytes
-            and ("*" not in text or SECRET_MASK not in text)
-            and text.count("{") + text.count("[") <= MAX_NESTING_DEPTH
-        ):
-            return text
-        return parsed_value_text(value, self.max_value_bytes)
 
     def _known_name(self, scope: str, service: str, config_key: str) -> bool:
         """True if (scope, service, config_key) are valid and name no typed config."""
