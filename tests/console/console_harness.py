@@ -206,7 +206,12 @@ class ConsolePage:
             await self.open()
         await page.get_by_label("API token").fill(self.server.tokens[token_name])
         await page.get_by_role("button", name="Sign in").click()
-        await page.locator("#live-status.live-live").wait_for()
+        await self.wait_until_shown()
+
+    async def wait_until_shown(self) -> None:
+        """Live updates are on and the route's data is on screen (the workspace is no longer busy)."""
+        await self.page.locator("#live-status.live-live").wait_for()
+        await self.page.locator('#workspace[aria-busy="false"]').wait_for()
 
     async def expect_signed_out(self, message: str) -> None:
         """The sign-in form is back with ``message``, and no token is left in the tab."""

@@ -252,7 +252,7 @@ async def test_everything_works_from_the_keyboard(console: ConsolePage, server: 
     await console.open("#/t/keys-co")
     await page.keyboard.type(server.tokens["ops"])  # the token field has the focus
     await page.keyboard.press("Enter")
-    await page.locator("#live-status.live-live").wait_for()
+    await console.wait_until_shown()  # "/" before the config pane exists has nothing to focus
     await page.locator("body").press("/")
     await expect(page.get_by_label("Filter configs")).to_be_focused()
     await page.keyboard.type("triage")

@@ -123,6 +123,7 @@ function signOut(message = "") {
   if (dialog.open) dialog.close();
   document.body.classList.add("signed-out");
   byId("workspace").hidden = true;
+  byId("workspace").removeAttribute("aria-busy");
   byId("session").hidden = true;
   fill(byId("config-pane"));
   fill(byId("main"));
@@ -1036,8 +1037,24 @@ function reportError(error) {
 
 // ---- navigation
 
+/** Routes still loading; the workspace is aria-busy while any is. */
+let routesLoading = 0;
+
 async function showRoute({ focus = false } = {}) {
   if (state.api === null) return;
+  const workspace = byId("workspace");
+  routesLoading += 1;
+  workspace.setAttribute("aria-busy", "true");
+  try {
+    await renderRoute();
+  } finally {
+    routesLoading -= 1;
+    if (routesLoading === 0) workspace.setAttribute("aria-busy", "false");
+  }
+  if (focus) document.getElementById("page-title")?.focus();
+}
+
+async function renderRoute() {
   const route = parseRoute(window.location.hash);
   state.route = route;
   if (route.view === "tenants") {
@@ -1064,7 +1081,6 @@ async function showRoute({ focus = false } = {}) {
       renderConfigTree();
     }
   }
-  if (focus) document.getElementById("page-title")?.focus();
 }
 
 function onGlobalKey(event) {
