@@ -11,11 +11,18 @@ import itertools
 import os
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 from confstore_postgres.cluster import TemporaryCluster
-from pg_support import TEST_SETTINGS, with_options
+from pg_support import TEST_SETTINGS, holding_write_lock, wait_for_lock_waiters, with_options
 
-from confstore import BackendError, BackendUnavailableError, ConfigStoreError, open_store
+from confstore import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ConfigStoreError,
+    open_store,
+)
 
 WRITERS = 64
 KEYS = 4
@@ -126,3 +133,38 @@ async def test_initialize_while_the_server_is_down_fails_then_works(
     cluster.start()
     async with store:
         assert (await store.set_config("up", "system", "svc", "k", {})).version == 1
+
+
+async def test_a_batch_cut_off_by_a_crash_is_outcome_unknown_for_each_write_and_never_doubled(
+    cluster: TemporaryCluster, fault_url: str
+) -> None:
+    """A batch in flight when the server dies, which stays down past the store's timeout: no
+    write of it can learn whether it committed, so each raises BackendTimeoutError."""
+    first = ("cut", "system", "svc", "first")
+    held = ("cut", "system", "svc", "held")
+    async with open_store(with_options(fault_url, timeout="1")) as store:
+        blockers = [await asyncpg.connect(cluster.url()) for _ in range(2)]
+        try:
+            async with holding_write_lock(blockers[1], held):
+                async with holding_write_lock(blockers[0], first):
+                    lone = asyncio.create_task(store.set_config(*first, {}))
+                    await wait_for_lock_waiters(blockers[0], 1)
+                    batch = [
+                        asyncio.create_task(store.set_config("cut", "system", "svc", name, {}))
+                        for name in ("a", "held", "b")
+                    ]
+                    await asyncio.sleep(0)  # each task runs to its queued write
+                assert (await lone).version == 1
+                await wait_for_lock_waiters(blockers[1], 1)  # the batch waits for "held"
+                cluster.kill()
+                outcomes = await asyncio.gather(*batch, return_exceptions=True)
+        finally:
+            for blocker in blockers:
+                blocker.terminate()
+        assert all(isinstance(outcome, BackendTimeoutError) for outcome in outcomes), outcomes
+        assert all("unknown" in str(outcome) or "whether" in str(outcome) for outcome in outcomes)
+        cluster.start()
+        for name in ("a", "held", "b"):
+            assert await store.get_config_history("cut", "system", "svc", name) == []
+        assert (await store.set_config("cut", "system", "svc", "a", {})).version == 1
+        assert [e.version for e in await store.get_config_history(*first)] == [1]

@@ -18,6 +18,9 @@ from confstore import (
     PermissionDeniedError,
 )
 
+# SQLSTATE classes of errors about the data a statement carried: cardinality (21), data (22),
+# integrity constraint (23).
+_DATA_CLASSES = frozenset({"21", "22", "23"})
 _SCHEMA_MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
 
 
@@ -46,6 +49,14 @@ def not_sent(exc: BaseException) -> bool:
 def connection_broken(exc: BaseException) -> bool:
     """True unless the server answered with an ordinary error, after which the connection is fine."""
     return not isinstance(exc, asyncpg.PostgresError) or outcome_unknown(exc)
+
+
+def refused_for_data(exc: BaseException) -> bool:
+    """True when a statement failed over the data it carried: a value the client could not
+    encode, or a server error of the data, integrity or cardinality classes (nothing applied)."""
+    if isinstance(exc, asyncpg_base.DataError):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and str(exc.sqlstate or "")[:2] in _DATA_CLASSES
 
 
 def stale_statement(exc: BaseException) -> bool:

@@ -10,6 +10,12 @@ version. The advisory lock comes first, before the transaction has an id (xid), 
 key get xids in version order: the change feed, ordered by xid, then reports a key's versions in
 order. Without it a writer could take its xid while waiting for the head row, before the writer
 ahead of it.
+
+Concurrent writes of one process go together as one batch statement (``write_batch``), one
+transaction, so they share one commit and its WAL flush: the same steps over arrays, one write
+per key. It takes every key's lock first, in one fixed order (so batches of different processes
+never deadlock, and the transaction still gets its xid only once it holds them all), and each
+write keeps its own compare-and-set: one that does not match gets no version, the others do.
 """
 
 from __future__ import annotations
@@ -94,6 +100,78 @@ _WRITE: Final = """
     SELECT version, created_at, updated_at FROM written
 """
 
+# The batch: $1-$4 the keys (distinct), $5 values, $6 updated_by, $7 comments, $8 request ids,
+# $9 expected versions (NULL: no condition), all arrays of one length. One row per write, in
+# order: its version, created_at and updated_at, or NULLs when its condition did not hold.
+_BATCH_HEAD_COLUMNS: Final = (
+    "h.tenant_id, h.scope, h.service, h.config_key, h.latest_version, h.created_at"
+)
+_WRITE_BATCH: Final = """
+    WITH batch AS MATERIALIZED (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::uuid[], $9::bigint[])
+            WITH ORDINALITY AS b(tenant_id, scope, service, config_key, value, updated_by,
+                                 comment, request_id, expected, n)),
+    lock AS MATERIALIZED (
+        SELECT count(pg_advisory_xact_lock({lock_class}, lock_hash)) AS locks,
+               clock_timestamp() AS at
+        FROM (SELECT DISTINCT hashtext(tenant_id || '/' || scope || '/' || service || '/' ||
+                                       config_key) AS lock_hash
+              FROM batch ORDER BY lock_hash OFFSET 0) AS ordered),
+    upserted AS (
+        INSERT INTO {s}.config_heads AS h
+            (tenant_id, scope, service, config_key, latest_version, deleted, created_at,
+             version_count)
+        SELECT b.tenant_id, b.scope, b.service, b.config_key, 1, false, lock.at, 1
+        FROM batch AS b CROSS JOIN lock WHERE b.expected IS NULL
+        ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE
+            SET latest_version = h.latest_version + 1, deleted = false,
+                created_at = CASE WHEN h.version_count = 0 THEN excluded.created_at
+                                  ELSE h.created_at END,
+                version_count = h.version_count + 1
+        RETURNING {head_columns}),
+    created AS (
+        INSERT INTO {s}.config_heads AS h
+            (tenant_id, scope, service, config_key, latest_version, deleted, created_at,
+             version_count)
+        SELECT b.tenant_id, b.scope, b.service, b.config_key, 1, false, lock.at, 1
+        FROM batch AS b CROSS JOIN lock WHERE b.expected = 0
+        ON CONFLICT (tenant_id, scope, service, config_key) DO UPDATE
+            SET latest_version = h.latest_version + 1, deleted = false,
+                created_at = excluded.created_at, version_count = 1
+            WHERE h.version_count = 0
+        RETURNING {head_columns}),
+    compared AS (
+        UPDATE {s}.config_heads AS h
+            SET latest_version = h.latest_version + 1, deleted = false,
+                version_count = h.version_count + 1
+        FROM batch AS b CROSS JOIN lock
+        WHERE h.tenant_id = b.tenant_id AND h.scope = b.scope AND h.service = b.service
+          AND h.config_key = b.config_key AND b.expected > 0
+          AND h.latest_version = b.expected AND h.version_count > 0
+        RETURNING {head_columns}),
+    head AS (SELECT * FROM upserted UNION ALL SELECT * FROM created
+             UNION ALL SELECT * FROM compared),
+    written AS (
+        INSERT INTO {s}.config_versions
+            (tenant_id, scope, service, config_key, version, value, created_at, updated_at,
+             updated_by, comment, deleted, request_id)
+        SELECT b.tenant_id, b.scope, b.service, b.config_key, head.latest_version,
+               b.value::json, head.created_at, lock.at, b.updated_by, b.comment, false,
+               b.request_id
+        FROM batch AS b CROSS JOIN lock
+        JOIN head ON head.tenant_id = b.tenant_id AND head.scope = b.scope
+                 AND head.service = b.service AND head.config_key = b.config_key
+        RETURNING tenant_id, scope, service, config_key, version, created_at, updated_at,
+                  request_id),
+    feed AS (
+        INSERT INTO {s}.config_changes (tenant_id, scope, service, config_key, kind, version)
+        SELECT tenant_id, scope, service, config_key, 'set', version FROM written)
+    SELECT written.version, written.created_at, written.updated_at
+    FROM batch LEFT JOIN written ON written.request_id = batch.request_id
+    ORDER BY batch.n
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Statements:
@@ -108,6 +186,13 @@ class Statements:
         """A one-statement write of the given head step (see ``_HEAD_STEPS``)."""
         head = self._format(_HEAD_STEPS[kind])
         return self._format(_WRITE, lock=_KEY_LOCK, head=head)
+
+    @property
+    def write_batch(self) -> str:
+        """Many writes of distinct keys in one statement (see ``_WRITE_BATCH``)."""
+        return self._format(
+            _WRITE_BATCH, lock_class=str(LOCK_CLASS), head_columns=_BATCH_HEAD_COLUMNS
+        )
 
     @property
     def head(self) -> str:
@@ -142,6 +227,18 @@ class Statements:
         return self._format(
             f"SELECT version, created_at, updated_at FROM {{s}}.config_versions "
             f"WHERE {_KEY_MATCH} AND request_id = $5 ORDER BY version DESC LIMIT 1"
+        )
+
+    @property
+    def written_by_requests(self) -> str:
+        """What a batch wrote, read back by its request ids: per write ($1-$4 keys, $5 request
+        ids), in order, its version, created_at and updated_at, or NULLs when it wrote nothing."""
+        return self._format(
+            "SELECT v.version, v.created_at, v.updated_at FROM unnest($1::text[], $2::text[], "
+            "$3::text[], $4::text[], $5::uuid[]) WITH ORDINALITY AS r(t, sc, sv, k, request_id, n) "
+            "LEFT JOIN {s}.config_versions AS v ON v.tenant_id = r.t AND v.scope = r.sc "
+            "AND v.service = r.sv AND v.config_key = r.k AND v.request_id = r.request_id "
+            "ORDER BY r.n"
         )
 
     @property

@@ -8,6 +8,9 @@ version count), ``config_versions`` (every version), ``config_changes`` (the cha
 - A write is one statement, one round trip (``_sql``): the key's advisory lock, the next version
   from its head row, the version row and the feed row, all atomic. Compare-and-set is the same
   statement with a conditional head step; a mismatch returns no row and writes nothing.
+- Concurrent ``set_config`` calls share a transaction (``_batch``): those that arrive while a
+  write is in flight go to the server together as one statement, so they share one commit's WAL
+  flush; each keeps its own outcome. A lone write goes at once, alone.
 - Each write carries a fresh request id, stored with its version. If the connection drops (or the
   call times out) after the statement was sent, the store waits until the old server session is
   gone, then reads the key back by that id: found means written (its version is returned), absent
@@ -64,7 +67,15 @@ from confstore import (
 from confstore._export import ImportMode
 
 from . import _sql
-from ._driver import connection_broken, not_sent, outcome_unknown, stale_statement, translate
+from ._batch import GroupCommit, PendingWrite
+from ._driver import (
+    connection_broken,
+    not_sent,
+    outcome_unknown,
+    refused_for_data,
+    stale_statement,
+    translate,
+)
 from ._feed import MAX_DONE, FeedCursor, next_page, present
 from ._settings import PostgresSettings
 
@@ -94,6 +105,17 @@ _CHANGE_COLUMNS: Final = ["tenant_id", "scope", "service", "config_key", "kind",
 _SCOPES: Final = {scope.value: scope for scope in ConfigScope}
 _KINDS: Final = {kind.value: kind for kind in ChangeKind}
 _NOT_APPLIED: Final = object()
+
+
+class _Refused:
+    """A batch the server refused with an error about its data: nothing of it was applied."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __str__(self) -> str:
+        return str(self.error)
+
 
 _T = TypeVar("_T")
 Attempt = Callable[[asyncpg.Connection], Awaitable[_T]]
@@ -273,6 +295,8 @@ class PostgresConfigStore(ConfigStore):
             kind: self._statements.write(kind)
             for kind in ("upsert", "create", "compare", "tombstone")
         }
+        self._write_batch_sql = self._statements.write_batch
+        self._writes = GroupCommit(self._write_pending, self._write_batch)
         self._where = settings.describe()
         self._pool: asyncpg.Pool | None = None
         self._lane: asyncpg.Connection | None = None
@@ -359,6 +383,7 @@ class PostgresConfigStore(ConfigStore):
 
     async def close(self) -> None:
         async with self._lifecycle:
+            await self._writes.idle()
             await self._notifier.flush()
             await self._listener.close()
             pool, self._pool = self._pool, None
@@ -384,12 +409,8 @@ class PostgresConfigStore(ConfigStore):
         comment: str | None,
     ) -> ConfigEntry:
         _check_text(updated_by=updated_by, comment=comment)
-        if expected_version is None:
-            kind = "upsert"
-        else:
-            kind = "create" if expected_version == 0 else "compare"
-        row = await self._write_version(
-            key, kind, value_json, updated_by, comment, False, expected_version
+        row = await self._writes.write(
+            PendingWrite(key, value_json, updated_by, comment, expected_version)
         )
         if row is None:
             assert expected_version is not None
@@ -583,6 +604,67 @@ class PostgresConfigStore(ConfigStore):
             async with asyncio.timeout(timeout):
                 await self._listener.wait(seen)
 
+    async def _write_pending(self, pending: PendingWrite) -> asyncpg.Record | None:
+        """A ``set_config`` sent alone (``_batch``)."""
+        expected_version = pending.expected_version
+        if expected_version is None:
+            kind = "upsert"
+        else:
+            kind = "create" if expected_version == 0 else "compare"
+        return await self._write_version(
+            pending.key,
+            kind,
+            pending.value_json,
+            pending.updated_by,
+            pending.comment,
+            False,
+            expected_version,
+            pending.request_id,
+        )
+
+    async def _write_batch(self, batch: Sequence[PendingWrite]) -> list[object]:
+        """``set_config`` calls of distinct keys in one statement, resolved like a lone write if
+        its connection drops; per write its row, None if its condition did not hold, or its
+        error. A batch the server refuses for a value's sake (a data or constraint error,
+        nothing applied) is sent again as lone writes, so that error reaches only its write."""
+        keys = _key_arrays([pending.key for pending in batch])
+        request_ids = [pending.request_id for pending in batch]
+        arguments = (
+            *keys,
+            [pending.value_json for pending in batch],
+            [pending.updated_by for pending in batch],
+            [pending.comment for pending in batch],
+            request_ids,
+            [pending.expected_version for pending in batch],
+        )
+
+        async def attempt(connection: asyncpg.Connection) -> object:
+            try:
+                return await connection.fetch(self._write_batch_sql, *arguments)
+            except Exception as exc:
+                if refused_for_data(exc):
+                    return _Refused(exc)
+                raise
+
+        async def read_back(connection: asyncpg.Connection) -> object:
+            rows = await connection.fetch(self._statements.written_by_requests, *keys, request_ids)
+            # A batch commits whole: one write found means all of it was applied, and the
+            # writes not found were the ones whose condition did not hold.
+            return rows if any(row[0] is not None for row in rows) else _NOT_APPLIED
+
+        outcome = await self._resolved(attempt, read_back)
+        if isinstance(outcome, _Refused):
+            logger.debug("confstore: a batch was refused (%s); its writes are sent alone", outcome)
+            return list(
+                await asyncio.gather(
+                    *(self._write_pending(pending) for pending in batch), return_exceptions=True
+                )
+            )
+        rows: list[asyncpg.Record] = outcome
+        if any(row[0] is not None for row in rows):
+            self._notifier.poke()
+        return [None if row[0] is None else row for row in rows]
+
     async def _write_version(
         self,
         key: ConfigKey,
@@ -592,10 +674,12 @@ class PostgresConfigStore(ConfigStore):
         comment: str | None,
         deleted: bool,
         expected_version: int | None,
+        request_id: uuid.UUID | None = None,
     ) -> asyncpg.Record | None:
         """One write statement, resolved if its connection drops; the row, or None if refused."""
         sql = self._write_sql[kind]
-        request_id = uuid.uuid4()
+        if request_id is None:
+            request_id = uuid.uuid4()
         params = _key_params(key)
         arguments = (*params, value_json, updated_by, comment, deleted, request_id)
 
