@@ -139,10 +139,11 @@ async def test_a_batch_cut_off_by_a_crash_is_outcome_unknown_for_each_write_and_
     cluster: TemporaryCluster, fault_url: str
 ) -> None:
     """A batch in flight when the server dies, which stays down past the store's timeout: no
-    write of it can learn whether it committed, so each raises BackendTimeoutError."""
+    write of it can learn whether it committed, so each raises BackendTimeoutError. A write sent
+    meanwhile does not wait behind it: it fails at once, like any write to a server that is down."""
     first = ("cut", "system", "svc", "first")
     held = ("cut", "system", "svc", "held")
-    async with open_store(with_options(fault_url, timeout="1")) as store:
+    async with open_store(with_options(fault_url, timeout="3")) as store:
         blockers = [await asyncpg.connect(cluster.url()) for _ in range(2)]
         try:
             async with holding_write_lock(blockers[1], held):
@@ -157,6 +158,9 @@ async def test_a_batch_cut_off_by_a_crash_is_outcome_unknown_for_each_write_and_
                 assert (await lone).version == 1
                 await wait_for_lock_waiters(blockers[1], 1)  # the batch waits for "held"
                 cluster.kill()
+                with pytest.raises(BackendUnavailableError):
+                    await store.set_config("cut", "system", "svc", "late", {})
+                assert not any(task.done() for task in batch)
                 outcomes = await asyncio.gather(*batch, return_exceptions=True)
         finally:
             for blocker in blockers:

@@ -6,7 +6,8 @@ queue goes to the server as one batch (``_sql.Statements.write_batch``): one sta
 transaction, one commit, so one WAL flush for all of them instead of one each. Each write keeps
 its own outcome: the batch reports per write whether it got a version (a compare-and-set that
 does not match gets none and fails alone), and a failure of the whole batch reaches every write
-in it. Only one write or batch is in flight at a time; a key appears at most once per batch (a
+in it. Only one write or batch is in flight at a time (one whose connection dropped stops counting
+while the store asks the server whether it was applied); a key appears at most once per batch (a
 second write of it waits for the next, so one caller's writes keep their order).
 """
 
@@ -43,8 +44,9 @@ class PendingWrite:
 # What a write got: the written row (version, created_at, updated_at), None when its condition
 # did not hold, or the exception that ends it.
 Outcome = Any
-WriteOne = Callable[[PendingWrite], Awaitable[Outcome]]
-WriteMany = Callable[[Sequence[PendingWrite]], Awaitable[list[Outcome]]]
+# Each is given the turn's end (see ``GroupCommit._turn``), to call once the outcome is unknown.
+WriteOne = Callable[[PendingWrite, Callable[[], None]], Awaitable[Outcome]]
+WriteMany = Callable[[Sequence[PendingWrite], Callable[[], None]], Awaitable[list[Outcome]]]
 
 
 class GroupCommit:
@@ -55,18 +57,17 @@ class GroupCommit:
         self._write_many = write_many
         self._queue: list[PendingWrite] = []
         self._busy = False
-        self._draining: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def write(self, pending: PendingWrite) -> Outcome:
         """The row ``pending`` wrote, or None when its condition did not hold; raises its error."""
         if not self._busy:
             self._busy = True
+            turn = self._turn()
             try:
-                return await self._write_one(pending)
+                return await self._write_one(pending, turn)
             finally:
-                self._busy = False
-                if self._queue:
-                    self._start()
+                turn()
         future = pending.future = asyncio.get_running_loop().create_future()
         self._queue.append(pending)
         try:
@@ -80,31 +81,47 @@ class GroupCommit:
 
     async def idle(self) -> None:
         """Return once every queued write has its outcome (before the store closes)."""
-        while self._draining is not None and not self._draining.done():
-            await asyncio.wait([self._draining])
+        while self._sending:
+            await asyncio.wait(list(self._sending))
 
-    def _start(self) -> None:
-        self._busy = True
-        self._draining = asyncio.get_running_loop().create_task(self._drain())
+    def _turn(self) -> Callable[[], None]:
+        """The end of the write or batch in flight, called when it is done or when its outcome
+        turns out unknown (it then waits for the server to answer whether it was applied, which
+        may take the store's whole timeout; the writes queued behind it go on meanwhile, and
+        fail at once if the server is down). The first call sends the next batch."""
+        ended = False
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = self._take()
-                try:
-                    if len(batch) == 1:
-                        outcomes = [await _outcome(self._write_one(batch[0]))]
-                    else:
-                        outcomes = await self._write_many(batch)
-                except Exception as exc:
-                    outcomes = [_own_copy(exc) for _ in batch]
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    _settle(pending, outcome)
-        finally:
+        def end() -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             self._busy = False
-            for pending in self._queue:  # only when cancelled (the loop is closing)
+            if self._queue:
+                self._busy = True
+                task = asyncio.get_running_loop().create_task(self._send(self._take()))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
+        return end
+
+    async def _send(self, batch: list[PendingWrite]) -> None:
+        turn = self._turn()
+        try:
+            if len(batch) == 1:
+                outcomes = [await _outcome(self._write_one(batch[0], turn))]
+            else:
+                outcomes = await self._write_many(batch, turn)
+        except Exception as exc:
+            outcomes = [_own_copy(exc) for _ in batch]
+        except BaseException:  # cancelled: the loop is closing
+            for pending in batch:
                 _settle(pending, asyncio.CancelledError("the store's writer stopped"))
-            self._queue.clear()
+            raise
+        finally:
+            turn()
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            _settle(pending, outcome)
 
     def _take(self) -> list[PendingWrite]:
         """The next batch: queued writes in order, the first of each key, within the limits."""

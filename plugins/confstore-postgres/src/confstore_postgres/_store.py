@@ -604,8 +604,10 @@ class PostgresConfigStore(ConfigStore):
             async with asyncio.timeout(timeout):
                 await self._listener.wait(seen)
 
-    async def _write_pending(self, pending: PendingWrite) -> asyncpg.Record | None:
-        """A ``set_config`` sent alone (``_batch``)."""
+    async def _write_pending(
+        self, pending: PendingWrite, unknown: Callable[[], None] | None = None
+    ) -> asyncpg.Record | None:
+        """A ``set_config`` sent alone (``_batch``); ``unknown`` is called if its outcome is."""
         expected_version = pending.expected_version
         if expected_version is None:
             kind = "upsert"
@@ -620,9 +622,12 @@ class PostgresConfigStore(ConfigStore):
             False,
             expected_version,
             pending.request_id,
+            unknown,
         )
 
-    async def _write_batch(self, batch: Sequence[PendingWrite]) -> list[object]:
+    async def _write_batch(
+        self, batch: Sequence[PendingWrite], unknown: Callable[[], None]
+    ) -> list[object]:
         """``set_config`` calls of distinct keys in one statement, resolved like a lone write if
         its connection drops; per write its row, None if its condition did not hold, or its
         error. A batch the server refuses for a value's sake (a data or constraint error,
@@ -652,12 +657,13 @@ class PostgresConfigStore(ConfigStore):
             # writes not found were the ones whose condition did not hold.
             return rows if any(row[0] is not None for row in rows) else _NOT_APPLIED
 
-        outcome = await self._resolved(attempt, read_back)
+        outcome = await self._resolved(attempt, read_back, unknown)
         if isinstance(outcome, _Refused):
             logger.debug("confstore: a batch was refused (%s); its writes are sent alone", outcome)
             return list(
                 await asyncio.gather(
-                    *(self._write_pending(pending) for pending in batch), return_exceptions=True
+                    *(self._write_pending(pending, unknown) for pending in batch),
+                    return_exceptions=True,
                 )
             )
         rows: list[asyncpg.Record] = outcome
@@ -675,6 +681,7 @@ class PostgresConfigStore(ConfigStore):
         deleted: bool,
         expected_version: int | None,
         request_id: uuid.UUID | None = None,
+        unknown: Callable[[], None] | None = None,
     ) -> asyncpg.Record | None:
         """One write statement, resolved if its connection drops; the row, or None if refused."""
         sql = self._write_sql[kind]
@@ -693,7 +700,7 @@ class PostgresConfigStore(ConfigStore):
             )
             return _NOT_APPLIED if row is None else row
 
-        outcome = await self._resolved(attempt, read_back)
+        outcome = await self._resolved(attempt, read_back, unknown)
         if outcome is _NOT_APPLIED:
             return None
         self._notifier.poke()
@@ -763,13 +770,18 @@ class PostgresConfigStore(ConfigStore):
             self._notifier.poke()
         return removed
 
-    async def _resolved(self, attempt: Attempt[Any], read_back: Attempt[object]) -> Any:
+    async def _resolved(
+        self,
+        attempt: Attempt[Any],
+        read_back: Attempt[object],
+        unknown: Callable[[], None] | None = None,
+    ) -> Any:
         """Run a write ``attempt`` until its outcome is known, within the store's timeout.
 
         An error the server reported, or one raised before anything was sent, ends it (nothing
         was applied). A lost connection or a timeout after sending is resolved by ``read_back``
-        on a new connection, once the lost session is gone: the write's result if it was
-        applied, else the attempt is sent again.
+        on a new connection, once the lost session is gone (``unknown()`` is called first): the
+        write's result if it was applied, else the attempt is sent again.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -784,6 +796,8 @@ class PostgresConfigStore(ConfigStore):
                         continue
                     _raise_translated(exc, self._where)
                 if outcome_unknown(exc):
+                    if unknown is not None:
+                        unknown()
                     outcome = await self._read_back(read_back, session, deadline, exc)
                     if outcome is not _NOT_APPLIED:
                         return outcome
