@@ -21,6 +21,7 @@ write keeps its own compare-and-set: one that does not match gets no version, th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 SCHEMA_VERSION: Final = 1
@@ -35,6 +36,8 @@ ENTRY_COLUMNS: Final = (
     "tenant_id, scope, service, config_key, value, version, "
     "created_at, updated_at, updated_by, comment, deleted"
 )
+# An entry's columns when its key is known (reads of one key): the key is not sent back.
+KEY_ENTRY_COLUMNS: Final = "value, version, created_at, updated_at, updated_by, comment, deleted"
 _KEY_MATCH: Final = "tenant_id = $1 AND scope = $2 AND service = $3 AND config_key = $4"
 _KEY_LOCK: Final = (
     f"pg_advisory_xact_lock({LOCK_CLASS}, hashtext($1 || '/' || $2 || '/' || $3 || '/' || $4))"
@@ -173,9 +176,10 @@ _WRITE_BATCH: Final = """
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Statements:
-    """The SQL text of every statement, with the schema filled in."""
+    """The SQL text of every statement, with the schema filled in (each made once: reads are
+    hot paths)."""
 
     schema: str
 
@@ -187,41 +191,42 @@ class Statements:
         head = self._format(_HEAD_STEPS[kind])
         return self._format(_WRITE, lock=_KEY_LOCK, head=head)
 
-    @property
+    @cached_property
     def write_batch(self) -> str:
         """Many writes of distinct keys in one statement (see ``_WRITE_BATCH``)."""
         return self._format(
             _WRITE_BATCH, lock_class=str(LOCK_CLASS), head_columns=_BATCH_HEAD_COLUMNS
         )
 
-    @property
+    @cached_property
     def head(self) -> str:
         return self._format(
             f"SELECT latest_version, deleted FROM {{s}}.config_heads WHERE {_KEY_MATCH} "
             "AND version_count > 0"
         )
 
-    @property
+    @cached_property
     def latest(self) -> str:
         return self._format(
-            f"SELECT {ENTRY_COLUMNS} FROM {{s}}.config_versions WHERE {_KEY_MATCH} "
+            f"SELECT {KEY_ENTRY_COLUMNS} FROM {{s}}.config_versions WHERE {_KEY_MATCH} "
             "ORDER BY version DESC LIMIT 1"
         )
 
-    @property
+    @cached_property
     def version(self) -> str:
         return self._format(
-            f"SELECT {ENTRY_COLUMNS} FROM {{s}}.config_versions WHERE {_KEY_MATCH} AND version = $5"
+            f"SELECT {KEY_ENTRY_COLUMNS} FROM {{s}}.config_versions "
+            f"WHERE {_KEY_MATCH} AND version = $5"
         )
 
-    @property
+    @cached_property
     def history(self) -> str:
         return self._format(
-            f"SELECT {ENTRY_COLUMNS} FROM {{s}}.config_versions WHERE {_KEY_MATCH} "
+            f"SELECT {KEY_ENTRY_COLUMNS} FROM {{s}}.config_versions WHERE {_KEY_MATCH} "
             "ORDER BY version DESC LIMIT $5"
         )
 
-    @property
+    @cached_property
     def written_by_request(self) -> str:
         """The newest version of a key a given request wrote ($5): how an unknown outcome is read back."""
         return self._format(
@@ -229,7 +234,7 @@ class Statements:
             f"WHERE {_KEY_MATCH} AND request_id = $5 ORDER BY version DESC LIMIT 1"
         )
 
-    @property
+    @cached_property
     def written_by_requests(self) -> str:
         """What a batch wrote, read back by its request ids: per write ($1-$4 keys, $5 request
         ids), in order, its version, created_at and updated_at, or NULLs when it wrote nothing."""
@@ -241,7 +246,7 @@ class Statements:
             "ORDER BY r.n"
         )
 
-    @property
+    @cached_property
     def live_configs(self) -> str:
         """Latest live version of each key of a tenant ($1), optionally of one scope ($2) and
         service ($3), in (scope, service, config_key) order."""
@@ -255,21 +260,21 @@ class Statements:
             "ORDER BY h.scope, h.service, h.config_key"
         )
 
-    @property
+    @cached_property
     def tenant_history(self) -> str:
         return self._format(
             f"SELECT {ENTRY_COLUMNS} FROM {{s}}.config_versions WHERE tenant_id = $1 "
             "ORDER BY scope, service, config_key, version"
         )
 
-    @property
+    @cached_property
     def tenants(self) -> str:
         return self._format(
             "SELECT DISTINCT tenant_id FROM {s}.config_heads "
             "WHERE ($1::boolean OR NOT deleted) AND version_count > 0 ORDER BY tenant_id"
         )
 
-    @property
+    @cached_property
     def stats(self) -> str:
         """One statement, so one snapshot: live keys, versions, tenants, live keys per scope."""
         return self._format(
@@ -280,7 +285,7 @@ class Statements:
             "FROM {s}.config_heads"
         )
 
-    @property
+    @cached_property
     def purge_head(self) -> str:
         """First step of a purge (after the key's lock): the head goes, and with it the key."""
         return self._format(
@@ -288,7 +293,7 @@ class Statements:
             "RETURNING latest_version"
         )
 
-    @property
+    @cached_property
     def prune_versions(self) -> str:
         """Retention (after the key's lock): remove versions $5 below the latest; the count."""
         return self._format(
@@ -300,7 +305,7 @@ class Statements:
             f"FROM counted WHERE {_KEY_MATCH} RETURNING counted.n"
         )
 
-    @property
+    @cached_property
     def trim_feed(self) -> str:
         """Keep the newest $1 changes: rows of transactions below the new floor go and the
         recorded floor rises, so older cursors are expired. The floor never passes the
@@ -316,7 +321,7 @@ class Statements:
             "RETURNING 1) SELECT count(*) FROM gone"
         )
 
-    @property
+    @cached_property
     def retire_head(self) -> str:
         """Retention of a deleted key (after its lock), if its latest version is still the
         tombstone $5: the head stays with no versions, so the numbering goes on after it."""
@@ -325,7 +330,7 @@ class Statements:
             "AND latest_version = $5 AND deleted AND version_count > 0 RETURNING latest_version"
         )
 
-    @property
+    @cached_property
     def purge_versions(self) -> str:
         """Second step, in a later statement so its snapshot sees every committed version."""
         return self._format(
@@ -334,11 +339,11 @@ class Statements:
             "VALUES ($1, $2, $3, $4, 'purge', $5)"
         )
 
-    @property
+    @cached_property
     def lock_key(self) -> str:
         return f"SELECT {_KEY_LOCK}"
 
-    @property
+    @cached_property
     def lock_keys(self) -> str:
         """Locks of many keys ($1-$4 arrays), taken in one fixed order so importers never deadlock."""
         return (
@@ -348,7 +353,7 @@ class Statements:
             "ORDER BY lock_hash OFFSET 0) AS ordered"
         )
 
-    @property
+    @cached_property
     def stored_versions(self) -> str:
         """Versions already stored in each key's range ($1-$4 keys, $5 first, $6 last version)."""
         columns = ", ".join("v." + column.strip() for column in ENTRY_COLUMNS.split(","))
@@ -360,7 +365,7 @@ class Statements:
             "AND v.version BETWEEN r.first_version AND r.last_version"
         )
 
-    @property
+    @cached_property
     def heads_of(self) -> str:
         """Heads of many keys ($1-$4 arrays): key, latest version, created_at."""
         return self._format(
@@ -370,7 +375,7 @@ class Statements:
             "AND h.service = r.sv AND h.config_key = r.k"
         )
 
-    @property
+    @cached_property
     def merge_heads(self) -> str:
         """Fold imported versions into the heads: per key ($1-$4) the highest imported version
         ($5), whether it is a tombstone ($6), the key's created_at ($7) and the count ($8).
@@ -387,7 +392,7 @@ class Statements:
             "version_count = h.version_count + excluded.version_count"
         )
 
-    @property
+    @cached_property
     def changes(self) -> str:
         """A page of the feed after a cursor, with the reading snapshot's bounds, in one
         statement (one snapshot). $1 floor xid, $2 xids done at or above it, $3/$4 the last
@@ -404,7 +409,7 @@ class Statements:
             "ORDER BY page.xid, page.seq"
         )
 
-    @property
+    @cached_property
     def present_cursor(self) -> str:
         """The feed's present end: the snapshot's xmin and the finished xids at or above it."""
         return self._format(
@@ -415,23 +420,23 @@ class Statements:
             "FROM snap CROSS JOIN {s}.schema_info AS info"
         )
 
-    @property
+    @cached_property
     def schema_info(self) -> str:
         return self._format("SELECT schema_version, feed_id::text FROM {s}.schema_info")
 
-    @property
+    @cached_property
     def setup_lock(self) -> str:
         return f"SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext($1) # {_SETUP_LOCK_KEY})"
 
-    @property
+    @cached_property
     def create_schema(self) -> str:
         return self._format("CREATE SCHEMA {s}")
 
-    @property
+    @cached_property
     def enter_schema(self) -> str:
         return self._format("SET LOCAL search_path TO {s}")
 
-    @property
+    @cached_property
     def drop_schema(self) -> str:
         return self._format("DROP SCHEMA IF EXISTS {s} CASCADE")
 

@@ -434,13 +434,13 @@ class PostgresConfigStore(ConfigStore):
     async def _get_config(self, key: ConfigKey, version: int | None) -> ConfigEntry | None:
         if version is None:
             row = await self._fetch("fetchrow", self._statements.latest, *_key_params(key))
-            return None if row is None or row[10] else _entry(row)
+            return None if row is None or row[6] else _key_entry(key, row)
         row = await self._fetch("fetchrow", self._statements.version, *_key_params(key), version)
-        return None if row is None else _entry(row)
+        return None if row is None else _key_entry(key, row)
 
     async def _get_config_history(self, key: ConfigKey, limit: int) -> list[ConfigEntry]:
         rows = await self._fetch("fetch", self._statements.history, *_key_params(key), limit)
-        return [_entry(row) for row in rows]
+        return [_key_entry(key, row) for row in rows]
 
     async def _list_configs(
         self, tenant_id: str, scope: ConfigScope | None, service: str | None
@@ -847,17 +847,35 @@ class PostgresConfigStore(ConfigStore):
 
     async def _fetch(self, method: str, sql: str, *arguments: Any) -> Any:
         """A read on a pooled connection; sent again once on a new connection if the pooled one
-        turns out to be dead (a server restart)."""
+        turns out to be dead (a server restart).
+
+        The hot path of every read: when the fast lane is free the read goes straight to it,
+        without the layers ``_use_connection`` adds for the general case."""
+        retries: tuple[bool, ...] = (True, False)
+        lane = self._lane
+        if lane is not None and not self._lane_busy:
+            self._lane_busy = True
+            try:
+                return await getattr(lane, method)(sql, *arguments)
+            except Exception as exc:
+                if connection_broken(exc):
+                    self._lane = None
+                    if self._pool is not None:
+                        await _give_back(self._pool, lane)
+                if not _read_again(exc):
+                    _raise_translated(exc, self._where)
+            finally:
+                self._lane_busy = False
+            retries = (False,)
 
         def operation(connection: asyncpg.Connection) -> Awaitable[Any]:
             return getattr(connection, method)(sql, *arguments)  # type: ignore[no-any-return]
 
-        for retry in (True, False):
+        for retry in retries:
             try:
                 return await self._use_connection(operation)
             except Exception as exc:
-                lost = outcome_unknown(exc) and not isinstance(exc, TimeoutError)
-                if retry and (lost or not_sent(exc) or stale_statement(exc)):
+                if retry and _read_again(exc):
                     continue
                 _raise_translated(exc, self._where)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -1132,6 +1150,14 @@ def _discard(connection: asyncpg.Connection) -> None:
         connection.terminate()
 
 
+def _read_again(exc: BaseException) -> bool:
+    """Whether a failed read may be sent again on another connection: its connection was lost
+    (not a timeout: the server was slow, and would be again) or it was never sent, or a cached
+    statement outlived a schema change."""
+    lost = outcome_unknown(exc) and not isinstance(exc, TimeoutError)
+    return lost or not_sent(exc) or stale_statement(exc)
+
+
 def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncpg.CannotConnectNowError | BackendUnavailableError)
 
@@ -1147,26 +1173,14 @@ def _check_text(**fields: str | None) -> None:
             raise InvalidConfigError(f"{name} cannot contain NUL characters", field=name)
 
 
-def _entry(row: Sequence[Any]) -> ConfigEntry:
-    """A row in ``_sql.ENTRY_COLUMNS`` order as an entry; on the hot path of every read."""
-    (
-        tenant_id,
-        scope,
-        service,
-        config_key,
-        value,
-        version,
-        created_at,
-        updated_at,
-        updated_by,
-        comment,
-        deleted,
-    ) = row
+def _key_entry(key: ConfigKey, row: Sequence[Any]) -> ConfigEntry:
+    """A row in ``_sql.KEY_ENTRY_COLUMNS`` order as an entry of ``key``; the hot path of a read."""
+    value, version, created_at, updated_at, updated_by, comment, deleted = row
     return ConfigEntry(
-        tenant_id,
-        _SCOPES[scope],
-        service,
-        config_key,
+        key.tenant_id,
+        key.scope,
+        key.service,
+        key.config_key,
         json.loads(value),
         version,
         created_at,
@@ -1175,6 +1189,12 @@ def _entry(row: Sequence[Any]) -> ConfigEntry:
         comment,
         deleted,
     )
+
+
+def _entry(row: Sequence[Any]) -> ConfigEntry:
+    """A row in ``_sql.ENTRY_COLUMNS`` order (the key's columns, then ``KEY_ENTRY_COLUMNS``) as
+    an entry (listings, exports)."""
+    return _key_entry(ConfigKey(row[0], _SCOPES[row[1]], row[2], row[3]), row[4:])
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
