@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 from confstore_postgres import PostgresConfigStore
+from confstore_postgres._batch import MAX_BATCH_WRITES
 from pg_support import LossyProxy, holding_write_lock, run_writers, wait_for_lock_waiters
 
 from confstore import BackendError, ConfigEntry, VersionConflictError, open_store
@@ -208,3 +209,19 @@ async def test_processes_writing_shared_keys_in_batches_get_exactly_one_to_n(
         xid for xids in (await feed_xids(postgres_url, schema)).values() for xid in xids
     )
     assert max(writes_per_transaction.values()) > 1, "no write went in a batch"
+
+
+async def test_a_queue_longer_than_a_batch_goes_in_several_batches(
+    pg_store: PostgresConfigStore, postgres_url: str, schema: str
+) -> None:
+    count = MAX_BATCH_WRITES + 100
+    entries = await asyncio.gather(
+        *(set_config(pg_store, f"k{number}", {"n": number}) for number in range(count))
+    )
+    assert [entry.version for entry in entries] == [1] * count
+    assert [entry.config_value for entry in entries] == [{"n": n} for n in range(count)]
+    writes_per_transaction = Counter(
+        xid for xids in (await feed_xids(postgres_url, schema)).values() for xid in xids
+    )
+    assert sum(writes_per_transaction.values()) == count
+    assert max(writes_per_transaction.values()) == MAX_BATCH_WRITES
