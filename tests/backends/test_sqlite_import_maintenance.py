@@ -97,9 +97,34 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@settings(
+# The versions an import adds to the template, in the order they were stored.
+VERSIONS = "SELECT * FROM config_versions WHERE config_key != 'stored' OR version > 3 ORDER BY seq"
+property_settings = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+
+
+async def assert_import_equals_the_trigger(
+    template: Path, folder: Path, entries: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> None:
+    """Restore ``entries`` into a copy of ``template``; insert ``new`` (the versions it should
+    write) one row at a time through the trigger into another copy; both hold the same versions
+    in the same order, the same heads and the same changes."""
+    imported, reference = folder / "imported.db", folder / "reference.db"
+    shutil.copyfile(template, imported)
+    shutil.copyfile(template, reference)
+    async with open_store(f"sqlite:///{imported}") as store:
+        assert await store.import_entries("acme", entries) == len(new)
+    with sqlite3.connect(reference) as connection:
+        connection.executemany(_INSERT_VERSION, [row(entry) for entry in new])
+    connection.close()
+    assert table_rows(imported, VERSIONS) == table_rows(reference, VERSIONS)
+    assert maintained(imported) == maintained(reference)
+    imported.unlink()
+    reference.unlink()
+
+
+@property_settings
 @given(items=imported_entries)
 async def test_heads_and_changes_equal_the_triggers_row_by_row(
     items: list[tuple[str, int, bool, str]],
@@ -109,18 +134,27 @@ async def test_heads_and_changes_equal_the_triggers_row_by_row(
 ) -> None:
     # Versions 1-3 of "stored" are there already: importing them would conflict.
     entries = [raw_entry(*item) for item in items if item[0] != "stored" or item[1] > 3]
-    imported, reference = tmp_path / "imported.db", tmp_path / "reference.db"
-    shutil.copyfile(template, imported)
-    shutil.copyfile(template, reference)
     monkeypatch.setattr(export_module, "ROW_CHUNK", 3)
-    async with open_store(f"sqlite:///{imported}") as store:
-        assert await store.import_entries("acme", entries) == len(entries)
-    with sqlite3.connect(reference) as connection:
-        connection.executemany(_INSERT_VERSION, [row(entry) for entry in entries])
-    connection.close()
-    assert maintained(imported) == maintained(reference)
-    imported.unlink()
-    reference.unlink()
+    await assert_import_equals_the_trigger(template, tmp_path, entries, entries)
+
+
+@property_settings
+@given(items=imported_entries)
+async def test_a_restore_over_stored_versions_equals_the_triggers_row_by_row(
+    items: list[tuple[str, int, bool, str]],
+    template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Versions already stored (the same, so skipped) anywhere in a multi-row statement: the
+    statement stops at the first, keeps the rows before it, and the rest go one at a time."""
+    # Versions 1-3 of "stored" are there with these values: importing them again skips them.
+    entries = [
+        raw_entry(*item) for item in items if item[0] != "stored" or item[1] > 3 or not item[2]
+    ]
+    new = [entry for entry in entries if entry["config_key"] != "stored" or entry["version"] > 3]
+    monkeypatch.setattr(export_module, "ROW_CHUNK", 8)  # statements of up to 8 rows
+    await assert_import_equals_the_trigger(template, tmp_path, entries, new)
 
 
 async def test_a_failed_restore_leaves_the_trigger_in_place(tmp_path: Path) -> None:

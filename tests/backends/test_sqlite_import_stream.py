@@ -126,6 +126,27 @@ async def test_a_late_conflict_with_a_stored_version_writes_nothing(
     assert await total_versions(store) == 2
 
 
+async def test_a_version_given_twice_within_one_statement_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    entries = [entry(v) for v in range(1, 9)] + [entry(3)] + [entry(v) for v in range(9, 16)]
+    with pytest.raises(ImportFormatError, match="version 3 of acme/system/svc/key appears twice"):
+        await store.import_entries("acme", stream(entries))
+    assert await total_versions(store) == 1
+
+
+async def test_a_conflict_in_the_middle_of_a_statement_writes_nothing(
+    store: SQLiteConfigStore,
+) -> None:
+    """The statement keeps the rows before the conflicting one until the import rolls back."""
+    await store.set_config("acme", "system", "svc", "key", {"stored": True})  # version 1
+    entries = [entry(v, config_key="a") for v in range(1, 6)] + [entry(v) for v in range(1, 4)]
+    with pytest.raises(ImportConflictError, match="version 1 of acme/system/svc/key"):
+        await store.import_entries("acme", stream(entries))
+    assert await total_versions(store) == 2
+    assert await store.get_config("acme", "system", "svc", "a") is None
+
+
 async def test_importing_the_same_entries_again_writes_nothing(store: SQLiteConfigStore) -> None:
     entries = [entry(v) for v in range(1, MANY + 1)]
     assert await store.import_entries("acme", entries) == MANY

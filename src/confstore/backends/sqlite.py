@@ -348,13 +348,19 @@ _INSERT_STAGING = (
     f"INSERT INTO temp.import_staging ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # An import inserts rows a power of two at a time (so few distinct statements are cached) with
-# one multi-row INSERT each: it is atomic (a constraint failure undoes all of it), and SQLite runs
-# it without taking Python's GIL back for every row, as executemany does, which would wait on the
-# thread reading and checking the next entries.
+# one multi-row INSERT each, which SQLite runs without taking Python's GIL back for every row, as
+# executemany does. OR FAIL: a constraint failure ends the statement and keeps the rows it
+# inserted before the failing one (the import takes the rest one at a time). With the default
+# (ABORT), SQLite would have to undo the statement alone, so it keeps a statement journal: every
+# page written before the statement that the statement writes again (as the page cache spills
+# pages to the WAL in mid-statement) is first copied to a temporary file, about 20,000 pages
+# for an import of 100,000 versions.
 _BATCH_SIZES: Final = tuple(1 << power for power in range(9, -1, -1))
 _ROW_FIELDS: Final = len(_ENTRY_COLUMNS.split(","))
+# sqlite3's total_changes is a C int: counts are taken modulo this.
+_CHANGES_MODULUS: Final = 1 << 32
 _INSERT_MANY = {
-    (table, size): f"INSERT INTO {table} ({_ENTRY_COLUMNS}) VALUES "
+    (table, size): f"INSERT OR FAIL INTO {table} ({_ENTRY_COLUMNS}) VALUES "
     + ", ".join([f"({', '.join(['?'] * _ROW_FIELDS)})"] * size)
     for table in ("config_versions", "temp.import_staging")
     for size in _BATCH_SIZES
@@ -2088,9 +2094,10 @@ def _version_conflict(
 class _ImportTransaction:
     """The writer-thread side of one import, inside the transaction ``exclusive()`` holds.
 
-    restore: each chunk is inserted with one statement (the common case: nothing of it is stored
-    yet). If a version already exists, that statement writes nothing, and the chunk is taken one
-    entry at a time: a stored version with the same value is skipped, another value is
+    restore: each chunk is inserted with a few multi-row statements (the common case: nothing of
+    it is stored yet). If a version already exists, the statement stops there, keeping the rows
+    before it, and the rest of its rows are taken one entry at a time: a stored version with the
+    same value is skipped, another value is
     an ImportConflictError (``plan_restore``), and a version this import already wrote (its
     ``seq`` is past the one the transaction started at) was given twice. The maintenance
     trigger is dropped for the transaction (and created again before it commits): after each
@@ -2145,13 +2152,18 @@ class _ImportTransaction:
         table = "config_versions" if restore else "temp.import_staging"
         written = 0
         for batch in _statement_batches(rows, self.batch_sizes):
+            changes = connection.total_changes
             try:
                 connection.execute(
                     _INSERT_MANY[table, len(batch)], [field for row in batch for field in row]
                 )
             except sqlite3.IntegrityError:
+                # The rows before the one that failed are in (OR FAIL, rows inserted in order).
+                kept = (connection.total_changes - changes) % _CHANGES_MODULUS
                 insert = _INSERT_VERSION if restore else _INSERT_STAGING
-                written += sum(self._write_one(connection, insert, row) for row in batch)
+                written += (kept if restore else 0) + sum(
+                    self._write_one(connection, insert, row) for row in batch[kept:]
+                )
             else:
                 written += len(batch) if restore else 0
         return written
