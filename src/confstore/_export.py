@@ -203,8 +203,9 @@ class ImportChecks:
         ):
             return None
         timestamps = self._timestamps
-        created_at = created if created in timestamps.seen else timestamps.canonical(created)
-        updated_at = updated if updated in timestamps.seen else timestamps.canonical(updated)
+        known = timestamps.known
+        created_at = known.get(created) or timestamps.canonical(created)
+        updated_at = known.get(updated) or timestamps.canonical(updated)
         if created_at is None or updated_at is None or updated_at < created_at:
             return None
         try:
@@ -362,15 +363,17 @@ class TimestampMemo:
 
     ``canonical`` checks timestamp text the same way: exports write every timestamp in the form
     ``format_timestamp`` gives (checked here by a pattern and a remembered minute), and a key's
-    created_at comes again with each of its versions.
+    created_at comes again with each of its versions, whatever its form: a text accepted
+    recently is one lookup in ``known``.
     """
 
     def __init__(self) -> None:
         self._formatted: dict[datetime, str] = {}
-        self._canonical: dict[str, str | None] = {}
+        self._rejected: set[str] = set()
         self._valid_minutes: dict[str, bool] = {}
-        # Texts ``canonical`` accepted as written, recently: each is its own canonical form.
-        self.seen: set[str] = set()
+        # Texts ``canonical`` accepted recently, each with its canonical form (itself when it was
+        # written that way): one lookup for a key's created_at, which comes again with each version.
+        self.known: dict[str, str] = {}
 
     def format(self, moment: datetime) -> str:
         text = self._formatted.get(moment)
@@ -383,6 +386,9 @@ class TimestampMemo:
         with a zero UTC offset; None for anything else (the full check says what is wrong)."""
         if type(text) is not str:
             return None
+        canonical = self.known.get(text)
+        if canonical is not None:
+            return canonical
         written = _CANONICAL_TIMESTAMP.fullmatch(text)
         if written is not None:
             minute = written.group(1)
@@ -391,15 +397,15 @@ class TimestampMemo:
                 valid = _remember(
                     self._valid_minutes, minute, _canonical_timestamp(f"{minute}+00:00") is not None
                 )
-            if not valid:
-                return None
-            if len(self.seen) >= _MEMO_LIMIT:
-                self.seen.clear()
-            self.seen.add(text)
-            return text
-        if text in self._canonical:
-            return self._canonical[text]
-        return _remember(self._canonical, text, _canonical_timestamp(text))
+            canonical = text if valid else None
+        elif text not in self._rejected:
+            canonical = _canonical_timestamp(text)
+        if canonical is None:
+            if len(self._rejected) >= _MEMO_LIMIT:
+                self._rejected.clear()
+            self._rejected.add(text)
+            return None
+        return _remember(self.known, text, canonical)
 
 
 def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:

@@ -181,16 +181,18 @@ def test_the_size_limit_is_the_same_on_the_quick_path(value_text: str, max_bytes
     assert quick_check(raw, parsed=False, max_bytes=max_bytes) == expected
 
 
-# Entries sharing their created_at and often their minute, as versions of one key do.
+# Entries sharing their created_at and often their minute, as versions of one key do; the
+# created_at as exports write it, or another form of the same time that is remembered as such.
 SIBLING_TEXTS = [
     json.dumps(
         good_entry(
             version=version,
-            created_at="2026-01-01T00:00:00.000000+00:00",
+            created_at=created_at,
             updated_at=f"2026-01-01T00:0{version % 2}:0{version}.00000{version}+00:00",
         )
     )
     for version in range(1, 5)
+    for created_at in ("2026-01-01T00:00:00.000000+00:00", "2026-01-01T00:00:00Z")
 ]
 
 
