@@ -147,6 +147,35 @@ async def test_a_conflict_in_the_middle_of_a_statement_writes_nothing(
     assert await store.get_config("acme", "system", "svc", "a") is None
 
 
+async def writer_cache_size(store: SQLiteConfigStore) -> int:
+    writer = store._writer
+    assert writer is not None
+    size: int = await writer._thread.call(
+        lambda connection: connection.execute("PRAGMA cache_size").fetchone()[0]
+    )
+    return size
+
+
+async def test_an_import_runs_with_a_larger_page_cache_and_gives_it_back(
+    store: SQLiteConfigStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = await writer_cache_size(store)
+    during: list[int] = []
+    write = sqlite_backend._ImportTransaction.write
+
+    def recording_write(transaction: Any, connection: sqlite3.Connection, rows: list[Any]) -> int:
+        during.append(connection.execute("PRAGMA cache_size").fetchone()[0])
+        return write(transaction, connection, rows)
+
+    monkeypatch.setattr(sqlite_backend._ImportTransaction, "write", recording_write)
+    assert await store.import_entries("acme", stream(entry(v) for v in range(1, MANY + 1)))
+    assert set(during) == {-sqlite_backend._IMPORT_CACHE_KIB}
+    assert await writer_cache_size(store) == default
+    with pytest.raises(ImportFormatError):
+        await store.import_entries("acme", stream([entry(MANY + 1), {"scope": "nope"}]))
+    assert await writer_cache_size(store) == default != -sqlite_backend._IMPORT_CACHE_KIB
+
+
 async def test_importing_the_same_entries_again_writes_nothing(store: SQLiteConfigStore) -> None:
     entries = [entry(v) for v in range(1, MANY + 1)]
     assert await store.import_entries("acme", entries) == MANY
