@@ -3,10 +3,12 @@ with secrets masked, the history, diffs, rollback, delete and effective values."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 
 from console_harness import CONSOLE_LOOP, ConsolePage, OpenConsole, Server, seed
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 pytestmark = CONSOLE_LOOP
 
@@ -287,3 +289,36 @@ async def test_a_second_tab_must_sign_in_again(open_console: OpenConsole, server
     second = await open_console()
     await second.open()
     await expect(second.page.get_by_label("API token")).to_be_visible()
+
+
+async def test_an_answer_for_a_page_left_meanwhile_is_not_drawn_over_the_next(
+    console: ConsolePage, server: Server
+) -> None:
+    """Answers may come back in any order: the history of a config the user has left, arriving
+    after the next config's page is drawn, leaves that page as it is (it was drawn over it)."""
+    await seed(
+        server,
+        "order-co",
+        [
+            ("agent", "order-bot", "first_key", {"n": 1}),
+            ("agent", "order-bot", "second_key", {"n": 2}),
+        ],
+    )
+    page = console.page
+    await console.open("#/t/order-co")
+    await console.sign_in("ops")
+    held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+    await page.route(
+        re.compile(r"/order-bot/first_key/history\?"), lambda route: held.set_result(route)
+    )
+    await console.go(config_route("order-co", "agent", "order-bot", "first_key"))
+    first_history = await held  # sent, and its answer held back
+    await console.go(config_route("order-co", "agent", "order-bot", "second_key"))
+    title = page.get_by_role("heading", level=1)
+    await expect(title).to_have_text("second_key")
+    await first_history.continue_()
+    # The workspace stays busy until the first route's load has ended: it has seen its answer.
+    await page.locator('#workspace[aria-busy="false"]').wait_for()
+    await expect(title).to_have_text("second_key")
+    await expect(page.locator("pre.json")).to_contain_text('"n": 2')
+    await expect(page.locator("#config-tree a[aria-current=page]")).to_have_text("second_key v1")

@@ -75,3 +75,43 @@ async def test_new_tenants_and_deletions_appear_live(
     await expect(names.filter(has_text="gone-co")).to_have_count(0)
     for console in (tenants, detail):
         assert await console.page.evaluate(NOT_RELOADED) is True
+
+
+async def test_a_live_update_keeps_the_keyboard_focus_where_it_was(
+    console: ConsolePage, server: Server
+) -> None:
+    """A live update re-renders the config tree and the page under a keyboard user: the focus
+    stays on the link, tab or button it was on (it fell to the page's body, and the next key
+    went nowhere), and a dialog closed meanwhile gives it back to its opener."""
+    bot = ("agent", "focus-bot")
+    await seed(server, "focus-co", [(*bot, "prompts", {"greeting": "v1"})])
+    page = console.page
+    await console.open("#/t/focus-co")
+    await console.sign_in("ops")
+    await page.locator("body").press("/")
+    await page.keyboard.press("ArrowDown")
+    focused_link = page.locator("#config-tree a:focus")
+    await expect(focused_link).to_have_text("prompts v1")
+
+    await seed(server, "focus-co", [(*bot, "prompts", {"greeting": "v2"})])
+    await expect(page.locator("#config-tree").get_by_role("link")).to_have_text("prompts v2")
+    await expect(focused_link).to_have_text("prompts v2")
+
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", level=1)).to_be_focused()
+    await page.get_by_role("tab", name="Value").focus()
+    await page.keyboard.press("ArrowRight")
+    await expect(page.get_by_role("tab", name="History (2)")).to_be_focused()
+    await seed(server, "focus-co", [(*bot, "prompts", {"greeting": "v3"})])
+    await expect(page.locator("#version-badge")).to_have_text("v3")
+    await expect(page.get_by_role("tab", name="History (3)")).to_be_focused()
+
+    delete = page.get_by_role("button", name="Delete…")
+    await delete.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_label("Type the config key to confirm")).to_be_focused()
+    await seed(server, "focus-co", [(*bot, "prompts", {"greeting": "v4"})])
+    await expect(page.locator("#version-badge")).to_have_text("v4")
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_be_hidden()
+    await expect(delete).to_be_focused()

@@ -2,7 +2,7 @@
 // effective values and live updates, all through the /v1 API with the signed-in token.
 
 import { Api, ApiError, Watcher, configPath } from "./api.js";
-import { announce, byId, fill, h, icon, relativeTime, timeElement, toast } from "./dom.js";
+import { announce, byId, fill, h, icon, keepingFocus, relativeTime, successor, timeElement, toast } from "./dom.js";
 import { diffTable, jsonBlock, jsonNodes } from "./json.js";
 
 const TOKEN_KEY = "confstore.console.token";
@@ -18,6 +18,8 @@ function signedOutState() {
     tenants: [],
     typedLocations: new Set(),
     tenant: null,
+    // The tenant whose config pane is drawn (a navigation left before drawing it leaves none).
+    paneTenant: null,
     configs: [],
     configsError: null,
     filter: "",
@@ -28,6 +30,27 @@ function signedOutState() {
 }
 
 const state = signedOutState();
+
+// ---- answers in order: a route's load and live reloads overlap, and their answers may come
+// back in any order; an answer older than one already shown (or for a page left, or a session
+// ended, meanwhile) is dropped instead of drawing stale data over newer.
+
+const requested = { tenants: 0, configs: 0, detail: 0 };
+const shown = { tenants: 0, configs: 0, detail: 0 };
+
+/** A numbered request of `kind` ("tenants", "configs" or "detail") in this session. */
+function request(kind) {
+  requested[kind] += 1;
+  return { kind, number: requested[kind], api: state.api };
+}
+
+/** Whether the answer to `ticket` may be shown: same session, nothing newer shown. It is then
+ * the newest shown. */
+function mayShow(ticket) {
+  if (state.api !== ticket.api || ticket.number < shown[ticket.kind]) return false;
+  shown[ticket.kind] = ticket.number;
+  return true;
+}
 
 // ---- routes: #/ , #/t/TENANT , #/t/TENANT/SCOPE/SERVICE/KEY (no token ever goes in a URL)
 
@@ -57,6 +80,12 @@ function configHref(config) {
   return `${tenantHref(config.tenant_id)}/${[config.scope, config.service, config.config_key]
     .map(encodeURIComponent)
     .join("/")}`;
+}
+
+/** Whether the page shown (or being shown) is the config `key`. */
+function isRouteOf(key) {
+  const route = state.route;
+  return route.view === "config" && sameKey(key, route);
 }
 
 function sameKey(a, b) {
@@ -207,18 +236,20 @@ function onLiveChange(change) {
       flashConfig(change);
     });
   }
-  const detail = state.detail;
   const key = {
     tenant: change.tenant_id,
     scope: change.scope,
     service: change.service,
     key: change.config_key,
   };
-  if (detail !== null && sameKey(detail.key, key)) {
+  if (state.detail !== null && sameKey(state.detail.key, key)) {
     soon("detail", async () => {
+      // The page may have changed since the change came: reload only the config still shown.
+      const detail = state.detail;
+      if (detail === null || !sameKey(detail.key, key) || !isRouteOf(key)) return;
       const before = detail.history[0]?.version ?? 0;
       await loadDetail(detail.key, { keepTab: true });
-      const latest = state.detail?.history[0];
+      const latest = state.detail !== null && sameKey(state.detail.key, key) ? state.detail.history[0] : null;
       if (latest && latest.version > before) {
         const what = latest.deleted ? "deleted" : `updated to version ${latest.version}`;
         const by = latest.updated_by ? ` by ${latest.updated_by}` : "";
@@ -249,7 +280,9 @@ function showLiveNotice(message) {
 // ---- tenants
 
 async function loadTenants() {
+  const ticket = request("tenants");
   const answer = await state.api.get("/v1/tenants");
+  if (!mayShow(ticket)) return;
   state.tenants = answer.tenants;
   renderTenantSelect();
   if (state.route.view === "tenants") renderTenantsView();
@@ -265,8 +298,21 @@ function renderTenantSelect() {
   select.value = state.tenants.includes(state.tenant) ? state.tenant : "";
 }
 
+/** The page title, where the focus goes when a re-render removed the focused element. */
+function pageTitle() {
+  return document.getElementById("page-title");
+}
+
+// Live updates re-render parts of the page while someone may be using it from the keyboard:
+// each re-render keeps the focus on the element that replaces the focused one.
+
 function renderTenantsView() {
+  keepingFocus(byId("main"), drawTenantsView, pageTitle);
+}
+
+function drawTenantsView() {
   document.body.dataset.view = "tenants";
+  state.paneTenant = null;
   fill(byId("config-pane"));
   const tenants = state.tenants;
   const scopeNote =
@@ -305,17 +351,21 @@ function renderTenantsView() {
 // ---- one tenant's configs
 
 async function loadConfigs(tenant) {
+  const ticket = request("configs");
+  let configs = [];
+  let problem = null;
   try {
     const answer = await state.api.get(`/v1/tenants/${encodeURIComponent(tenant)}/configs`, {
       mask_secrets: "true",
     });
-    state.configs = answer.configs;
-    state.configsError = null;
+    configs = answer.configs;
   } catch (error) {
     if (error.status === 401) throw error;
-    state.configs = [];
-    state.configsError = error;
+    problem = error;
   }
+  if (state.tenant !== tenant || !mayShow(ticket)) return;
+  state.configs = configs;
+  state.configsError = problem;
 }
 
 function matches(config, words) {
@@ -344,6 +394,7 @@ function grouped(configs) {
 
 function renderConfigPane() {
   const tenant = state.tenant;
+  state.paneTenant = tenant;
   fill(
     byId("config-pane"),
     h(
@@ -388,6 +439,10 @@ function onFilterInput(event) {
 function renderConfigTree() {
   const tree = document.getElementById("config-tree");
   if (!tree) return;
+  keepingFocus(tree, () => drawConfigTree(tree), () => document.getElementById("filter-input"));
+}
+
+function drawConfigTree(tree) {
   if (state.configsError !== null) {
     fill(tree, problemBox(state.configsError));
     fill(byId("filter-count"));
@@ -449,6 +504,10 @@ function renderConfigTree() {
 }
 
 function renderTenantSummary() {
+  keepingFocus(byId("main"), drawTenantSummary, pageTitle);
+}
+
+function drawTenantSummary() {
   document.body.dataset.view = "tenant";
   const configs = filteredConfigs();
   const recent = [...configs].sort((a, b) => b.updated_at.localeCompare(a.updated_at)).slice(0, 10);
@@ -512,6 +571,7 @@ function renderTenantSummary() {
 // ---- one config
 
 async function loadDetail(key, { keepTab = false } = {}) {
+  const ticket = request("detail");
   const path = configPath(key.tenant, key.scope, key.service, key.key);
   const previous = state.detail !== null && sameKey(state.detail.key, key) ? state.detail : null;
   const detail = {
@@ -537,6 +597,7 @@ async function loadDetail(key, { keepTab = false } = {}) {
     if (error.status === 401) return;
     detail.error = error;
   }
+  if (!isRouteOf(key) || !mayShow(ticket)) return;
   if (detail.tab === "effective" && detail.explain === null) detail.tab = "value";
   state.detail = detail;
   renderDetail();
@@ -556,6 +617,10 @@ function versionLabel(entry) {
 }
 
 function renderDetail() {
+  keepingFocus(byId("main"), drawDetail, pageTitle);
+}
+
+function drawDetail() {
   document.body.dataset.view = "config";
   const detail = state.detail;
   const key = detail.key;
@@ -596,6 +661,7 @@ function renderDetail() {
               "button",
               {
                 type: "button",
+                id: "secrets-toggle",
                 class: "button ghost",
                 "aria-pressed": String(state.revealSecrets),
                 on: { click: toggleSecrets },
@@ -605,7 +671,7 @@ function renderDetail() {
             )
           : null,
         writable && !newest.deleted
-          ? h("button", { type: "button", class: "button danger", on: { click: openDeleteDialog } }, icon("trash"), "Delete…")
+          ? h("button", { type: "button", id: "delete-button", class: "button danger", on: { click: openDeleteDialog } }, icon("trash"), "Delete…")
           : null,
       ),
     ),
@@ -881,8 +947,8 @@ function openDialog(opener, ...children) {
     "close",
     () => {
       fill(dialog);
-      if (opener && document.contains(opener)) opener.focus();
-      else document.getElementById("page-title")?.focus();
+      const target = (opener ? successor(opener, byId("main")) : null) ?? pageTitle();
+      target?.focus();
     },
     { once: true },
   );
@@ -1057,17 +1123,20 @@ async function showRoute({ focus = false } = {}) {
 async function renderRoute() {
   const route = parseRoute(window.location.hash);
   state.route = route;
+  // After each wait: a later navigation (or a sign-out) has taken over, and draws its own page.
+  const left = () => state.route !== route || state.api === null;
   if (route.view === "tenants") {
     state.tenant = null;
     state.detail = null;
     renderTenantSelect();
     renderTenantsView();
   } else {
-    if (route.tenant !== state.tenant) {
+    if (route.tenant !== state.tenant || state.paneTenant !== route.tenant) {
       state.tenant = route.tenant;
       state.filter = "";
       state.detail = null;
       await loadConfigs(route.tenant);
+      if (left()) return;
       renderConfigPane();
     }
     renderTenantSelect();
@@ -1078,6 +1147,7 @@ async function renderRoute() {
     } else {
       const key = { tenant: route.tenant, scope: route.scope, service: route.service, key: route.key };
       await loadDetail(key);
+      if (left()) return;
       renderConfigTree();
     }
   }

@@ -130,3 +130,50 @@ export function toast(message, kind = "ok") {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => fill(area), 6000);
 }
+
+/**
+ * What identifies `element` across a re-render that builds it anew: its id, else the place a
+ * link goes, else its tag, role and text (a button has no id).
+ */
+function focusKey(element) {
+  if (element.id) return { id: element.id };
+  const href = element.getAttribute("href");
+  if (href !== null) return { href };
+  return { tag: element.tagName, role: element.getAttribute("role"), text: element.textContent.trim() };
+}
+
+/** The element under `root` (an element or the document) that `key` (of focusKey) names. */
+function findByKey(root, key) {
+  if (key.id) return root.querySelector(`#${CSS.escape(key.id)}`);
+  if (key.href !== undefined) return root.querySelector(`a[href="${CSS.escape(key.href)}"]`);
+  return (
+    [...root.querySelectorAll(key.tag)].find(
+      (element) => element.getAttribute("role") === key.role && element.textContent.trim() === key.text,
+    ) ?? null
+  );
+}
+
+/**
+ * A stand-in for `element` once it may have been replaced: itself while it is in the page,
+ * else the element under `root` that now has its id, link or label, else null.
+ */
+export function successor(element, root = document) {
+  if (document.contains(element)) return element;
+  return findByKey(root, focusKey(element));
+}
+
+/**
+ * Run `render()`, which rebuilds what is inside `container`. If the keyboard focus was in it,
+ * it goes back to the element that took the focused one's place (else to `fallback()`'s
+ * element): a live update must not throw a keyboard user back to the top of the page.
+ */
+export function keepingFocus(container, render, fallback = () => null) {
+  const focused = document.activeElement;
+  if (focused === null || focused === document.body || !container.contains(focused)) {
+    render();
+    return;
+  }
+  render();
+  if (document.contains(focused)) return;
+  (successor(focused, container) ?? fallback())?.focus({ preventScroll: true });
+}
