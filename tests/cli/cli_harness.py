@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -79,7 +80,8 @@ class Cli:
 
     def importing_stdin(self, *options: str) -> subprocess.Popen[bytes]:
         """``confstore [options] --url <url> import -`` started on pipes: it waits for stdin
-        (so it is still running whenever a test signals it); stdout goes nowhere."""
+        (so it is still running whenever a test signals it); stdout goes nowhere. SIGINT is
+        at its default in it, as in a command a shell starts in a terminal."""
         return subprocess.Popen(
             [*confstore_command(), *options, "--url", self.url, "import", "-"],
             stdin=subprocess.PIPE,
@@ -87,6 +89,7 @@ class Cli:
             stdout=subprocess.DEVNULL,
             cwd=self.cwd,
             env=cli_environment(),
+            preexec_fn=_default_sigint,
         )
 
     def in_pty(self, *args: str, url: str | None = None, **env: str) -> tuple[int, str]:
@@ -105,6 +108,14 @@ class Cli:
                 return await action(store)
 
         return asyncio.run(run())
+
+
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default. A test run started in the
+    background without job control (``pytest &`` in a script, ``nohup``) ignores SIGINT, and
+    children inherit that: the command under test then rightly ignores Ctrl-C as well (exit 6
+    on the empty stdin instead of 130)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_in_pty(argv: list[str], *, cwd: Path, **env: str) -> tuple[int, str]:
