@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,22 +18,49 @@ from confstore.backends.sqlite import SQLiteConfigStore
 VALUE = {"answer": 42}
 
 
-def _open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
+# Run in a process of its own: the test process's descriptors also open and close with whatever
+# else runs there (another test's leftovers closing, garbage collected, in threads of their own),
+# which moved the count by one under a loaded machine.
+CYCLES = """
+import asyncio, os, sys
+from confstore.backends.sqlite import SQLiteConfigStore
+
+def descriptors():
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:
+            pass  # the listing's own descriptor, closed since
+    return found
+
+async def cycle():
+    async with SQLiteConfigStore(sys.argv[1]) as store:
+        await store.set_config("t", "system", "svc", "key", {"answer": 42})
+        assert await store.get_config("t", "system", "svc", "key") is not None
+
+asyncio.run(cycle())
+before = descriptors()
+for _ in range(5):
+    asyncio.run(cycle())
+after = descriptors()
+print(len(before), len(after))
+print({fd: target for fd, target in after.items() if before.get(fd) != target})
+"""
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
 def test_stores_opened_and_closed_in_many_loops_leave_no_descriptor_open(tmp_path: Path) -> None:
-    async def cycle() -> None:
-        async with SQLiteConfigStore(tmp_path / "cycle.db") as store:
-            await store.set_config("t", "system", "svc", "key", VALUE)
-            assert await store.get_config("t", "system", "svc", "key") is not None
-
-    asyncio.run(cycle())
-    before = _open_descriptors()
-    for _ in range(5):
-        asyncio.run(cycle())
-    assert _open_descriptors() == before
+    result = subprocess.run(
+        [sys.executable, "-c", CYCLES, str(tmp_path / "cycle.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    counts, opened = result.stdout.splitlines()
+    before, after = map(int, counts.split())
+    assert after == before, f"left open: {opened}"
 
 
 def test_one_store_serves_a_second_loop_after_the_first_closed(tmp_path: Path) -> None:
