@@ -285,7 +285,7 @@ async def test_a_second_tab_must_sign_in_again(open_console: OpenConsole, server
     first = await open_console()
     await first.sign_in("ops")
     await first.page.reload()
-    await first.page.locator("#live-status.live-live").wait_for()  # the session survives a reload
+    await first.wait_until_shown()  # the session survives a reload
     second = await open_console()
     await second.open()
     await expect(second.page.get_by_label("API token")).to_be_visible()

@@ -230,7 +230,11 @@ function onLiveChange(change) {
   }
   if (change.tenant_id === state.tenant) {
     soon("configs", async () => {
-      await loadConfigs(state.tenant);
+      const tenant = state.tenant;
+      if (tenant === null) return;
+      await loadConfigs(tenant);
+      // A navigation to another tenant meanwhile draws its own pane.
+      if (state.tenant !== tenant || state.paneTenant !== tenant) return;
       renderConfigTree();
       if (state.route.view === "tenant") renderTenantSummary();
       flashConfig(change);
