@@ -8,6 +8,7 @@ import re
 import socket
 import time
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -74,15 +75,46 @@ async def test_a_write_is_three_sequential_requests(
     ]
 
 
+def hold_version_reads(
+    vespa: VespaEmulator, monkeypatch: pytest.MonkeyPatch, count: int
+) -> asyncio.Event:
+    """The emulator answers no read of a version document until ``count`` of them have
+    arrived (or the event returned is set): only a store that sends them together gets them
+    answered."""
+    arrived = 0
+    all_arrived = asyncio.Event()
+    serve = vespa._serve
+
+    async def held(request: web.Request, target: Any, raw_path: str, *rest: Any) -> Any:
+        nonlocal arrived
+        if request.method == "GET" and "/docid/v/" in raw_path:
+            arrived += 1
+            if arrived == count:
+                all_arrived.set()
+            await all_arrived.wait()
+        return await serve(request, target, raw_path, *rest)
+
+    monkeypatch.setattr(vespa, "_serve", held)
+    return all_arrived
+
+
 async def test_history_of_ten_is_two_sequential_rounds(
-    vespa: VespaEmulator, make_store: StoreFactory
+    vespa: VespaEmulator, make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The head, then the nine older versions at once. The nine are held until all have
+    arrived, so they overlap however slowly the machine runs: with an emulated latency instead,
+    a loaded machine opened the extra connections slower than that latency and the log showed
+    a third round."""
     store = await make_store()
     for value in range(12):
         await write(store, value)
-    vespa.latency = 0.02  # long enough that parallel requests overlap on a busy machine
     vespa.request_log.clear()
-    history = await store.get_config_history(TENANT, SCOPE, SERVICE, KEY, limit=10)
+    released = hold_version_reads(vespa, monkeypatch, count=9)
+    try:
+        async with asyncio.timeout(30):  # a store reading them one by one never gets past this
+            history = await store.get_config_history(TENANT, SCOPE, SERVICE, KEY, limit=10)
+    finally:
+        released.set()  # nothing stays held once the test is over
     assert [entry.version for entry in history] == list(range(12, 2, -1))
     assert len(vespa.request_log) == 10
     assert sequential_rounds(vespa.request_log) == 2
