@@ -854,18 +854,11 @@ class PostgresConfigStore(ConfigStore):
         retries: tuple[bool, ...] = (True, False)
         lane = self._lane
         if lane is not None and not self._lane_busy:
-            self._lane_busy = True
             try:
-                return await getattr(lane, method)(sql, *arguments)
+                return await self._on_lane(lane, getattr(lane, method)(sql, *arguments))
             except Exception as exc:
-                if connection_broken(exc):
-                    self._lane = None
-                    if self._pool is not None:
-                        await _give_back(self._pool, lane)
                 if not _read_again(exc):
                     _raise_translated(exc, self._where)
-            finally:
-                self._lane_busy = False
             retries = (False,)
 
         def operation(connection: asyncpg.Connection) -> Awaitable[Any]:
@@ -901,18 +894,9 @@ class PostgresConfigStore(ConfigStore):
                 self._lane_busy = False
         lane = self._lane
         if lane is not None and not self._lane_busy:
-            self._lane_busy = True
-            try:
-                if used is not None:
-                    used.append(lane.session)
-                return await operation(lane)
-            except Exception as exc:
-                if connection_broken(exc):
-                    self._lane = None
-                    await _give_back(pool, lane)
-                raise
-            finally:
-                self._lane_busy = False
+            if used is not None:
+                used.append(lane.session)
+            return await self._on_lane(lane, operation(lane))
         async with pool.acquire() as connection:
             if used is not None:
                 used.append(getattr(connection, "session", None))
@@ -922,6 +906,21 @@ class PostgresConfigStore(ConfigStore):
                 if connection_broken(exc):
                     _discard(connection)
                 raise
+
+    async def _on_lane(self, lane: asyncpg.Connection, work: Awaitable[_T]) -> _T:
+        """Await ``work``, an operation on the free fast lane, holding the lane for it; a failure
+        that may have broken the connection takes the lane out of service."""
+        self._lane_busy = True
+        try:
+            return await work
+        except Exception as exc:
+            if connection_broken(exc):
+                self._lane = None
+                if self._pool is not None:  # else the store closed meanwhile, and the pool with it
+                    await _give_back(self._pool, lane)
+            raise
+        finally:
+            self._lane_busy = False
 
     async def _lock_keys(self, connection: asyncpg.Connection, keys: Sequence[ConfigKey]) -> None:
         await connection.execute(self._statements.lock_keys, *_key_arrays(keys))

@@ -169,11 +169,8 @@ export function successor(element, root = document) {
  */
 export function keepingFocus(container, render, fallback = () => null) {
   const focused = document.activeElement;
-  if (focused === null || focused === document.body || !container.contains(focused)) {
-    render();
-    return;
-  }
+  const inside = focused !== null && focused !== document.body && container.contains(focused);
   render();
-  if (document.contains(focused)) return;
+  if (!inside || document.contains(focused)) return;
   (successor(focused, container) ?? fallback())?.focus({ preventScroll: true });
 }
