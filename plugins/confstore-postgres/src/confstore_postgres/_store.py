@@ -847,24 +847,12 @@ class PostgresConfigStore(ConfigStore):
 
     async def _fetch(self, method: str, sql: str, *arguments: Any) -> Any:
         """A read on a pooled connection; sent again once on a new connection if the pooled one
-        turns out to be dead (a server restart).
-
-        The hot path of every read: when the fast lane is free the read goes straight to it,
-        without the layers ``_use_connection`` adds for the general case."""
-        retries: tuple[bool, ...] = (True, False)
-        lane = self._lane
-        if lane is not None and not self._lane_busy:
-            try:
-                return await self._on_lane(lane, getattr(lane, method)(sql, *arguments))
-            except Exception as exc:
-                if not _read_again(exc):
-                    _raise_translated(exc, self._where)
-            retries = (False,)
+        turns out to be dead (a server restart)."""
 
         def operation(connection: asyncpg.Connection) -> Awaitable[Any]:
             return getattr(connection, method)(sql, *arguments)  # type: ignore[no-any-return]
 
-        for retry in retries:
+        for retry in (True, False):
             try:
                 return await self._use_connection(operation)
             except Exception as exc:
@@ -894,9 +882,18 @@ class PostgresConfigStore(ConfigStore):
                 self._lane_busy = False
         lane = self._lane
         if lane is not None and not self._lane_busy:
-            if used is not None:
-                used.append(lane.session)
-            return await self._on_lane(lane, operation(lane))
+            self._lane_busy = True
+            try:
+                if used is not None:
+                    used.append(lane.session)
+                return await operation(lane)
+            except Exception as exc:
+                if connection_broken(exc):
+                    self._lane = None
+                    await _give_back(pool, lane)
+                raise
+            finally:
+                self._lane_busy = False
         async with pool.acquire() as connection:
             if used is not None:
                 used.append(getattr(connection, "session", None))
@@ -906,21 +903,6 @@ class PostgresConfigStore(ConfigStore):
                 if connection_broken(exc):
                     _discard(connection)
                 raise
-
-    async def _on_lane(self, lane: asyncpg.Connection, work: Awaitable[_T]) -> _T:
-        """Await ``work``, an operation on the free fast lane, holding the lane for it; a failure
-        that may have broken the connection takes the lane out of service."""
-        self._lane_busy = True
-        try:
-            return await work
-        except Exception as exc:
-            if connection_broken(exc):
-                self._lane = None
-                if self._pool is not None:  # else the store closed meanwhile, and the pool with it
-                    await _give_back(self._pool, lane)
-            raise
-        finally:
-            self._lane_busy = False
 
     async def _lock_keys(self, connection: asyncpg.Connection, keys: Sequence[ConfigKey]) -> None:
         await connection.execute(self._statements.lock_keys, *_key_arrays(keys))
